@@ -1,0 +1,55 @@
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+TRITON_ENV := .triton-env
+BIN := $(VENV)/bin
+
+.PHONY: help setup demo test lint sample-data clean
+
+help:
+	@echo "make demo   set up both environments and run the main job on the embedded default"
+	@echo "make test   set up, lint and run the test suite"
+	@echo "make setup  create .venv (pipeline) and .triton-env (Triton runtime); idempotent"
+
+setup: $(VENV)/.installed $(TRITON_ENV)/.installed
+
+# The stamp file is written only after every step succeeded, so a failed install reruns next time.
+$(VENV)/.installed: pyproject.toml
+	@rm -f $@
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+# The Triton server runs models in its own environment, as the Triton container does in
+# production: nvidia-pytriton pins numpy<2 while the pipeline needs numpy 2 (DESIGN §6).
+$(TRITON_ENV)/.installed: requirements-triton.txt
+	@rm -f $@
+	$(PYTHON) -m venv $(TRITON_ENV)
+	$(TRITON_ENV)/bin/pip install --quiet --upgrade pip
+	$(TRITON_ENV)/bin/pip install --quiet -r requirements-triton.txt
+	@home=$$($(TRITON_ENV)/bin/python -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("pytriton").origin).parent / "tritonserver")'); \
+	  cp "$$home/python_backend_stubs/3.11/triton_python_backend_stub" "$$home/backends/python/"; \
+	  test -x "$$home/bin/tritonserver"
+	@touch $@
+
+demo: setup
+	$(BIN)/mme-factory validate --data examples/customers/acme
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+sample-data: $(VENV)/.installed
+	$(BIN)/python examples/generate_acme.py examples/customers/acme
+
+clean:
+	rm -rf $(VENV) $(TRITON_ENV) .mme-factory

@@ -1,0 +1,1 @@
+"""mme-factory: per-customer fine-tuned models on shared SageMaker multi-model endpoints."""
