@@ -1,43 +1,16 @@
-"""The `mme-factory` command line."""
+"""The `mme-factory` command line: each subcommand lives in `mme_factory/commands/`."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from mme_factory.commands.arguments import flatten_kinds
 from mme_factory.errors import MmeFactoryError
-from mme_factory.model_kinds import ModelKind, parse_kinds
-from mme_factory.settings import load_settings
 
-
-def _validate(args: argparse.Namespace) -> int:
-    from tasks.validate_data import check_customer_data
-
-    settings = load_settings(args.settings)
-    summary, report = check_customer_data(args.data, settings, args.kinds)
-    if args.json:
-        print(json.dumps({**summary.to_dict(), "report": str(report)}, indent=2))
-        return 0
-    print(f"data at {summary.data_uri} passed {len(summary.results)} validation rules")
-    print(f"kinds with data: {', '.join(summary.kinds_found)}")
-    print(f"kinds validated: {', '.join(summary.kinds_validated)}")
-    print("rows: " + ", ".join(f"{name} {rows:,}" for name, rows in summary.rows.items()))
-    print(f"report: {report}")
-    return 0
-
-
-def _kinds_argument(value: str) -> list[ModelKind]:
-    try:
-        return parse_kinds([value]) or []
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _flatten_kinds(args: argparse.Namespace) -> None:
-    if getattr(args, "kinds", None):
-        args.kinds = list(dict.fromkeys(kind for group in args.kinds for kind in group))
+COMMAND_MODULES = ("validate",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,25 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--settings", help="settings YAML (default: $MME_FACTORY_SETTINGS, else built-in defaults)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    validate = commands.add_parser("validate", help="validate a customer's data (DESIGN §5)")
-    validate.add_argument("--data", required=True, help="directory or s3://bucket/prefix")
-    validate.add_argument(
-        "--kinds",
-        type=_kinds_argument,
-        nargs="+",
-        metavar="KIND",
-        help="embedding, classifier, autocomplete or all (default: every kind the data supports)",
-    )
-    validate.add_argument("--json", action="store_true", help="print the summary as JSON")
-    validate.set_defaults(handler=_validate)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mme_factory.commands.{name}").register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _flatten_kinds(args)
+    args = build_parser().parse_args(argv)
+    flatten_kinds(args)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -77,7 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""One module per `mme-factory` subcommand; each exposes `register(commands)`."""
