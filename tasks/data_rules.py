@@ -152,7 +152,7 @@ def file_rules(
 
 
 def intent_count_rules(limits: ValidationSettings) -> list[gxe.Expectation]:
-    """Rules on the table of examples per intent (index: intent, column: examples)."""
+    """Rules on the table of examples per intent (columns: intent, examples)."""
     return [
         gxe.ExpectTableRowCountToBeBetween(
             min_value=limits.min_intents,
@@ -226,8 +226,8 @@ class RuleRunner:
     def _sample(frame: pd.DataFrame, index: object, row_label: str, meta: dict) -> str:
         if isinstance(index, dict):  # compound-column rules report {"pk_index": i, ...}
             index = next(iter(index.values()))
-        if row_label != "line":
-            return f"{index}: {frame.loc[index].iloc[0]}"
         row = frame.loc[index]
+        if row_label != "line":
+            return ": ".join(str(value) for value in row)
         values = ", ".join(f"{column}={excerpt(row[column], 60)}" for column in frame.columns)
         return f"line {index}: {values}"

@@ -107,7 +107,9 @@ def validate_customer_data(
     if intents is not None and intents.frame is not None and "intent" in intents.frame:
         counts = intents.frame["intent"].dropna().value_counts()
         summary.examples_per_intent = {str(k): int(v) for k, v in counts.sort_index().items()}
-        table = pd.DataFrame({"examples": counts.astype(int)}, dtype=object)
+        table = pd.DataFrame(
+            {"intent": counts.index.astype(str), "examples": counts.to_numpy(dtype=int)}
+        )
         summary.results += runner.run(INTENTS_FILE, table, intent_count_rules(limits), "intent")
     return summary
 
