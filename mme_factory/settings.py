@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
 
 from mme_factory.errors import SettingsError
+from mme_factory.training_settings import TrainingSettings
 
 ENV_PREFIX = "MME_FACTORY_"
 SETTINGS_FILE_VARIABLE = "MME_FACTORY_SETTINGS"
@@ -79,6 +80,7 @@ class Settings(_Section):
     endpoints: EndpointSettings = EndpointSettings()
     memory: MemorySettings = MemorySettings()
     validation: ValidationSettings = ValidationSettings()
+    training: TrainingSettings = TrainingSettings()
 
     @property
     def is_local_store(self) -> bool:
@@ -87,6 +89,10 @@ class Settings(_Section):
     @property
     def reports_dir(self) -> Path:
         return self.state_dir / "reports"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
 
 
 def load_settings(

