@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
@@ -72,6 +72,18 @@ class MemorySettings(_Section):
         return self
 
 
+class TritonSettings(_Section):
+    """The Triton runtime and how packaged models are configured (instances, batching)."""
+
+    env_dir: Path = Path(".triton-env")
+    instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
+    instance_count: int = Field(1, ge=1, le=16)
+    max_batch_size: int = Field(8, ge=1, le=1024)
+    max_queue_delay_microseconds: int = Field(2_000, ge=0, le=10_000_000)
+    server_start_timeout_s: float = Field(60.0, gt=0)
+    load_timeout_s: float = Field(120.0, gt=0)
+
+
 class Settings(_Section):
     env: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,19}$")
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -80,6 +92,7 @@ class Settings(_Section):
     endpoints: EndpointSettings = EndpointSettings()
     memory: MemorySettings = MemorySettings()
     validation: ValidationSettings = ValidationSettings()
+    triton: TritonSettings = TritonSettings()
     training: TrainingSettings = TrainingSettings()
 
     @property
