@@ -1,0 +1,89 @@
+"""A Python-based Triton backend named `pytorch`: runs a `pytorch_libtorch` model's `model.pt`.
+
+The Triton build in nvidia-pytriton has no libtorch backend, so the local server installs this
+file as `<backend dir>/pytorch/model.py` (DESIGN §6). A model whose config says
+`platform: "pytorch_libtorch"` then loads unchanged, as it would on the production container:
+inputs are passed to the TorchScript `forward` in config order, outputs are taken in config
+order. Requests with equal input shapes are stacked into one forward call, which is what
+Triton's dynamic batcher does for the real libtorch backend.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+
+_NUMPY_TYPES = {
+    "TYPE_BOOL": np.bool_,
+    "TYPE_INT32": np.int32,
+    "TYPE_INT64": np.int64,
+    "TYPE_FP16": np.float16,
+    "TYPE_FP32": np.float32,
+    "TYPE_FP64": np.float64,
+}
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        self.input_names = [item["name"] for item in config["input"]]
+        self.outputs = [
+            (item["name"], _NUMPY_TYPES[item["data_type"]]) for item in config["output"]
+        ]
+        self.batched = int(config.get("max_batch_size", 0)) > 0
+        on_gpu = args.get("model_instance_kind") == "GPU"
+        self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if on_gpu else "cpu")
+        filename = config.get("default_model_filename") or "model.pt"
+        path = Path(args["model_repository"]) / args["model_version"] / filename
+        self.module = torch.jit.load(str(path), map_location=self.device).eval()
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        arrays = [
+            [pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.input_names]
+            for r in requests
+        ]
+        results: list[Any] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for index, inputs in enumerate(arrays):
+            key = tuple(a.shape for a in inputs) if self.batched else (index,)
+            groups.setdefault(key, []).append(index)
+        for indices in groups.values():
+            try:
+                outputs = self._forward([arrays[i] for i in indices])
+            except Exception as error:  # one failing group must not fail the others
+                for i in indices:
+                    results[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error)))
+                continue
+            for i, response_outputs in zip(indices, outputs, strict=True):
+                results[i] = pb_utils.InferenceResponse(output_tensors=response_outputs)
+        return results
+
+    def _forward(self, group: list[list[np.ndarray]]) -> list[list[Any]]:
+        sizes = [inputs[0].shape[0] for inputs in group] if self.batched else [1]
+        stacked = [
+            np.concatenate([inputs[k] for inputs in group]) if self.batched else group[0][k]
+            for k in range(len(self.input_names))
+        ]
+        with torch.inference_mode():
+            tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in stacked]
+            produced = self.module(*tensors)
+            if isinstance(produced, torch.Tensor):
+                produced = (produced,)
+            arrays = [t.detach().cpu().numpy() for t in produced]
+        responses = []
+        start = 0
+        for size in sizes:
+            end = start + size if self.batched else None
+            responses.append(
+                [
+                    pb_utils.Tensor(name, np.ascontiguousarray(array[start:end].astype(dtype)))
+                    for (name, dtype), array in zip(self.outputs, arrays, strict=True)
+                ]
+            )
+            start += size
+        return responses
