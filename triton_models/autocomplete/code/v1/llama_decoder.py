@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -268,6 +269,31 @@ class LlamaDecoder(nn.Module):
             step_input = torch.tensor([[token]], dtype=torch.int64, device=device)
         del past, step_input
         return Generation(token_ids=tokens, text=text, finish_reason=reason)
+
+
+def complete_text(
+    decoder: LlamaDecoder,
+    tokenizer: Any,
+    text: str,
+    max_length: int,
+    eos_token_id: int | Sequence[int] | None,
+    max_new_tokens: int,
+    stop: Sequence[str] = (),
+    time_limit_s: float | None = None,
+) -> Generation:
+    """Greedy completion of `text` with a Hugging Face `tokenizers.Tokenizer` (or alike).
+
+    The prompt keeps its last `max_length` tokens; special tokens are dropped from the text.
+    """
+    prompt = tokenizer.encode(text).ids[-max_length:]
+    return decoder.generate(
+        prompt,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos_token_id,
+        stop=stop,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+        time_limit_s=time_limit_s,
+    )
 
 
 def _first_stop(text: str, stop: Sequence[str]) -> int | None:

@@ -1,0 +1,80 @@
+"""Reproducible `model.tar.gz`: the same files give the same bytes.
+
+Entries are sorted, owners and times are zeroed, modes are normalised and the gzip header
+carries no name or time, so the sha256 of a tarball identifies its content.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+
+COMPRESS_LEVEL = 6
+
+TarballEntries = Mapping[str, Path | bytes]  # archive path -> source file or content
+
+
+def write_tarball(
+    entries: TarballEntries, destination: Path, empty_directories: Iterable[str] = ()
+) -> str:
+    """Write `entries` (their directories implied) to `destination`; return its sha256."""
+    paths = [*entries, *(f"{name}/x" for name in empty_directories)]
+    directories = sorted(
+        {str(parent) for name in paths for parent in PurePosixPath(name).parents} - {"."}
+    )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.partial")
+    with (
+        partial.open("wb") as raw,
+        gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=COMPRESS_LEVEL
+        ) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in directories:
+            tar.addfile(_info(name, tarfile.DIRTYPE, 0o755, 0))
+        for name in sorted(entries):
+            _add_file(tar, name, entries[name])
+    partial.replace(destination)
+    return sha256_of(destination)
+
+
+def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size = kind, mode, size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _add_file(tar: tarfile.TarFile, name: str, source: Path | bytes) -> None:
+    if isinstance(source, bytes):
+        tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(source)), io.BytesIO(source))
+        return
+    with source.open("rb") as data:  # follows symlinks: the archive holds regular files only
+        tar.addfile(_info(name, tarfile.REGTYPE, 0o644, source.stat().st_size), data)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tarball_names(path: Path) -> list[str]:
+    with tarfile.open(path, "r:gz") as tar:
+        return tar.getnames()
+
+
+def extract_tarball(path: Path, destination: Path) -> Path:
+    """Extract with tarfile's `data` filter: no links, devices or paths outside `destination`."""
+    with tarfile.open(path, "r:gz") as tar:
+        tar.extractall(destination, filter="data")
+    return destination

@@ -1,0 +1,1 @@
+../../../embedding/code/v1/tokenizer_step.py
