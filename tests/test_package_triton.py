@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from mme_factory.cli import main
 from mme_factory.settings import Settings, load_settings
 from tasks.model_tarball import extract_tarball, tarball_names
 from tasks.package_triton import PackageSummary, package_run
@@ -137,3 +139,33 @@ def test_missing_export_file_is_named(tiny_run: Path, tmp_path: Path, settings: 
     (run / "classifier" / "labels.txt").unlink()
     with pytest.raises(PackagingError, match=r"labels.txt is missing"):
         package_run(run, settings, output_dir=tmp_path / "out")
+
+
+def test_package_command_writes_tarballs_and_a_summary(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "package",
+            "--run-dir",
+            str(tiny_run),
+            "--out",
+            str(tmp_path),
+            "--kinds",
+            "classifier",
+            "--json",
+        ]
+    )
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [p["target"] for p in printed["packages"]] == ["classifier"]
+    assert (tmp_path / "classifier" / "model.tar.gz").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text()) == printed
+
+
+def test_package_command_reports_a_run_without_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "run.json").write_text('{"customer": "acme", "run_id": "r"}')
+    assert main(["package", "--run-dir", str(tmp_path)]) == 1
+    assert "holds no exported model" in capsys.readouterr().err
