@@ -79,7 +79,9 @@ class TritonSettings(_Section):
     instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
     instance_count: int = Field(1, ge=1, le=16)
     max_batch_size: int = Field(8, ge=1, le=1024)
-    max_queue_delay_microseconds: int = Field(2_000, ge=0, le=10_000_000)
+    # 0: no waiting for a fuller batch (on a small CPU a wait only adds latency); requests that
+    # queue while a model is busy are still batched together.
+    max_queue_delay_microseconds: int = Field(0, ge=0, le=10_000_000)
     server_start_timeout_s: float = Field(60.0, gt=0)
     load_timeout_s: float = Field(120.0, gt=0)
 

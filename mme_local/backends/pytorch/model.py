@@ -41,6 +41,9 @@ class TritonPythonModel:
         filename = config.get("default_model_filename") or "model.pt"
         path = Path(args["model_repository"]) / args["model_version"] / filename
         self.module = torch.jit.load(str(path), map_location=self.device).eval()
+        pb_utils.Logger.log_info(
+            f"pytorch backend: {path} on {self.device}, {torch.get_num_threads()} threads"
+        )
 
     def execute(self, requests: list[Any]) -> list[Any]:
         arrays = [
