@@ -53,7 +53,8 @@ class AutocompleteTraining(_Section):
     epochs: int = Field(6, ge=1)
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)  # for the compact decoder, trained from scratch
+    pretrained_learning_rate: float = Field(5e-5, gt=0)  # for a pretrained base
     max_length: int = Field(192, ge=16, le=4096)
     eval_next_words: int = Field(300, ge=10)
     completion_tokens: int = Field(16, ge=1)
