@@ -7,7 +7,7 @@ VENV := .venv
 TRITON_ENV := .triton-env
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test lint sample-data clean
+.PHONY: help setup demo test lint sample-data clean bench bench-triton
 
 help:
 	@echo "make demo   set up both environments and run the main job on the embedded default"
@@ -45,6 +45,12 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+bench: bench-triton
+
+# The MiniLM embedding ensemble on the local Triton vs in-process (writes bench/results/*.json).
+bench-triton: setup
+	$(BIN)/python bench/bench_triton_embedding.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
