@@ -199,6 +199,24 @@ def finetune_embedding(
     )
 
 
+def evaluate_golden_set(model: EmbeddingModel, golden: pd.DataFrame) -> dict[str, object]:
+    """Same-intent retrieval inside a held-apart `text,intent` set (each text against the rest)."""
+    texts, intents = list(golden["text"]), list(golden["intent"])
+    config, tokenizer = model.config, model.tokenizer
+    relevant = torch.tensor([[a == b for b in intents] for a in intents], dtype=torch.bool)
+    itself = torch.eye(len(texts), dtype=torch.bool)
+    base = SentenceEncoder(load_encoder(config.base_model)[0]).eval()
+    results = {}
+    for name, query_encoder, article_encoder in (
+        ("base", base, base),
+        ("fine_tuned", model.query_encoder, model.article_encoder),
+    ):
+        queries = embed(query_encoder, tokenizer, texts, config.query_max_length)
+        corpus = embed(article_encoder, tokenizer, texts, config.article_max_length)
+        results[name] = retrieval_metrics(queries, corpus, relevant, exclude=itself)
+    return results
+
+
 @task(name="finetune-embedding")
 def finetune_embedding_task(
     data: CustomerDataset, config: EmbeddingTraining, fraction: float, seed: int

@@ -8,10 +8,19 @@ import torch
 
 
 def retrieval_metrics(
-    queries: torch.Tensor, corpus: torch.Tensor, relevant: torch.Tensor
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    relevant: torch.Tensor,
+    exclude: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """recall@1, recall@5 and MRR; `relevant[i, j]` is True when corpus item j answers query i."""
+    """recall@1, recall@5 and MRR; `relevant[i, j]` is True when corpus item j answers query i.
+
+    `exclude[i, j]` True removes item j from query i's ranking (e.g. the query itself).
+    """
     scores = queries @ corpus.T
+    if exclude is not None:
+        scores = scores.masked_fill(exclude, float("-inf"))
+        relevant = relevant & ~exclude
     ranking = scores.argsort(dim=1, descending=True)
     hits = torch.gather(relevant, 1, ranking)
     first = torch.where(hits.any(dim=1), hits.float().argmax(dim=1) + 1, torch.tensor(0))
