@@ -7,6 +7,7 @@ kind's versioned Python-backend code, `code/<version>/`).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ TRITON_MODELS = Path(triton_models.__file__).resolve().parent
 LAYOUT_FILE = "layout.yaml"
 _VERSION = re.compile(r"^v(\d+)$")
 _NAME_PART = re.compile(r"[^a-z0-9_.-]+")
+_WHOLE = re.compile(r"^\{(\w+)\}$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class KindLayout:
     entry: str
     roles: tuple[str, ...]
     models: dict[str, dict[str, Any]]
+    defaults: dict[str, Any]
 
     def code_versions(self) -> list[str]:
         """The Python-backend code versions, oldest first (`v1`, `v2`, ...)."""
@@ -80,6 +83,7 @@ def read_layout(kind: str, root: Path = TRITON_MODELS) -> KindLayout:
         entry=entry,
         roles=tuple(loaded.get("roles") or ()),
         models=models,
+        defaults=dict(loaded.get("defaults") or {}),
     )
 
 
@@ -104,6 +108,7 @@ def model_specs(
     code_version: str,
 ) -> dict[str, TritonModelSpec]:
     """The typed description of every model in the layout, placeholders filled from `values`."""
+    values = {**layout.defaults, **values}
     specs = {}
     for member, raw in layout.models.items():
         where = f"{layout.kind}/{LAYOUT_FILE} model {member!r}"
@@ -133,8 +138,15 @@ def model_specs(
 
 
 def _fill(value: Any, values: dict[str, Any], where: str) -> Any:
+    """Fill `{field}` placeholders; a whole-value placeholder of a list or dict becomes JSON."""
     if not isinstance(value, str) or "{" not in value:
         return value
+    whole = _WHOLE.match(value)
+    if whole:
+        if whole.group(1) not in values:
+            raise PackagingError(f"{where}: export.json has no value for '{whole.group(1)}'")
+        found = values[whole.group(1)]
+        return json.dumps(found) if isinstance(found, list | dict) else found
     try:
         return value.format(**values)
     except (KeyError, IndexError) as error:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder
+from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder, build_prompt
 
 TOLERANCE = 1e-4
 
@@ -97,3 +97,17 @@ def test_generation_honours_eos_stop_strings_and_time_limit(tmp_path: Path) -> N
     timed = decoder.generate([1, 2, 3], max_new_tokens=6, time_limit_s=0.0)
     assert timed.finish_reason == "time"
     assert timed.token_ids == []
+
+
+def test_prompt_is_built_as_in_training() -> None:
+    prompt_format = "{context}\nAgent: {reply_start}"
+    assert build_prompt(prompt_format, "Customer: hi \n") == "Customer: hi\nAgent:"
+    assert build_prompt(prompt_format, "Customer: hi", " Sure ") == "Customer: hi\nAgent: Sure"
+    assert build_prompt("{context}", "") == ""
+
+
+def test_empty_prompt_starts_from_the_bos_token(tmp_path: Path) -> None:
+    tiny_llama(tmp_path)
+    decoder = LlamaDecoder.from_files(tmp_path / "config.json", tmp_path / "weights.pt")
+    assert decoder.shape.bos_token_id == 1
+    assert len(decoder.generate([], max_new_tokens=3).token_ids) == 3

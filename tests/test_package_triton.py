@@ -169,3 +169,18 @@ def test_package_command_reports_a_run_without_exports(
     (tmp_path / "run.json").write_text('{"customer": "acme", "run_id": "r"}')
     assert main(["package", "--run-dir", str(tmp_path)]) == 1
     assert "holds no exported model" in capsys.readouterr().err
+
+
+def test_autocomplete_config_carries_the_prompt_format_and_stop_strings(
+    packaged: PackageSummary, tmp_path: Path
+) -> None:
+    autocomplete = packaged.packages[3]
+    repository = extract_tarball(Path(autocomplete.tarball), tmp_path / "model")
+    config = parse_config(
+        (repository / autocomplete.entry_model / "config.pbtxt").read_text(), "autocomplete"
+    )
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    assert parameters["prompt_format"] == "{context}\nAgent: {reply_start}"
+    assert json.loads(parameters["stop"]) == ["\nCustomer", "\nAgent:"]
+    assert parameters["code_version"] == "v1"
+    assert (repository / autocomplete.entry_model / "1" / "llama_decoder.py").is_file()

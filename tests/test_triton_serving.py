@@ -27,7 +27,11 @@ from mme_local.triton import (
 from tasks.model_tarball import extract_tarball
 from tasks.package_triton import PackagedModel, package_run
 from tests.fixtures.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
-from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder, complete_text
+from triton_models.autocomplete.code.v1.llama_decoder import (
+    LlamaDecoder,
+    build_prompt,
+    complete_text,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +132,7 @@ def test_classifier_matches_in_process(served: Served, texts: list[str]) -> None
 
 
 def _in_process_completion(
-    export: Path, text: str, new_tokens: int, stop: list[str]
+    export: Path, text: str, new_tokens: int, stop: list[str] | None = None, reply_start: str = ""
 ) -> tuple[str, str]:
     decoder = LlamaDecoder.from_files(export / "config.json", export / "weights.pt")
     exported = json.loads((export / "export.json").read_text())
@@ -136,7 +140,13 @@ def _in_process_completion(
     tokenizer.no_padding()
     tokenizer.no_truncation()
     result = complete_text(
-        decoder, tokenizer, text, exported["max_length"], exported["eos_token_id"], new_tokens, stop
+        decoder,
+        tokenizer,
+        build_prompt(exported["prompt_format"], text, reply_start),
+        exported["max_length"],
+        exported["eos_token_id"],
+        new_tokens,
+        exported["stop"] if stop is None else stop,
     )
     return result.text or "", result.finish_reason
 
@@ -151,20 +161,29 @@ def test_autocomplete_matches_in_process(served: Served, texts: list[str]) -> No
         "acme", "autocomplete", {"text": texts, "max_new_tokens": [6] * len(texts)}
     )
     export = served.exports["acme", "autocomplete"]
-    expected = [_in_process_completion(export, text, 6, []) for text in texts]
+    expected = [_in_process_completion(export, text, 6) for text in texts]
     assert [c for (c,) in outputs["completion"]] == [text for text, _ in expected]
     assert [r for (r,) in outputs["finish_reason"]] == [reason for _, reason in expected]
 
 
 def test_autocomplete_honours_stop_strings(served: Served) -> None:
     export = served.exports["acme", "autocomplete"]
-    free, _ = _in_process_completion(export, ONE_TOKEN, 6, [])
+    free, _ = _in_process_completion(export, ONE_TOKEN, 6)
     stop = free.split()[2]
     outputs = served.infer(
         "acme", "autocomplete", {"text": [ONE_TOKEN], "max_new_tokens": [6], "stop": [[stop]]}
     )
     assert outputs["finish_reason"][0, 0] == "stop"
     assert outputs["completion"][0, 0] == free[: free.index(stop)]
+
+
+def test_autocomplete_continues_the_reply_typed_so_far(served: Served) -> None:
+    export = served.exports["acme", "autocomplete"]
+    inputs = {"text": [NON_ASCII], "reply_start": ["Sorry about"], "max_new_tokens": [5]}
+    outputs = served.infer("acme", "autocomplete", inputs)
+    expected, _ = _in_process_completion(export, NON_ASCII, 5, reply_start="Sorry about")
+    assert outputs["completion"][0, 0] == expected
+    assert expected != _in_process_completion(export, NON_ASCII, 5)[0]
 
 
 def test_two_customers_of_one_kind_are_loaded_at_once_and_answer_differently(

@@ -1,4 +1,7 @@
-"""Triton Python-backend model: a reply context in, a greedy completion out.
+"""Triton Python-backend model: a conversation (and the reply typed so far) in, a completion out.
+
+The prompt is built as in training, from export.json's `prompt_format` (e.g.
+"{context}\nAgent: {reply_start}"); export.json's `stop` strings apply when a request names none.
 
 Generation runs `llama_decoder.LlamaDecoder` (plain torch, key/value cache) under
 `torch.inference_mode()`, honouring max new tokens, stop strings and a time limit per request.
@@ -18,7 +21,7 @@ from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llama_decoder import LlamaDecoder, complete_text
+from llama_decoder import LlamaDecoder, build_prompt, complete_text
 
 
 class TritonPythonModel:
@@ -29,6 +32,8 @@ class TritonPythonModel:
         self.eos_token_id = int(parameters["eos_token_id"])
         self.default_new_tokens = int(parameters["default_max_new_tokens"])
         self.default_time_limit_ms = int(parameters["default_time_limit_ms"])
+        self.prompt_format = parameters["prompt_format"]
+        self.default_stop = [str(item) for item in json.loads(parameters["stop"])]
         on_gpu = args.get("model_instance_kind") == "GPU"
         device = f"cuda:{args['model_instance_device_id']}" if on_gpu else "cpu"
         directory = Path(args["model_repository"]) / args["model_version"]
@@ -44,21 +49,22 @@ class TritonPythonModel:
 
     def _respond(self, request: Any) -> Any:
         texts = _strings(request, "text")
+        starts = _strings(request, "reply_start") or [""] * len(texts)
         new_tokens = _ints(request, "max_new_tokens", len(texts), self.default_new_tokens)
         time_limits = _ints(request, "time_limit_ms", len(texts), self.default_time_limit_ms)
         stops = _stop_lists(request, len(texts))
         completions, reasons = [], []
-        for text, limit, time_limit_ms, stop in zip(
-            texts, new_tokens, time_limits, stops, strict=True
+        for text, start, limit, time_limit_ms, stop in zip(
+            texts, starts, new_tokens, time_limits, stops, strict=True
         ):
             result = complete_text(
                 self.decoder,
                 self.tokenizer,
-                text,
+                build_prompt(self.prompt_format, text, start),
                 self.max_length,
                 self.eos_token_id,
                 max_new_tokens=limit,
-                stop=stop,
+                stop=stop if stop is not None else self.default_stop,
                 time_limit_s=time_limit_ms / 1000.0,
             )
             completions.append(result.text.encode("utf-8"))
@@ -78,6 +84,8 @@ class TritonPythonModel:
 
 def _strings(request: Any, name: str) -> list[str]:
     tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return []
     return [item.decode("utf-8", errors="replace") for item in tensor.as_numpy().reshape(-1)]
 
 
@@ -89,11 +97,10 @@ def _ints(request: Any, name: str, count: int, default: int) -> list[int]:
     return values if len(values) == count else [values[0]] * count
 
 
-def _stop_lists(request: Any, count: int) -> list[list[str]]:
+def _stop_lists(request: Any, count: int) -> list[list[str] | None]:
+    """Each row's stop strings; None (use export.json's) when the request sends no `stop`."""
     tensor = pb_utils.get_input_tensor_by_name(request, "stop")
     if tensor is None:
-        return [[] for _ in range(count)]
-    rows = tensor.as_numpy().reshape(count, -1) if tensor.as_numpy().size else None
-    if rows is None:
-        return [[] for _ in range(count)]
+        return [None] * count
+    rows = tensor.as_numpy().reshape(count, -1)
     return [[item.decode("utf-8") for item in row if item] for row in rows]

@@ -38,6 +38,7 @@ class LlamaShape:
     tie_word_embeddings: bool
     attention_bias: bool = False
     mlp_bias: bool = False
+    bos_token_id: int | None = None
 
     @classmethod
     def from_config(cls, config: dict) -> LlamaShape:
@@ -242,11 +243,14 @@ class LlamaDecoder(nn.Module):
         started = time.monotonic()
         eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
         room = self.shape.max_position_embeddings - max(max_new_tokens, 0)
-        prompt = list(prompt_ids)[-max(room, 1) :]
+        # An empty prompt starts from the beginning-of-sequence token when the model has one.
+        prompt = list(prompt_ids)[-max(room, 1) :] or _as_list(self.shape.bos_token_id)
         device = self.lm_head.weight.device
         tokens: list[int] = []
         text = decode(tokens) if decode is not None else None
-        reason = "length"
+        reason = "length" if prompt else "empty_prompt"
+        if not prompt:
+            max_new_tokens = 0
         step_input = torch.tensor([prompt], dtype=torch.int64, device=device)
         past: KeyValueCache | None = None
         for _ in range(max(max_new_tokens, 0)):
@@ -271,6 +275,16 @@ class LlamaDecoder(nn.Module):
         return Generation(token_ids=tokens, text=text, finish_reason=reason)
 
 
+def build_prompt(prompt_format: str, context: str, reply_start: str = "") -> str:
+    """The text the model continues, as training built it.
+
+    `prompt_format` comes from export.json (e.g. "{context}\nAgent: {reply_start}"); the
+    context loses trailing whitespace, and without a reply start so does the whole prompt.
+    """
+    prompt = prompt_format.format(context=context.rstrip(), reply_start=reply_start.strip())
+    return prompt if reply_start.strip() else prompt.rstrip()
+
+
 def complete_text(
     decoder: LlamaDecoder,
     tokenizer: Any,
@@ -281,11 +295,12 @@ def complete_text(
     stop: Sequence[str] = (),
     time_limit_s: float | None = None,
 ) -> Generation:
-    """Greedy completion of `text` with a Hugging Face `tokenizers.Tokenizer` (or alike).
+    """Greedy completion of the prompt `text` with a `tokenizers.Tokenizer` (or alike).
 
-    The prompt keeps its last `max_length` tokens; special tokens are dropped from the text.
+    The prompt is encoded without special tokens, as in training, and keeps its last
+    `max_length` tokens; special tokens are dropped from the completion's text.
     """
-    prompt = tokenizer.encode(text).ids[-max_length:]
+    prompt = tokenizer.encode(text, add_special_tokens=False).ids[-max_length:]
     return decoder.generate(
         prompt,
         max_new_tokens=max_new_tokens,
@@ -299,6 +314,12 @@ def complete_text(
 def _first_stop(text: str, stop: Sequence[str]) -> int | None:
     found = [text.find(item) for item in stop if item and item in text]
     return min(found) if found else None
+
+
+def _as_list(token: int | list[int] | None) -> list[int]:
+    if token is None:
+        return []
+    return [token] if isinstance(token, int) else list(token)[:1]
 
 
 def _rotate_half(x: Tensor) -> Tensor:
