@@ -332,6 +332,7 @@ def main() -> int:
     results["inputs"] = {"repeats": args.repeats, "token_targets": TOKEN_TARGETS}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results["finished_at"] = stamp
+    results["load_average_at_end"] = os.getloadavg()
     print(table(results))
     worst = max(entry["overhead_p50_ms"] for entry in results["latency"].values())
     print(f"\nserver overhead at p50: at most {worst:+.1f} ms (target <= {TARGET_OVERHEAD_MS} ms)")
