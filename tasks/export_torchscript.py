@@ -51,6 +51,7 @@ def parity_batches(
 ) -> list[dict[str, torch.Tensor]]:
     """Batches of mixed lengths, from one token up to `max_length`, right-padded."""
     generator = torch.Generator().manual_seed(seed)
+    low = 1000 if vocab_size > 2000 else 1  # above BERT's special and unused tokens
     batches = []
     for lengths in ([1], [max_length], [1, 3, max_length // 2, max_length, 7, 2, 30, 12]):
         lengths = [min(length, max_length) for length in lengths]
@@ -58,7 +59,7 @@ def parity_batches(
         ids = torch.zeros((len(lengths), width), dtype=torch.long)
         mask = torch.zeros((len(lengths), width), dtype=torch.long)
         for row, length in enumerate(lengths):
-            ids[row, :length] = torch.randint(1000, vocab_size, (length,), generator=generator)
+            ids[row, :length] = torch.randint(low, vocab_size, (length,), generator=generator)
             mask[row, :length] = 1
         batches.append({"input_ids": ids, "attention_mask": mask})
     return batches
