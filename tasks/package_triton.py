@@ -102,24 +102,36 @@ def read_json(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def repository_entries(
+@dataclass(frozen=True)
+class TritonRepository:
+    """One TargetModel's Triton model repository, as archive entries."""
+
+    target: str
+    role: str | None
+    names: dict[str, str]  # layout member -> Triton model name
+    entries: dict[str, Path | bytes]  # archive path -> source file or content
+    version_dirs: list[str]  # `<model>/1`, present even when empty (the ensemble's)
+
+
+def read_export(export_dir: Path, layout: KindLayout) -> dict[str, Any]:
+    export = read_json(export_dir / "export.json")
+    if export.get("kind") != layout.kind:
+        raise PackagingError(
+            f"{export_dir}/export.json: kind {export.get('kind')!r}, not {layout.kind!r}"
+        )
+    return export
+
+
+def build_repository(
     layout: KindLayout,
     export_dir: Path,
     customer: str,
     version: str,
     batching: Batching,
     code_version: str,
-) -> tuple[dict[str, Path | bytes], list[str], dict[str, str]]:
-    """Every file of the Triton model repository for one exported model.
-
-    Returns the archive entries, the version directories (`<model>/1`) and the Triton name of
-    each member of the layout.
-    """
-    export = read_json(export_dir / "export.json")
-    if export.get("kind") != layout.kind:
-        raise PackagingError(
-            f"{export_dir}/export.json: kind {export.get('kind')!r}, not {layout.kind!r}"
-        )
+) -> TritonRepository:
+    """Every file of the Triton model repository for one exported model, configs validated."""
+    export = read_export(export_dir, layout)
     role = export.get("role")
     target = f"{layout.kind}-{role}" if role else layout.kind
     names = {
@@ -134,7 +146,8 @@ def repository_entries(
             entries[f"{spec.name}/{_inside(destination, layout)}"] = _source(
                 str(source), export_dir, code_dir, layout
             )
-    return entries, [f"{name}/1" for name in names.values()], names
+    version_dirs = [f"{name}/1" for name in names.values()]
+    return TritonRepository(target, role, names, entries, version_dirs)
 
 
 def package_export(
@@ -148,21 +161,19 @@ def package_export(
 ) -> PackagedModel:
     """Render, validate and pack one exported model (one TargetModel) into a tarball."""
     chosen = layout.resolve_code_version(code_version)
-    entries, directories, names = repository_entries(
+    repository = build_repository(
         layout, export_dir, customer, version, batching_from(settings), chosen
     )
-    role = read_json(export_dir / "export.json").get("role")
-    target = f"{layout.kind}-{role}" if role else layout.kind
-    tarball = output_dir / target / TARBALL
-    digest = write_tarball(entries, tarball, directories)
+    tarball = output_dir / repository.target / TARBALL
+    digest = write_tarball(repository.entries, tarball, repository.version_dirs)
     return PackagedModel(
         customer=customer,
         kind=layout.kind,
-        role=role,
-        target=target,
+        role=repository.role,
+        target=repository.target,
         version=version,
-        entry_model=names[layout.entry],
-        triton_models=sorted(names.values()),
+        entry_model=repository.names[layout.entry],
+        triton_models=sorted(repository.names.values()),
         code_version=chosen,
         tarball=str(tarball),
         sha256=digest,
