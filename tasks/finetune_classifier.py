@@ -93,12 +93,19 @@ def train_classifier(
 
 
 def finetune_classifier(
-    data: CustomerDataset, config: ClassifierTraining, fraction: float, seed: int
+    data: CustomerDataset,
+    config: ClassifierTraining,
+    fraction: float,
+    seed: int,
+    held_out: pd.DataFrame | None = None,
 ) -> ClassifierModel:
     """Train on intents.csv; held-out accuracy, macro-F1, per-intent table: base and tuned."""
     started = time.monotonic()
     intents = check_intents(data.intents)
-    train, held = split_labelled(intents, "intent", fraction, seed)
+    if held_out is None:
+        train, held = split_labelled(intents, "intent", fraction, seed)
+    else:  # an evaluation set kept apart by the caller (e.g. a benchmark's test split)
+        train, held = intents, held_out
     labels = sorted(intents["intent"].unique())
     index = {label: i for i, label in enumerate(labels)}
     targets = torch.tensor([index[label] for label in train["intent"]])

@@ -50,10 +50,15 @@ def article_text(row: pd.Series) -> str:
 
 
 def retrieval_task(
-    data: CustomerDataset, config: EmbeddingTraining, fraction: float, seed: int
+    data: CustomerDataset,
+    config: EmbeddingTraining,
+    fraction: float,
+    seed: int,
+    held_out: pd.DataFrame | None = None,
 ) -> RetrievalTask:
     """Query-article pairs when the customer has them, else same-intent text pairs."""
-    if data.pairs is not None and data.articles is not None and not data.pairs.empty:
+    has_pairs = data.pairs is not None and not data.pairs.empty
+    if has_pairs and data.articles is not None and held_out is None:
         texts = {row["id"]: article_text(row) for _, row in data.articles.iterrows()}
         train, held = split_rows(data.pairs, fraction, seed)
         ids = sorted(texts)
@@ -69,7 +74,10 @@ def retrieval_task(
         raise TrainingDataError(
             "embedding needs pairs.csv with articles.jsonl, or intents.csv with at least 2 intents"
         )
-    train, held = split_labelled(data.intents, "intent", fraction, seed)
+    if held_out is None:
+        train, held = split_labelled(data.intents, "intent", fraction, seed)
+    else:
+        train, held = data.intents, held_out
     rng = np.random.default_rng(seed)
     pairs = []
     for intent, group in train.groupby("intent", sort=True):
@@ -162,11 +170,15 @@ def train_dual_encoder(
 
 
 def finetune_embedding(
-    data: CustomerDataset, config: EmbeddingTraining, fraction: float, seed: int
+    data: CustomerDataset,
+    config: EmbeddingTraining,
+    fraction: float,
+    seed: int,
+    held_out: pd.DataFrame | None = None,
 ) -> EmbeddingModel:
     """Train both encoders from the base model; metrics of base and fine-tuned on held-out data."""
     started = time.monotonic()
-    task_ = retrieval_task(data, config, fraction, seed)
+    task_ = retrieval_task(data, config, fraction, seed, held_out)
     if len(task_.train) < 2 or not task_.queries:
         raise TrainingDataError(
             f"embedding: {len(task_.train)} training pairs and "

@@ -1,0 +1,229 @@
+"""Benchmark: fine-tune, evaluate and export on the sample customer and on BANKING77.
+
+    .venv/bin/python bench/bench_training.py [--sections sample,banking77,autocomplete]
+
+sample       all three kinds plus export on examples/customers/acme with default settings:
+             wall time per kind, metrics vs baseline, peak resident memory (target: < 5 min in
+             all, no step above 4 GB).
+banking77    ../shared/datasets/banking77 when present: classifier trained on train.csv, accuracy
+             on test.csv (target >= 90 %); embedding recall@1, base vs fine-tuned, same-intent
+             retrieval of test texts among train texts.
+autocomplete the two offline bases on the sample's replies: the compact decoder and SmolLM2-135M
+             (held-out perplexity per word, next-word accuracy, training time, 16-token latency).
+Prints tables; writes JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mme_factory.settings import load_settings  # noqa: E402
+from mme_factory.training_settings import AutocompleteTraining  # noqa: E402
+from tasks.finetune_autocomplete import finetune_autocomplete  # noqa: E402
+from tasks.finetune_classifier import finetune_classifier  # noqa: E402
+from tasks.finetune_embedding import finetune_embedding  # noqa: E402
+from tasks.reproducibility import library_versions, seed_everything  # noqa: E402
+from tasks.train_customer import train_customer  # noqa: E402
+from tasks.training_data import CustomerDataset, load_dataset  # noqa: E402
+
+ACME = REPO / "examples" / "customers" / "acme"
+BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_sample(state_dir: Path) -> dict:
+    settings = load_settings(environ={"MME_FACTORY_STATE_DIR": str(state_dir)})
+    started = time.monotonic()
+    result = train_customer("acme", str(ACME), settings)
+    total = time.monotonic() - started
+    rows = {}
+    for kind, outcome in result.outcomes.items():
+        rows[kind] = {
+            "status": outcome["status"],
+            "timings": outcome["timings"],
+            "metrics": {
+                k: {m: v for m, v in values.items() if m != "per_intent"}
+                for k, values in outcome["metrics"].items()
+            },
+        }
+    print(
+        f"\nsample customer (acme), all kinds + export: {total:.1f} s, "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
+    print(
+        f"{'kind':<13} {'train s':>8} {'export s':>9} {'total s':>8}  metrics (baseline -> tuned)"
+    )
+    headline = {
+        "embedding": ("base", ["recall_at_1", "recall_at_5", "mrr"]),
+        "classifier": ("base", ["accuracy", "macro_f1"]),
+        "autocomplete": ("unigram", ["perplexity_per_word", "next_word_accuracy"]),
+    }
+    for kind, row in rows.items():
+        baseline, names = headline[kind]
+        m = row["metrics"]
+        shown = ", ".join(f"{n} {m[baseline][n]:.3f} -> {m['fine_tuned'][n]:.3f}" for n in names)
+        t = row["timings"]
+        print(
+            f"{kind:<13} {t['train_s']:>8.1f} {t.get('export_s', 0):>9.1f} "
+            f"{t['total_s']:>8.1f}  {shown}"
+        )
+    return {
+        "total_s": total,
+        "peak_rss_mb": peak_rss_mb(),
+        "kinds": rows,
+        "run_dir": str(result.run.path),
+    }
+
+
+def _banking(name: str) -> pd.DataFrame:
+    frame = pd.read_csv(BANKING77 / name, dtype=str, keep_default_na=False)
+    return frame.rename(columns={"category": "intent"})[["text", "intent"]]
+
+
+def bench_banking77() -> dict:
+    if not (BANKING77 / "train.csv").is_file():
+        print("\nBANKING77: not present, skipped")
+        return {"skipped": True}
+    train, test = _banking("train.csv"), _banking("test.csv")
+    settings = load_settings(environ={})
+    data = CustomerDataset("banking77", "-", intents=train)
+    t = settings.training
+    started = time.monotonic()
+    classifier = finetune_classifier(data, t.classifier, t.held_out_fraction, t.seed, test)
+    classifier_s = time.monotonic() - started
+    embedding_config = t.embedding.model_copy(update={"epochs": 1, "same_intent_pairs_per_text": 1})
+    started = time.monotonic()
+    embedding = finetune_embedding(data, embedding_config, t.held_out_fraction, t.seed, test)
+    embedding_s = time.monotonic() - started
+    result = {
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "classifier": {
+            "base_accuracy": classifier.metrics["base"]["accuracy"],
+            "accuracy": classifier.metrics["fine_tuned"]["accuracy"],
+            "macro_f1": classifier.metrics["fine_tuned"]["macro_f1"],
+            "wall_s": classifier_s,
+            "epochs": t.classifier.epochs,
+        },
+        "embedding": {
+            "base": embedding.metrics["base"],
+            "fine_tuned": embedding.metrics["fine_tuned"],
+            "wall_s": embedding_s,
+            "epochs": embedding_config.epochs,
+        },
+    }
+    c, e = result["classifier"], result["embedding"]
+    print(f"\nBANKING77 ({len(train):,} train / {len(test):,} test, 77 intents)")
+    print(
+        f"classifier accuracy: frozen base + linear head {c['base_accuracy']:.4f}, fine-tuned "
+        f"{c['accuracy']:.4f} (macro-F1 {c['macro_f1']:.4f}), {c['wall_s']:.0f} s"
+    )
+    print(
+        f"embedding recall@1 (same-intent, test among train): base "
+        f"{e['base']['recall_at_1']:.4f}, fine-tuned {e['fine_tuned']['recall_at_1']:.4f}, "
+        f"{e['wall_s']:.0f} s"
+    )
+    return result
+
+
+def bench_autocomplete(state_dir: Path, smollm2_steps: int) -> dict:
+    settings = load_settings(environ={"MME_FACTORY_STATE_DIR": str(state_dir)})
+    data = load_dataset(str(ACME), settings)
+    t = settings.training
+    candidates = {
+        "compact": t.autocomplete,
+        "smollm2": AutocompleteTraining(
+            base_model="smollm2", max_steps=smollm2_steps, batch_size=8, eval_next_words=100
+        ),
+    }
+    results = {}
+    for name, config in candidates.items():
+        seed_everything(t.seed)
+        started = time.monotonic()
+        model = finetune_autocomplete(
+            data, config, t.held_out_fraction, t.seed, REPO / ".mme-factory" / "base-models"
+        )
+        tuned = model.metrics["fine_tuned"]
+        results[name] = {
+            "perplexity_per_word": tuned["perplexity_per_word"],
+            "next_word_accuracy": tuned["next_word_accuracy"],
+            "completion_16_tokens_ms": tuned["completion_ms"],
+            "train_s": model.timings["train_s"],
+            "wall_s": time.monotonic() - started,
+            "parameters": sum(p.numel() for p in model.model.parameters()),
+            "unigram": model.metrics["unigram"],
+        }
+        del model
+    print(
+        "\nautocomplete bases on the sample replies (unigram: "
+        f"ppl/word {results['compact']['unigram']['perplexity_per_word']:.1f}, next-word "
+        f"{results['compact']['unigram']['next_word_accuracy']:.3f})"
+    )
+    print(
+        f"{'base':<9} {'params':>8} {'ppl/word':>9} {'next-word':>10} {'train s':>8} "
+        f"{'16-tok ms':>10}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:<9} {r['parameters'] / 1e6:>7.1f}M {r['perplexity_per_word']:>9.2f} "
+            f"{r['next_word_accuracy']:>10.3f} {r['train_s']:>8.1f} "
+            f"{r['completion_16_tokens_ms']:>10.1f}"
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="sample,banking77,autocomplete")
+    parser.add_argument("--smollm2-steps", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sections = args.sections.split(",")
+    report: dict = {
+        "benchmark": "training",
+        "started_at": datetime.now(UTC).isoformat(),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "processor": platform.machine(),
+        },
+        "versions": library_versions(),
+    }
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as scratch:
+        state = Path(scratch)
+        if "sample" in sections:
+            report["sample"] = bench_sample(state / "sample")
+        if "banking77" in sections:
+            report["banking77"] = bench_banking77()
+        if "autocomplete" in sections:
+            report["autocomplete"] = bench_autocomplete(state / "ac", args.smollm2_steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = args.out / f"training-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
