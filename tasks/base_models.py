@@ -88,6 +88,11 @@ def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
         if not (cached / "config.json").is_file():
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            # The weights are already de-quantised to float32; drop the GGUF marker so that
+            # transformers saves them as an ordinary checkpoint.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
             model.save_pretrained(cached)
             tokenizer.save_pretrained(cached)
         name = str(cached)
