@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 CUSTOMER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -15,3 +16,52 @@ def check_customer_id(customer: str) -> str:
             "starting with a letter or digit"
         )
     return customer
+
+
+def endpoint_name_for(kind: str, env: str) -> str:
+    """One multi-model endpoint per model kind and environment, e.g. `dev-mme-embedding`."""
+    return f"{env}-mme-{kind}"
+
+
+def model_data_prefix(endpoint: str) -> str:
+    """The endpoint's key prefix in the bucket: its ModelDataUrl is `s3://{bucket}/{prefix}`."""
+    return f"mme/{endpoint}/"
+
+
+def manifest_key(customer: str) -> str:
+    return f"registry/{check_customer_id(customer)}.json"
+
+
+@dataclass(frozen=True)
+class TargetModelKey:
+    """`{customer}/{kind}[-{role}]/v{version}.tar.gz`, relative to the endpoint's prefix."""
+
+    customer: str
+    kind: str
+    role: str | None
+    version: int
+
+    def __post_init__(self) -> None:
+        check_customer_id(self.customer)
+        if self.version < 1:
+            raise ValueError(f"model versions start at 1, got {self.version}")
+
+    @property
+    def target(self) -> str:
+        return f"{self.kind}-{self.role}" if self.role else self.kind
+
+    def __str__(self) -> str:
+        return f"{self.customer}/{self.target}/v{self.version}.tar.gz"
+
+    @classmethod
+    def parse(cls, key: str) -> TargetModelKey:
+        match = TARGET_MODEL_KEY.match(key)
+        if not match:
+            raise ValueError(f"not a TargetModel key: {key!r}")
+        kind, _, role = match["target"].partition("-")
+        return cls(match["customer"], kind, role or None, int(match["version"]))
+
+
+TARGET_MODEL_KEY = re.compile(
+    r"^(?P<customer>[a-z0-9][a-z0-9-]{0,62})/(?P<target>[a-z]+(-[a-z]+)?)/v(?P<version>\d+)\.tar\.gz$"
+)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
 
+from mme_factory.endpoint_settings import SageMakerSettings
 from mme_factory.errors import SettingsError
 from mme_factory.training_settings import TrainingSettings
 
@@ -86,6 +87,22 @@ class TritonSettings(_Section):
     load_timeout_s: float = Field(120.0, gt=0)
 
 
+class MmeLocalSettings(_Section):
+    """The embedded SageMaker multi-model endpoint service (`mme_local`, DESIGN §4)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8780, ge=1, le=65535)
+    model_load_wait_s: float = Field(60.0, gt=0)
+    invoke_timeout_s: float = Field(60.0, gt=0)
+    max_extracted_size: ByteSize = Field(ByteSize(8 * 1024**3), gt=0)
+    max_tarball_members: int = Field(10_000, ge=1)
+    start_timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class Settings(_Section):
     env: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,19}$")
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -96,6 +113,8 @@ class Settings(_Section):
     validation: ValidationSettings = ValidationSettings()
     triton: TritonSettings = TritonSettings()
     training: TrainingSettings = TrainingSettings()
+    sagemaker: SageMakerSettings = SageMakerSettings()
+    mme_local: MmeLocalSettings = MmeLocalSettings()
 
     @property
     def is_local_store(self) -> bool:

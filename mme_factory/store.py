@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -22,6 +25,18 @@ class ArtifactStore(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def list_keys(self, prefix: str = "") -> Iterator[str]: ...
+    def put_file(self, key: str, path: Path, sha256: str) -> None: ...
+    def stored_sha256(self, key: str) -> str: ...
+    def create_exclusive(self, key: str, data: bytes) -> bool: ...
+    def delete(self, key: str) -> None: ...
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def checked_key(key: str) -> str:
@@ -71,6 +86,32 @@ class LocalStore:
             key = path.relative_to(self.root).as_posix()
             if path.is_file() and key.startswith(prefix) and not path.name.startswith("."):
                 yield key
+
+    def put_file(self, key: str, path: Path, sha256: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(path, partial)
+        partial.replace(target)
+
+    def stored_sha256(self, key: str) -> str:
+        if not self.exists(key):
+            raise StoreError(f"{self.uri(key)} does not exist")
+        return file_sha256(self._path(key))
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        return True
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
 
 class S3Store:
@@ -128,6 +169,36 @@ class S3Store:
                     yield item["Key"][len(base) :]
         except (ClientError, BotoCoreError) as error:
             raise StoreError(f"cannot list {self.uri(prefix)}: {error}") from None
+
+    def put_file(self, key: str, path: Path, sha256: str) -> None:
+        """boto3's managed transfer: multipart above 8 MB; the sha256 rides in the metadata."""
+        try:
+            self.client.upload_file(
+                str(path), self.bucket, self._key(key), ExtraArgs={"Metadata": {"sha256": sha256}}
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"cannot upload {path} to {self.uri(key)}: {error}") from None
+
+    def stored_sha256(self, key: str) -> str:
+        head = self._call("inspect", key, self.client.head_object, Key=self._key(key))
+        recorded = head.get("Metadata", {}).get("sha256")
+        if recorded:
+            return recorded
+        return hashlib.sha256(self.read_bytes(key)).hexdigest()
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise StoreError(f"cannot create {self.uri(key)}: {error}") from None
+        return True
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, self.client.delete_object, Key=self._key(key))
 
 
 def open_store(uri: str, settings: Settings) -> ArtifactStore:

@@ -58,6 +58,22 @@ GOLDEN_EVALUATORS: dict[ModelKind, Callable[[Any, pd.DataFrame], dict]] = {
 }
 
 
+SMOKE_INPUTS = 8
+
+
+def smoke_inputs(kind: ModelKind, trained: Any, data: CustomerDataset) -> list[str]:
+    """A few held-out inputs that smoke inference later sends through the endpoint."""
+    if kind is ModelKind.CLASSIFIER:
+        texts = list(trained.held_out["text"])
+    elif kind is ModelKind.AUTOCOMPLETE:
+        texts = list(trained.held_out["context"])
+    elif data.pairs is not None and not data.pairs.empty:
+        texts = list(data.pairs["query"])
+    else:
+        texts = list(data.intents["text"]) if data.intents is not None else []
+    return [text for text in texts if text.strip()][:SMOKE_INPUTS]
+
+
 def base_model_name(kind: ModelKind, settings: Settings) -> str:
     section = getattr(settings.training, kind.value)
     return section.base_model or "all-MiniLM-L6-v2"
@@ -110,6 +126,7 @@ def train_kind(
         "metrics": metrics,
         "gate": verdict.to_dict(),
         "final_loss": trained.final_loss,
+        "smoke_inputs": smoke_inputs(kind, trained, data),
     }
     if verdict.passed:
         exported_at = time.monotonic()

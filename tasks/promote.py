@@ -1,0 +1,135 @@
+"""The customer manifest (`registry/{customer}.json`, DESIGN §3): promote and roll back.
+
+Writing the manifest is the promote step. Each kind keeps its previous entries, so rollback
+points the manifest back at the last one; their tarballs stay under the endpoint prefixes.
+Changes happen under the customer's lock, so two runs never interleave their writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from mme_factory.errors import MmeFactoryError
+from mme_factory.naming import check_customer_id, manifest_key
+from mme_factory.settings import Settings
+from mme_factory.store import ArtifactStore, open_store
+
+LOCK_STALE_S = 3600.0
+
+
+class ManifestError(MmeFactoryError):
+    """The manifest is missing, locked by another run, or has nothing to roll back to."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def customer_lock(store: ArtifactStore, customer: str, wait_s: float) -> Iterator[None]:
+    """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it."""
+    key = f"registry/{check_customer_id(customer)}.lock"
+    owner = json.dumps(
+        {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": _now(),
+            "since_epoch": time.time(),
+        }
+    ).encode()
+    deadline = time.monotonic() + wait_s
+    while not store.create_exclusive(key, owner):
+        holder = _lock_holder(store, key)
+        if holder and time.time() - holder.get("since_epoch", time.time()) > LOCK_STALE_S:
+            store.delete(key)  # a crashed run's lock
+            continue
+        if time.monotonic() >= deadline:
+            raise ManifestError(
+                f"customer {customer} is locked by another run ({holder}); "
+                f"waited {wait_s:.0f} s. Retry when it has finished."
+            )
+        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+    try:
+        yield
+    finally:
+        store.delete(key)
+
+
+def _lock_holder(store: ArtifactStore, key: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(store.read_bytes(key))
+    except (MmeFactoryError, ValueError):
+        return None
+
+
+def read_manifest(store: ArtifactStore, customer: str) -> dict[str, Any]:
+    key = manifest_key(customer)
+    if not store.exists(key):
+        return {"customer": customer, "models": {}, "history": {}}
+    return json.loads(store.read_bytes(key))
+
+
+def write_manifest(store: ArtifactStore, manifest: dict[str, Any]) -> None:
+    manifest["updated_at"] = _now()
+    data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+    store.write_bytes(manifest_key(manifest["customer"]), data)
+
+
+def manifest_entry(registrations: list[Any], metrics: dict[str, Any], run_id: str) -> dict:
+    """One kind's entry: its TargetModels (one per role), endpoint, version, code, metrics."""
+    first = registrations[0]
+    return {
+        "endpoint": first.endpoint,
+        "version": first.version,
+        "code_version": first.code_version,
+        "targets": {(r.role or r.kind): r.target_model for r in registrations},
+        "sha256": {(r.role or r.kind): r.sha256 for r in registrations},
+        "metrics": metrics,
+        "run_id": run_id,
+        "promoted_at": _now(),
+    }
+
+
+def promote_entries(store: ArtifactStore, customer: str, entries: dict[str, dict]) -> dict:
+    """Point the manifest at new entries; the replaced ones go to the kind's history."""
+    manifest = read_manifest(store, customer)
+    for kind, entry in entries.items():
+        previous = manifest["models"].get(kind)
+        if previous is not None:
+            manifest["history"].setdefault(kind, []).append(previous)
+        manifest["models"][kind] = entry
+    write_manifest(store, manifest)
+    return manifest
+
+
+def rollback(store: ArtifactStore, customer: str, kind: str) -> dict[str, Any]:
+    """Point `kind` back at its previous entry; the rolled-back entry is kept as `retired`."""
+    manifest = read_manifest(store, customer)
+    history = manifest["history"].get(kind) or []
+    if kind not in manifest["models"]:
+        raise ManifestError(f"customer {customer} has no {kind} model in its manifest")
+    if not history:
+        raise ManifestError(f"customer {customer} has no previous {kind} version to roll back to")
+    retired = manifest["models"][kind]
+    manifest["models"][kind] = history.pop()
+    manifest.setdefault("retired", {}).setdefault(kind, []).append(
+        {**retired, "retired_at": _now()}
+    )
+    write_manifest(store, manifest)
+    return manifest
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def promote(settings: Settings, customer: str, entries: dict[str, dict]) -> dict:
+    """Write the customer manifest: the new versions now serve."""
+    return promote_entries(open_store(settings.store, settings), customer, entries)
