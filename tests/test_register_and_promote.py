@@ -1,0 +1,188 @@
+"""Registration on a SageMaker API and the manifest, against moto's server (S3 + SageMaker)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mme_factory.aws_clients import s3_client, sagemaker_client
+from mme_factory.naming import TargetModelKey, endpoint_name_for
+from mme_factory.settings import load_settings
+from mme_factory.store import LocalStore, open_store
+from tasks.promote import ManifestError, customer_lock, promote_entries, read_manifest, rollback
+from tasks.register_mme import (
+    RegistrationError,
+    ensure_endpoint,
+    next_version,
+    register_package,
+    triton_image_uri,
+    upload_tarball,
+)
+
+pytestmark = pytest.mark.integration
+BUCKET = "mme-artifacts"
+
+
+@dataclass(frozen=True)
+class FakePackage:
+    """The fields of tasks.package_triton.PackagedModel that registration reads."""
+
+    customer: str
+    kind: str
+    role: str | None
+    tarball: str
+    sha256: str
+    size_bytes: int
+    code_version: str = "v1"
+
+
+@pytest.fixture
+def aws(moto_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = load_settings(
+        environ={
+            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
+            "MME_FACTORY_ENV": f"t{time.monotonic_ns() % 10**8}",
+            "MME_FACTORY_STORE": f"s3://{BUCKET}",
+            "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto_server.url,
+            "MME_FACTORY_ENDPOINTS__SAGEMAKER_ENDPOINT_URL": moto_server.url,
+            "MME_FACTORY_ENDPOINTS__SAGEMAKER_RUNTIME_ENDPOINT_URL": moto_server.url,
+            "MME_FACTORY_SAGEMAKER__WAIT_DELAY_S": "1",
+            "MME_FACTORY_SAGEMAKER__WAIT_MAX_ATTEMPTS": "5",
+        }
+    )
+    client = s3_client(settings)
+    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket=BUCKET)
+    return settings
+
+
+def tarball(tmp_path: Path, content: bytes) -> tuple[Path, str]:
+    import hashlib
+
+    path = tmp_path / f"{hashlib.sha256(content).hexdigest()[:8]}.tar.gz"
+    path.write_bytes(content)
+    return path, hashlib.sha256(content).hexdigest()
+
+
+def test_image_uri_is_resolved_by_the_sagemaker_sdk(aws):
+    uri = triton_image_uri(aws, "embedding")
+    assert uri == "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
+
+
+def test_register_creates_the_endpoint_once_and_uploads(aws, tmp_path):
+    path, digest = tarball(tmp_path, b"model bytes")
+    package = FakePackage("acme", "classifier", None, str(path), digest, path.stat().st_size)
+    first = register_package(package, 1, aws)
+    assert first.endpoint_created and first.uploaded
+    assert first.endpoint == endpoint_name_for("classifier", aws.env)
+    assert first.target_model == "acme/classifier/v1.tar.gz"
+    assert first.model_data_url == f"s3://{BUCKET}/mme/{first.endpoint}/"
+    described = sagemaker_client(aws).describe_model(ModelName=first.endpoint)
+    assert described["PrimaryContainer"]["Mode"] == "MultiModel"
+    assert described["PrimaryContainer"]["ModelDataUrl"] == first.model_data_url
+    again = register_package(package, 1, aws)
+    assert not again.endpoint_created and not again.uploaded
+    store = open_store(aws.store, aws)
+    assert store.read_bytes(f"mme/{first.endpoint}/acme/classifier/v1.tar.gz") == b"model bytes"
+    assert next_version(store, aws, "acme") == 2
+    assert next_version(store, aws, "other") == 1
+
+
+def test_different_bytes_for_an_existing_version_are_refused(aws, tmp_path):
+    store = open_store(aws.store, aws)
+    path, digest = tarball(tmp_path, b"one")
+    assert upload_tarball(store, "mme/x/acme/classifier/v7.tar.gz", path, digest)
+    other, other_digest = tarball(tmp_path, b"two")
+    with pytest.raises(RegistrationError, match="versions are immutable"):
+        upload_tarball(store, "mme/x/acme/classifier/v7.tar.gz", other, other_digest)
+
+
+def test_large_tarball_goes_up_in_parts_and_keeps_its_hash(aws, tmp_path):
+    path, digest = tarball(tmp_path, b"x" * (9 * 1024 * 1024))
+    store = open_store(aws.store, aws)
+    assert upload_tarball(store, "mme/x/acme/autocomplete/v1.tar.gz", path, digest)
+    assert store.stored_sha256("mme/x/acme/autocomplete/v1.tar.gz") == digest
+
+
+def test_failed_endpoint_is_reported_not_waited_on(aws):
+    class FailedEndpoint:
+        def describe_endpoint(self, EndpointName):
+            return {"EndpointStatus": "Failed", "FailureReason": "image pull failed"}
+
+    with pytest.raises(RegistrationError, match="Failed: image pull failed"):
+        ensure_endpoint(FailedEndpoint(), aws, "embedding", "s3://b/mme/x/")
+
+
+def entry(version: int) -> dict:
+    return {"version": version, "targets": {"classifier": f"acme/classifier/v{version}.tar.gz"}}
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_promote_and_rollback(aws, tmp_path, where):
+    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
+    customer = f"c{time.monotonic_ns() % 10**8}"
+    promote_entries(store, customer, {"classifier": entry(1)})
+    promote_entries(store, customer, {"classifier": entry(2)})
+    assert read_manifest(store, customer)["models"]["classifier"]["version"] == 2
+    rolled = rollback(store, customer, "classifier")
+    assert rolled["models"]["classifier"]["version"] == 1
+    assert rolled["retired"]["classifier"][0]["version"] == 2
+    with pytest.raises(ManifestError, match="no previous classifier version"):
+        rollback(store, customer, "classifier")
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_concurrent_promotions_do_not_lose_updates(aws, tmp_path, where):
+    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
+    customer = f"c{time.monotonic_ns() % 10**8}"
+    errors: list[Exception] = []
+
+    def promote_under_lock(kind: str) -> None:
+        try:
+            with customer_lock(store, customer, wait_s=20):
+                promote_entries(store, customer, {kind: entry(1)})
+                time.sleep(0.2)
+        except Exception as error:
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=promote_under_lock, args=(k,))
+        for k in ("embedding", "classifier", "autocomplete")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert set(read_manifest(store, customer)["models"]) == {
+        "embedding",
+        "classifier",
+        "autocomplete",
+    }
+
+
+def test_a_held_lock_makes_the_second_run_fail_clearly(tmp_path):
+    store = LocalStore(tmp_path / "bucket")
+    with (
+        customer_lock(store, "acme", wait_s=1),
+        pytest.raises(ManifestError, match="locked"),
+        customer_lock(store, "acme", wait_s=0.3),
+    ):
+        pass
+    with customer_lock(store, "acme", wait_s=0.3):
+        assert json.loads(store.read_bytes("registry/acme.lock"))["pid"] > 0
+
+
+def test_target_model_keys():
+    key = TargetModelKey("acme", "embedding", "query", 3)
+    assert str(key) == "acme/embedding-query/v3.tar.gz"
+    assert TargetModelKey.parse("acme/classifier/v12.tar.gz").version == 12
+    with pytest.raises(ValueError, match="not a TargetModel key"):
+        TargetModelKey.parse("../acme/classifier/v1.tar.gz")
