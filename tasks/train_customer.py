@@ -145,17 +145,11 @@ def train_kind(
     return metadata
 
 
-def train_customer(
-    customer: str,
-    data_uri: str,
-    settings: Settings,
-    kinds: list[ModelKind] | None = None,
-    golden_set: str | None = None,
-) -> TrainingRun:
-    """Validate, then train, gate and export each kind; the run directory records it all."""
+def start_run(
+    customer: str, data_uri: str, settings: Settings, validation_report: str
+) -> tuple[CustomerDataset, TrainingRun]:
+    """Load the data, seed everything and create the run directory with its run.json."""
     check_customer_id(customer)
-    validation, report = check_customer_data(data_uri, settings, kinds)
-    golden = read_golden_set(golden_set, settings) if golden_set else None
     seed_everything(settings.training.seed, settings.training.torch_threads)
     data = load_dataset(data_uri, settings)
     run = RunDirectory.create(settings.runs_dir, customer, data.sha256)
@@ -168,18 +162,37 @@ def train_customer(
             "data_sha256": data.sha256,
             "seed": settings.training.seed,
             "versions": library_versions(),
-            "validation_report": str(report),
+            "validation_report": validation_report,
             "started_at": datetime.now(UTC).isoformat(),
             "kinds": {},
         },
     )
+    run.write_json("run.json", result.record)
+    return data, result
+
+
+def record_outcome(result: TrainingRun, kind: ModelKind, metadata: dict[str, Any]) -> None:
+    result.outcomes[str(kind)] = {
+        key: metadata[key] for key in ("status", "metrics", "gate", "timings")
+    }
+    result.run.write_json("run.json", result.record)
+
+
+def train_customer(
+    customer: str,
+    data_uri: str,
+    settings: Settings,
+    kinds: list[ModelKind] | None = None,
+    golden_set: str | None = None,
+) -> TrainingRun:
+    """Validate, then train, gate and export each kind; the run directory records it all."""
+    check_customer_id(customer)
+    validation, report = check_customer_data(data_uri, settings, kinds)
+    golden = read_golden_set(golden_set, settings) if golden_set else None
+    data, result = start_run(customer, data_uri, settings, str(report))
     started = time.monotonic()
     for kind in validation.kinds_validated:
-        metadata = train_kind(kind, data, settings, run, golden)
-        result.outcomes[str(kind)] = {
-            key: metadata[key] for key in ("status", "metrics", "gate", "timings")
-        }
-        run.write_json("run.json", result.record)
+        record_outcome(result, kind, train_kind(kind, data, settings, result.run, golden))
     result.record["total_s"] = time.monotonic() - started
-    run.write_json("run.json", result.record)
+    result.run.write_json("run.json", result.record)
     return result
