@@ -23,3 +23,6 @@ class SageMakerSettings(BaseModel):
     wait_delay_s: int = Field(2, ge=1)
     wait_max_attempts: int = Field(90, ge=1)
     invoke_retries: int = Field(4, ge=0)
+    lock_wait_s: float = Field(600.0, ge=0)  # a second onboarding run of a customer waits this long
+    warmup_concurrency: int = Field(8, ge=1)
+    cold_threshold_ms: float = Field(1000.0, gt=0)  # slower first answers count as cold starts

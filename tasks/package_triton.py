@@ -231,10 +231,10 @@ def package_run(
 
 @task(name="package-triton")
 def package_triton(
-    run_dir: Path, settings: Settings, code_version: str | None = None
+    run_dir: Path, settings: Settings, code_version: str | None = None, version: str | None = None
 ) -> PackageSummary:
     """Package a run's exported models as Triton repositories and attach the table."""
-    summary = package_run(run_dir, settings, code_version)
+    summary = package_run(run_dir, settings, code_version, version)
     create_markdown_artifact(summary.to_markdown(), key="triton-packages")
     return summary
 

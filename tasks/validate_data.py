@@ -34,6 +34,7 @@ class ValidationSummary:
     rows: dict[str, int] = field(default_factory=dict)
     examples_per_intent: dict[str, int] = field(default_factory=dict)
     results: list[RuleResult] = field(default_factory=list)
+    report_path: str = ""
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -166,6 +167,7 @@ def check_customer_data(
     """Validate and write the report; raise ValidationFailed listing every failed rule."""
     summary = validate_customer_data(data_uri, settings, kinds)
     report = write_report(summary, settings)
+    summary.report_path = str(report)
     if not summary.passed:
         message = failure_message(summary, settings.validation.sample_rows)
         raise ValidationFailed(f"{message}\nreport: {report}", report.read_text(encoding="utf-8"))

@@ -1,0 +1,91 @@
+"""The `onboard-customer` flow: validate, fine-tune, package, register, smoke-test, promote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from flows.flow_settings import flow_settings
+from mme_factory.model_kinds import ModelKind
+from mme_factory.store import open_store
+from tasks.package_triton import package_triton
+from tasks.promote import customer_lock, promote
+from tasks.publish_models import (
+    assign_version,
+    export_dir_for,
+    manifest_entries,
+    report_smoke_results,
+    smoke_inputs_for,
+    withdraw_uploads,
+)
+from tasks.register_mme import register_mme
+from tasks.smoke_inference import smoke_inference
+from tasks.training_data import read_golden_set
+from tasks.training_tasks import start_training_run, train_model
+from tasks.validate_data import validate_data
+
+
+@flow(name="onboard-customer", log_prints=True)
+def onboard_customer(
+    customer_id: str,
+    data_uri: str,
+    kinds: list[ModelKind] | None = None,
+    test_data: str | None = None,
+    settings_file: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Onboard one customer: every model kind its data supports, from data to a promoted model."""
+    settings = flow_settings(settings_file, overrides)
+    validation = validate_data(data_uri, settings, kinds)
+    golden = read_golden_set(test_data, settings) if test_data else None
+    data, training = start_training_run(customer_id, data_uri, settings, validation.report_path)
+    for kind in validation.kinds_validated:
+        train_model(kind, data, settings, training, golden)
+
+    run = training.run
+    registrations = []
+    with customer_lock(
+        open_store(settings.store, settings), customer_id, settings.sagemaker.lock_wait_s
+    ):
+        version = assign_version(settings, customer_id)
+        packages = package_triton(Path(run.path), settings, version=f"v{version}")
+        try:
+            for package in packages.packages:
+                registrations.append(register_mme(package, version, settings))
+            smoke = [
+                smoke_inference(r, export_dir_for(run, r), smoke_inputs_for(run, r), settings)
+                for r in registrations
+            ]
+            report_smoke_results(smoke)
+            manifest = promote(settings, customer_id, manifest_entries(registrations, run))
+        except Exception:
+            withdraw_uploads(registrations, settings)
+            raise
+    summary = {
+        "customer": customer_id,
+        "run_id": run.run_id,
+        "version": version,
+        "models": [r.to_dict() for r in registrations],
+        "smoke": [s.to_dict() for s in smoke],
+        "manifest": manifest,
+    }
+    create_markdown_artifact(onboarding_markdown(summary), key="onboarding-summary")
+    return summary
+
+
+def onboarding_markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        f"# {summary['customer']}: version v{summary['version']} promoted",
+        "",
+        "| kind | endpoint | TargetModel | cold ms | warm ms |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for model, smoke in zip(summary["models"], summary["smoke"], strict=True):
+        lines.append(
+            f"| {model['kind']} | {model['endpoint']} | `{model['target_model']}` | "
+            f"{smoke['cold_ms']:.0f} | {smoke['warm_ms']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
