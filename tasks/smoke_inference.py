@@ -63,7 +63,14 @@ def invoke(
                 Body=body,
             )
             payload = response["Body"].read()
-            return kserve_outputs(payload), (time.perf_counter() - started) * 1000
+            latency_ms = (time.perf_counter() - started) * 1000
+            try:
+                return kserve_outputs(payload), latency_ms
+            except (ValueError, KeyError, TypeError) as error:
+                raise SmokeTestFailed(
+                    f"{endpoint} {target_model}: not a KServe v2 response "
+                    f"({error}): {payload[:200]!r}"
+                ) from None
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code not in RETRYABLE or attempt == retries:
