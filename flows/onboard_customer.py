@@ -60,7 +60,7 @@ def onboard_customer(
                 for r in registrations
             ]
             report_smoke_results(smoke)
-            manifest = promote(settings, customer_id, manifest_entries(registrations, run))
+            manifest = promote(settings, customer_id, manifest_entries(registrations, smoke, run))
         except Exception:
             withdraw_uploads(registrations, settings)
             raise

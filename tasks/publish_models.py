@@ -32,14 +32,23 @@ def smoke_inputs_for(run: RunDirectory, registration: Registration) -> list[str]
     return run.read_json(f"{registration.kind}/metadata.json").get("smoke_inputs") or ["hello"]
 
 
-def manifest_entries(registrations: list[Registration], run: RunDirectory) -> dict[str, dict]:
+def manifest_entries(
+    registrations: list[Registration], smoke: list[Any], run: RunDirectory
+) -> dict[str, dict]:
+    """Each kind's manifest entry, with the smoke test's cold and warm latency per target."""
     by_kind: dict[str, list[Registration]] = defaultdict(list)
     for registration in registrations:
         by_kind[registration.kind].append(registration)
-    return {
-        kind: manifest_entry(group, run.read_json(f"{kind}/metadata.json")["metrics"], run.run_id)
-        for kind, group in by_kind.items()
+    latency = {
+        r.target_model: {"cold_ms": round(r.cold_ms, 1), "warm_ms": round(r.warm_ms, 1)}
+        for r in smoke
     }
+    entries = {}
+    for kind, group in by_kind.items():
+        entry = manifest_entry(group, run.read_json(f"{kind}/metadata.json")["metrics"], run.run_id)
+        entry["smoke"] = {r.target_model: latency.get(r.target_model) for r in group}
+        entries[kind] = entry
+    return entries
 
 
 @task(name="withdraw-uploads", cache_policy=NO_CACHE)
