@@ -37,3 +37,12 @@ def sagemaker_runtime_client(settings: Settings, read_timeout: float = 70.0) -> 
         endpoint_url=settings.endpoints.sagemaker_runtime_endpoint_url,
         config=_RETRIES.merge(Config(read_timeout=read_timeout)),
     )
+
+
+def autoscaling_client(settings: Settings) -> Any:
+    return boto3.client(
+        "application-autoscaling",
+        region_name=settings.region,
+        endpoint_url=settings.autoscaling.endpoint_url,
+        config=_RETRIES,
+    )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
 
+from mme_factory.autoscaling_settings import AutoscalingSettings
 from mme_factory.endpoint_settings import SageMakerSettings
 from mme_factory.errors import SettingsError
 from mme_factory.training_settings import TrainingSettings
@@ -114,6 +115,7 @@ class Settings(_Section):
     triton: TritonSettings = TritonSettings()
     training: TrainingSettings = TrainingSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
     mme_local: MmeLocalSettings = MmeLocalSettings()
 
     @property

@@ -17,11 +17,12 @@ from botocore.exceptions import ClientError, WaiterError
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.aws_clients import sagemaker_client
+from mme_factory.aws_clients import autoscaling_client, sagemaker_client
 from mme_factory.errors import MmeFactoryError
 from mme_factory.naming import TargetModelKey, endpoint_name_for, model_data_prefix
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
+from tasks.autoscaling import configure_autoscaling
 
 logger = logging.getLogger("mme_factory.register")
 
@@ -173,6 +174,8 @@ def register_package(package: Any, version: int, settings: Settings) -> Registra
     endpoint = endpoint_name_for(package.kind, settings.env)
     data_url = model_data_url(store, endpoint)
     created = ensure_endpoint(sagemaker_client(settings), settings, package.kind, data_url)
+    if settings.autoscaling.enabled:
+        configure_autoscaling(autoscaling_client(settings), settings, package.kind, endpoint)
     key = TargetModelKey(package.customer, package.kind, package.role, version)
     uploaded = upload_tarball(
         store, model_data_prefix(endpoint) + str(key), Path(package.tarball), package.sha256
