@@ -180,7 +180,7 @@ def test_truncated_tarball_is_refused(tmp_path):
 
 def test_tarball_without_config_pbtxt_is_refused(tmp_path):
     archive = _archive(tmp_path, tarball(model_files(with_config=False)))
-    with pytest.raises(ModelArchiveError, match="lacks config.pbtxt in: doubler"):
+    with pytest.raises(ModelArchiveError, match=r"lacks config\.pbtxt in: doubler"):
         _extract(tmp_path, archive)
 
 
