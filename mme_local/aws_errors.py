@@ -1,0 +1,77 @@
+"""Errors in the shape AWS answers, so boto3 raises `ClientError` with AWS's codes (DESIGN §9).
+
+Both protocols botocore speaks here (JSON 1.1 for `sagemaker`, REST-JSON for
+`sagemaker-runtime`) read the code from the `x-amzn-ErrorType` header or the body's `__type`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+
+MAX_INVOKE_BODY_BYTES = 6_291_456
+
+
+class AwsError(Exception):
+    """An error answered to the client; `code` None leaves botocore to use the status as code."""
+
+    def __init__(self, status: int, code: str | None, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {"message": self.message, **self.fields}
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        if self.code is not None:
+            body["__type"] = self.code
+            headers["x-amzn-ErrorType"] = self.code
+        return Response(
+            json.dumps(body), self.status, headers, media_type="application/x-amz-json-1.1"
+        )
+
+
+def validation_error(message: str) -> AwsError:
+    """Runtime API: unknown endpoint, missing or malformed TargetModel (400)."""
+    return AwsError(400, "ValidationError", message)
+
+
+def control_validation(message: str) -> AwsError:
+    """Control-plane API: bad request shape or unknown resource (400)."""
+    return AwsError(400, "ValidationException", message)
+
+
+def model_error(original_status: int, original_message: str, target_model: str) -> AwsError:
+    """The model failed to load or infer (424), with the container's own status and message."""
+    side = "client" if 400 <= original_status < 500 else "server"
+    message = (
+        f"Received {side} error ({original_status}) from primary with message "
+        f'"{original_message}" for TargetModel {target_model!r}.'
+    )
+    return AwsError(
+        424,
+        "ModelError",
+        message,
+        OriginalStatusCode=original_status,
+        OriginalMessage=original_message,
+        LogStreamArn="local",
+    )
+
+
+def model_not_ready(target_model: str, waited_s: float) -> AwsError:
+    return AwsError(
+        429,
+        "ModelNotReadyException",
+        f"Model {target_model!r} is still loading after {waited_s:.1f} s; retry the request.",
+    )
+
+
+def service_unavailable(message: str) -> AwsError:
+    return AwsError(503, "ServiceUnavailable", message)
+
+
+def body_too_large(size: int) -> AwsError:
+    # AWS answers a bare 413 without an error type; botocore then reports the code "413".
+    return AwsError(413, None, f"HTTP content length exceeded {MAX_INVOKE_BODY_BYTES} bytes.")

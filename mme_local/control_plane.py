@@ -1,0 +1,199 @@
+"""The SageMaker control-plane subset over AWS JSON 1.1 (`X-Amz-Target: SageMaker.<Op>`).
+
+Requests are checked against botocore's own service model, so a call the real API would refuse
+for its shape is refused here too, with the same `ValidationException`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import botocore.session
+from botocore.validate import ParamValidator
+
+from mme_local.aws_errors import control_validation
+from mme_local.control_state import ControlState, ControlStateFile, arn
+
+EndpointStarter = Callable[[str, dict[str, Any]], Awaitable[None]]
+EndpointStopper = Callable[[str], Awaitable[None]]
+
+_SERVICE = botocore.session.get_session().get_service_model("sagemaker")
+
+
+def check_request(operation: str, params: dict[str, Any]) -> None:
+    """Refuse params that botocore's model of the real API would refuse."""
+    try:
+        shape = _SERVICE.operation_model(operation).input_shape
+    except Exception:
+        raise control_validation(f"unknown operation {operation}") from None
+    report = ParamValidator().validate(params, shape) if shape is not None else None
+    if report is not None and report.has_errors():
+        raise control_validation(report.generate_report())
+
+
+class ControlPlane:
+    """Handlers for the operations this service supports; state is saved after each change."""
+
+    def __init__(
+        self,
+        state_file: ControlStateFile,
+        region: str,
+        start: EndpointStarter,
+        stop: EndpointStopper,
+    ) -> None:
+        self.state_file, self.region = state_file, region
+        self.state: ControlState = state_file.load()
+        self._start, self._stop = start, stop
+
+    async def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, f"_{operation}", None)
+        if handler is None:
+            raise control_validation(f"operation {operation} is not supported by mme_local")
+        check_request(operation, params)
+        return await handler(params)
+
+    def _save(self) -> None:
+        self.state_file.save(self.state)
+
+    async def _CreateModel(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ModelName"]
+        if name in self.state.models:
+            raise control_validation(
+                f'Cannot create already existing model "{arn(self.region, "model", name)}".'
+            )
+        container = params.get("PrimaryContainer") or (params.get("Containers") or [{}])[0]
+        if container.get("Mode") != "MultiModel":
+            raise control_validation("mme_local serves multi-model endpoints: set Mode=MultiModel")
+        if not str(container.get("ModelDataUrl", "")):
+            raise control_validation("a multi-model container needs ModelDataUrl (a prefix)")
+        model_arn = arn(self.region, "model", name)
+        self.state.models[name] = {
+            "ModelName": name,
+            "ModelArn": model_arn,
+            "PrimaryContainer": container,
+            "ExecutionRoleArn": params.get("ExecutionRoleArn"),
+            "CreationTime": time.time(),
+        }
+        self._save()
+        return {"ModelArn": model_arn}
+
+    async def _CreateEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        if name in self.state.endpoint_configs:
+            raise control_validation(
+                f'Cannot create already existing endpoint configuration "{name}".'
+            )
+        variants = params["ProductionVariants"]
+        if len(variants) != 1:
+            raise control_validation("mme_local serves exactly one production variant per endpoint")
+        for variant in variants:
+            if variant.get("ModelName") not in self.state.models:
+                raise control_validation(f'Could not find model "{variant.get("ModelName")}".')
+        config_arn = arn(self.region, "endpoint-config", name)
+        self.state.endpoint_configs[name] = {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": config_arn,
+            "ProductionVariants": variants,
+            "CreationTime": time.time(),
+        }
+        self._save()
+        return {"EndpointConfigArn": config_arn}
+
+    async def _CreateEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        name, config_name = params["EndpointName"], params["EndpointConfigName"]
+        if name in self.state.endpoints:
+            raise control_validation(
+                f'Cannot create already existing endpoint "{arn(self.region, "endpoint", name)}".'
+            )
+        if config_name not in self.state.endpoint_configs:
+            raise control_validation(f'Could not find endpoint configuration "{config_name}".')
+        now = time.time()
+        record = {
+            "EndpointName": name,
+            "EndpointArn": arn(self.region, "endpoint", name),
+            "EndpointConfigName": config_name,
+            "EndpointStatus": "Creating",
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        self.state.endpoints[name] = record
+        self._save()
+        await self._start(name, self.endpoint_spec(name))
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def endpoint_spec(self, name: str) -> dict[str, Any]:
+        """The variant and model-data prefix an endpoint serves."""
+        record = self.state.endpoints[name]
+        variant = self.state.endpoint_configs[record["EndpointConfigName"]]["ProductionVariants"][0]
+        model = self.state.models[variant["ModelName"]]
+        return {
+            "variant": variant["VariantName"],
+            "model_data_url": model["PrimaryContainer"]["ModelDataUrl"],
+        }
+
+    def set_status(self, name: str, status: str, reason: str | None = None) -> None:
+        record = self.state.endpoints.get(name)
+        if record is None:
+            return
+        record["EndpointStatus"], record["LastModifiedTime"] = status, time.time()
+        if reason:
+            record["FailureReason"] = reason
+        self._save()
+
+    def _endpoint(self, name: str) -> dict[str, Any]:
+        record = self.state.endpoints.get(name)
+        if record is None:
+            raise control_validation(
+                f'Could not find endpoint "{arn(self.region, "endpoint", name)}".'
+            )
+        return record
+
+    async def _DescribeEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = dict(self._endpoint(params["EndpointName"]))
+        config = self.state.endpoint_configs.get(record["EndpointConfigName"], {})
+        count = 1 if record["EndpointStatus"] == "InService" else 0
+        record["ProductionVariants"] = [
+            {
+                "VariantName": variant["VariantName"],
+                "CurrentWeight": variant.get("InitialVariantWeight", 1.0),
+                "DesiredWeight": variant.get("InitialVariantWeight", 1.0),
+                "CurrentInstanceCount": count,
+                "DesiredInstanceCount": variant.get("InitialInstanceCount", 1),
+            }
+            for variant in config.get("ProductionVariants", [])
+        ]
+        return record
+
+    async def _ListEndpoints(self, params: dict[str, Any]) -> dict[str, Any]:
+        contains, status = params.get("NameContains", ""), params.get("StatusEquals")
+        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        endpoints = [
+            {key: record[key] for key in keys}
+            for name, record in sorted(self.state.endpoints.items())
+            if contains in name and status in (None, record["EndpointStatus"])
+        ]
+        return {"Endpoints": endpoints}
+
+    async def _DeleteEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        self._endpoint(name)
+        await self._stop(name)
+        del self.state.endpoints[name]
+        self._save()
+        return {}
+
+    async def _DeleteEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        if self.state.endpoint_configs.pop(name, None) is None:
+            raise control_validation(f'Could not find endpoint configuration "{name}".')
+        self._save()
+        return {}
+
+    async def _DeleteModel(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ModelName"]
+        if self.state.models.pop(name, None) is None:
+            raise control_validation(f'Could not find model "{arn(self.region, "model", name)}".')
+        self._save()
+        return {}

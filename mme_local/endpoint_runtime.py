@@ -1,0 +1,285 @@
+"""One endpoint's model cache in front of its own Triton process (DESIGN §4, §6).
+
+A cold TargetModel is downloaded from the endpoint's model-data prefix, verified, unpacked into
+`<models dir>/<hash>/model/` and loaded under its hash; concurrent first calls share that one
+load, and calls to warm models never wait for it. Loads and evictions of one endpoint run one
+at a time, so memory stays under the budget plus at most the model being loaded. A model with
+requests in flight is never evicted. If Triton dies it is restarted and callers get a retryable
+503 meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mme_factory.errors import StoreError
+from mme_factory.store import ArtifactStore
+from mme_local.aws_errors import AwsError, model_error, model_not_ready, service_unavailable
+from mme_local.metrics import Metrics
+from mme_local.model_archive import ArchiveLimits, ModelArchiveError, extract_model
+from mme_local.model_cache import LoadedModel, ModelCache
+from mme_local.model_server import ModelServer
+from mme_local.target_model import TargetModel
+from mme_local.triton import TritonError
+
+OUT_OF_MEMORY = 507
+WATCH_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    budget_bytes: int
+    load_wait_s: float
+    limits: ArchiveLimits
+
+
+class EndpointRuntime:
+    def __init__(
+        self,
+        name: str,
+        store: ArtifactStore,
+        server: ModelServer,
+        models_dir: Path,
+        policy: CachePolicy,
+        metrics: Metrics,
+    ) -> None:
+        self.name, self.store, self.server = name, store, server
+        self.models_dir, self.policy, self.metrics = models_dir, policy, metrics
+        self.cache = ModelCache()
+        self._loads: dict[str, asyncio.Task[LoadedModel]] = {}
+        self._load_lock = asyncio.Lock()
+        self._released = asyncio.Condition()
+        self._ready = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._restart: asyncio.Task[None] | None = None
+        self.peak_memory_bytes = 0
+        metrics.set("MemoryBudgetBytes", policy.budget_bytes, endpoint=name)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.server.alive
+
+    async def start(self) -> None:
+        """Start Triton; the endpoint is InService once this returns."""
+        await self.server.start()
+        self._ready.set()
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        self._ready.clear()
+        for task in (self._watcher, self._restart, *self._loads.values()):
+            if task is not None:
+                task.cancel()
+        self._watcher = self._restart = None
+        await self.server.stop()
+        self.cache.clear()
+
+    async def invoke(
+        self, target: TargetModel, body: bytes, content_type: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Triton's answer for `target`; AwsError for anything the client must see as an error."""
+        if not self.ready:
+            raise service_unavailable(f"endpoint {self.name} is starting its model server; retry")
+        entry = await self._loaded(target)
+        entry.in_flight += 1
+        try:
+            return await self._invoke_loaded(entry, body, content_type)
+        finally:
+            entry.in_flight -= 1
+            entry.last_used = time.monotonic()
+            async with self._released:
+                self._released.notify_all()
+
+    async def _loaded(self, target: TargetModel) -> LoadedModel:
+        """The loaded model, loading it once for all concurrent callers (single-flight)."""
+        name, labels = target.triton_name, {"endpoint": self.name}
+        entry = self.cache.get(name)
+        self.metrics.observe("ModelCacheHit", 1.0 if entry else 0.0, **labels)
+        started = time.monotonic()
+        # A model can be evicted between its load finishing and this caller resuming: reload.
+        for _ in range(3):
+            if entry is not None:
+                return entry
+            task = self._loads.get(name)
+            if task is None:
+                task = asyncio.create_task(self._load(target))
+                self._loads[name] = task
+                task.add_done_callback(lambda _, n=name: self._loads.pop(n, None))
+            remaining = self.policy.load_wait_s - (time.monotonic() - started)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.0))
+            except TimeoutError:
+                raise model_not_ready(target.key, self.policy.load_wait_s) from None
+            finally:
+                waited = time.monotonic() - started
+                self.metrics.observe_seconds("ModelLoadingWaitTime", waited, **labels)
+            entry = self.cache.get(name)
+        raise service_unavailable(f"TargetModel {target.key!r} was evicted while loading; retry")
+
+    async def _invoke_loaded(
+        self, entry: LoadedModel, body: bytes, content_type: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        labels = {"endpoint": self.name, "target_model": entry.target.key}
+        while True:
+            started = time.perf_counter()
+            try:
+                status, headers, answer = await self.server.invoke(entry.name, body, content_type)
+            except TritonError as error:
+                raise self._server_failure(error) from None
+            self.metrics.observe_seconds("ModelLatency", time.perf_counter() - started, **labels)
+            if status == OUT_OF_MEMORY and await self._evict_one(exclude=entry.name):
+                continue
+            if status == 200:
+                return status, headers, answer
+            text = answer.decode("utf-8", errors="replace").strip() or f"HTTP {status}"
+            raise model_error(status, text, entry.target.key)
+
+    async def _load(self, target: TargetModel) -> LoadedModel:
+        name, labels = target.triton_name, {"endpoint": self.name, "target_model": target.key}
+        entry = LoadedModel(target)
+        async with self._load_lock:
+            model_root = self.models_dir / name
+            try:
+                archive = model_root / "model.tar.gz"
+                started = time.monotonic()
+                await asyncio.to_thread(self._download, target, archive)
+                entry.timings_s["download"] = time.monotonic() - started
+                started = time.monotonic()
+                await asyncio.to_thread(
+                    extract_model, archive, model_root / "model", self.policy.limits
+                )
+                entry.timings_s["extract"] = time.monotonic() - started
+                archive.unlink(missing_ok=True)
+                await self._make_room(self.cache.estimated_size(name))
+                before = await self.server.resident_memory_bytes()
+                started = time.monotonic()
+                await self._load_with_retry(name, model_root / "model")
+                entry.timings_s["load"] = time.monotonic() - started
+            except StoreError as error:
+                shutil.rmtree(model_root, ignore_errors=True)
+                raise model_error(404, f"cannot download model data: {error}", target.key) from None
+            except ModelArchiveError as error:
+                shutil.rmtree(model_root, ignore_errors=True)
+                raise model_error(400, str(error), target.key) from None
+            except TritonError as error:
+                shutil.rmtree(model_root, ignore_errors=True)
+                if error.status == 503 and not self.server.alive:
+                    raise self._server_failure(error) from None
+                raise model_error(error.status, error.message, target.key) from None
+            for stage in ("download", "extract", "load"):
+                metric = {
+                    "download": "ModelDownloadingTime",
+                    "extract": "ModelExtractingTime",
+                    "load": "ModelLoadingTime",
+                }[stage]
+                self.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
+            used = await self._measure_memory()
+            entry.memory_bytes = max(used - before, 0)
+            self.cache.add(entry)
+            self.metrics.set("LoadedModelCount", len(self.cache), endpoint=self.name)
+            await self._enforce_budget(used, exclude=name)
+        return entry
+
+    def _download(self, target: TargetModel, archive: Path) -> None:
+        data = self.store.read_bytes(target.key)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        archive.write_bytes(data)
+
+    async def _load_with_retry(self, name: str, model_dir: Path) -> None:
+        while True:
+            try:
+                await self.server.load(name, model_dir)
+                return
+            except TritonError as error:
+                # SageMaker's answer to Triton's 507: unload the LRU model and try again.
+                if error.status != OUT_OF_MEMORY or not await self._evict_one(exclude=name):
+                    raise
+
+    async def _make_room(self, needed: int) -> None:
+        """Evict idle LRU models until `needed` more bytes fit; wait for busy ones to drain."""
+        deadline = time.monotonic() + self.policy.load_wait_s
+        while len(self.cache) and time.monotonic() < deadline:
+            used = await self._measure_memory()
+            if used + needed <= self.policy.budget_bytes:
+                return
+            if await self._evict_one():
+                continue
+            async with self._released:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._released.wait(), 0.5)
+
+    async def _enforce_budget(self, used: int, exclude: str | None = None) -> None:
+        while used > self.policy.budget_bytes and await self._evict_one(exclude=exclude):
+            used = await self._measure_memory()
+
+    async def _evict_one(self, exclude: str | None = None) -> bool:
+        victim = self.cache.least_recently_used_idle(exclude=exclude)
+        if victim is None:
+            return False
+        self.cache.remove(victim.name)
+        started = time.monotonic()
+        with contextlib.suppress(TritonError):
+            await self.server.unload(victim.name)
+        labels = {"endpoint": self.name, "target_model": victim.target.key}
+        self.metrics.observe_seconds("ModelUnloadingTime", time.monotonic() - started, **labels)
+        self.metrics.add("ModelEvictions", endpoint=self.name)
+        self.metrics.set("LoadedModelCount", len(self.cache), endpoint=self.name)
+        shutil.rmtree(self.models_dir / victim.name, ignore_errors=True)
+        return True
+
+    async def _measure_memory(self) -> int:
+        used = await self.server.resident_memory_bytes()
+        self.peak_memory_bytes = max(self.peak_memory_bytes, used)
+        labels = {"endpoint": self.name}
+        self.metrics.set("MemoryUsedBytes", used, **labels)
+        self.metrics.set("MemoryUtilization", 100.0 * used / self.policy.budget_bytes, **labels)
+        self.metrics.set("LoadedModelCount", len(self.cache), **labels)
+        return used
+
+    def _server_failure(self, error: TritonError) -> AwsError:
+        if not self.server.alive:
+            self._schedule_restart()
+            return service_unavailable(f"endpoint {self.name}: model server restarting; retry")
+        return service_unavailable(f"endpoint {self.name}: {error.message}")
+
+    def _schedule_restart(self) -> None:
+        if self._restart is None or self._restart.done():
+            self._ready.clear()
+            self._restart = asyncio.create_task(self._restart_server())
+
+    async def _restart_server(self) -> None:
+        """Triton died: forget what it had loaded and start a fresh one; loads come on demand."""
+        self.cache.clear()
+        self.metrics.add("TritonRestarts", endpoint=self.name)
+        while True:
+            with contextlib.suppress(Exception):
+                await self.server.stop()
+                await self.server.start()
+                self._ready.set()
+                return
+            await asyncio.sleep(1.0)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self._ready.is_set() and not self.server.alive:
+                self._schedule_restart()
+            elif self._ready.is_set() and not self._load_lock.locked():
+                await self._measure_memory()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "endpoint": self.name,
+            "ready": self.ready,
+            "triton_pid": self.server.pid,
+            "triton_url": self.server.url,
+            "budget_bytes": self.policy.budget_bytes,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "models": [entry.to_dict() for entry in self.cache.models()],
+        }

@@ -1,0 +1,84 @@
+"""Which TargetModels an endpoint has loaded, in least-recently-used order, and their sizes."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from mme_local.target_model import TargetModel
+
+
+@dataclass
+class LoadedModel:
+    target: TargetModel
+    memory_bytes: int = 0
+    in_flight: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.target.triton_name
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "target_model": self.target.key,
+            "triton_name": self.name,
+            "memory_bytes": self.memory_bytes,
+            "in_flight": self.in_flight,
+            "idle_s": round(time.monotonic() - self.last_used, 3),
+            "timings_s": self.timings_s,
+        }
+
+
+class ModelCache:
+    """Loaded models, least recently used first; remembers each model's measured size."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def models(self) -> list[LoadedModel]:
+        return list(self._entries.values())
+
+    def get(self, name: str) -> LoadedModel | None:
+        """The loaded model, marked as most recently used; None when not loaded."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            self._entries.move_to_end(name)
+            entry.last_used = time.monotonic()
+        return entry
+
+    def add(self, entry: LoadedModel) -> None:
+        self._entries[entry.name] = entry
+        self._entries.move_to_end(entry.name)
+        if entry.memory_bytes > 0:
+            self._sizes[entry.name] = entry.memory_bytes
+
+    def remove(self, name: str) -> LoadedModel | None:
+        return self._entries.pop(name, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def least_recently_used_idle(self, exclude: str | None = None) -> LoadedModel | None:
+        """The eviction candidate: the LRU model with no request in flight."""
+        for entry in self._entries.values():
+            if entry.in_flight == 0 and entry.name != exclude:
+                return entry
+        return None
+
+    def estimated_size(self, name: str) -> int:
+        """Last measured size of this model, else the mean of those seen, else 0."""
+        if name in self._sizes:
+            return self._sizes[name]
+        if self._sizes:
+            return sum(self._sizes.values()) // len(self._sizes)
+        return 0

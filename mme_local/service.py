@@ -1,0 +1,211 @@
+"""The mme_local HTTP service: SageMaker's control plane and runtime APIs on one port.
+
+- `POST /` with `X-Amz-Target: SageMaker.<Op>`: the control-plane subset (JSON 1.1).
+- `POST /endpoints/{name}/invocations`: InvokeEndpoint with `X-Amzn-SageMaker-Target-Model`.
+- `GET /metrics`: Prometheus text; `GET /ping`: health;
+  `GET /mme-local/endpoints/{name}`: the endpoint's loaded models, sizes and load timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mme_factory.settings import Settings
+from mme_factory.store import ArtifactStore, LocalStore, open_store
+from mme_local.aws_errors import (
+    MAX_INVOKE_BODY_BYTES,
+    AwsError,
+    body_too_large,
+    control_validation,
+    validation_error,
+)
+from mme_local.control_plane import ControlPlane
+from mme_local.control_state import ControlStateFile
+from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
+from mme_local.metrics import Metrics
+from mme_local.model_archive import ArchiveLimits
+from mme_local.model_server import ModelServer, TritonModelServer
+from mme_local.target_model import InvalidTargetModel, TargetModel
+from mme_local.triton import TritonRuntime
+
+TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"
+VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
+
+
+def model_data_store(url: str, settings: Settings) -> ArtifactStore:
+    """The store behind a ModelDataUrl; with a local store, `s3://bucket/k` is `<store>/k`."""
+    if url.startswith("file://"):
+        return LocalStore(Path(url[len("file://") :]))
+    if url.startswith("s3://") and settings.is_local_store:
+        _, _, prefix = url[len("s3://") :].partition("/")
+        return LocalStore(Path(settings.store) / prefix)
+    return open_store(url, settings)
+
+
+class MmeLocalService:
+    def __init__(self, settings: Settings, server_factory: Any = None) -> None:
+        self.settings = settings
+        self.root = settings.state_dir / "mme_local"
+        self.metrics = Metrics()
+        self.runtimes: dict[str, EndpointRuntime] = {}
+        self.variants: dict[str, str] = {}
+        self.server_factory = server_factory or self._triton_server
+        self.control = ControlPlane(
+            ControlStateFile(self.root / "state.json"),
+            settings.region,
+            self.start_endpoint,
+            self.stop_endpoint,
+        )
+        self._starts: set[asyncio.Task[None]] = set()
+
+    def _triton_server(self, name: str) -> ModelServer:
+        triton = self.settings.triton
+        return TritonModelServer(
+            TritonRuntime.from_settings(self.settings),
+            (self.root / "endpoints" / name / "triton").resolve(),
+            triton.server_start_timeout_s,
+            triton.load_timeout_s,
+            self.settings.mme_local.invoke_timeout_s,
+        )
+
+    async def start_endpoint(self, name: str, spec: dict[str, Any]) -> None:
+        """Create the endpoint's runtime and start its Triton in the background (Creating)."""
+        local = self.settings.mme_local
+        policy = CachePolicy(
+            budget_bytes=self.settings.memory.budget_bytes,
+            load_wait_s=local.model_load_wait_s,
+            limits=ArchiveLimits(int(local.max_extracted_size), local.max_tarball_members),
+        )
+        runtime = EndpointRuntime(
+            name,
+            model_data_store(spec["model_data_url"], self.settings),
+            self.server_factory(name),
+            (self.root / "endpoints" / name / "models").resolve(),
+            policy,
+            self.metrics,
+        )
+        self.runtimes[name], self.variants[name] = runtime, spec["variant"]
+        task = asyncio.create_task(self._bring_up(name, runtime))
+        self._starts.add(task)
+        task.add_done_callback(self._starts.discard)
+
+    async def _bring_up(self, name: str, runtime: EndpointRuntime) -> None:
+        try:
+            await runtime.start()
+        except Exception as error:
+            self.control.set_status(name, "Failed", f"model server did not start: {error}")
+            return
+        self.control.set_status(name, "InService")
+
+    async def stop_endpoint(self, name: str) -> None:
+        runtime = self.runtimes.pop(name, None)
+        self.variants.pop(name, None)
+        if runtime is not None:
+            await runtime.stop()
+
+    async def restore(self) -> None:
+        """Bring back every endpoint the state file holds (after a restart of the service)."""
+        for name in list(self.control.state.endpoints):
+            await self.start_endpoint(name, self.control.endpoint_spec(name))
+
+    async def shutdown(self) -> None:
+        for name in list(self.runtimes):
+            runtime = self.runtimes.pop(name)
+            await runtime.stop()
+
+    async def control_plane(self, request: Request) -> Response:
+        target = request.headers.get("x-amz-target", "")
+        service, _, operation = target.partition(".")
+        try:
+            if service != "SageMaker" or not operation:
+                raise AwsError(400, "UnknownOperationException", f"unknown target {target!r}")
+            try:
+                params = json.loads(await request.body() or b"{}")
+            except ValueError:
+                raise control_validation("request body is not JSON") from None
+            answer = await self.control.handle(operation, params)
+        except AwsError as error:
+            return error.response()
+        return Response(json.dumps(answer), media_type="application/x-amz-json-1.1")
+
+    async def invoke_endpoint(self, request: Request) -> Response:
+        started = time.perf_counter()
+        name = request.path_params["name"]
+        labels = {"endpoint": name}
+        try:
+            response, model_s = await self._invoke(request, name)
+        except AwsError as error:
+            status_class = "Invocation4XXErrors" if error.status < 500 else "Invocation5XXErrors"
+            self.metrics.add(status_class, **labels)
+            return error.response()
+        finally:
+            self.metrics.add("Invocations", **labels)
+        overhead = time.perf_counter() - started - model_s
+        self.metrics.observe_seconds("OverheadLatency", max(overhead, 0.0), **labels)
+        return response
+
+    async def _invoke(self, request: Request, name: str) -> tuple[Response, float]:
+        runtime = self.runtimes.get(name)
+        if runtime is None:
+            raise validation_error(f"Endpoint {name} of account 000000000000 not found.")
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_INVOKE_BODY_BYTES:
+            raise body_too_large(declared)
+        body = await request.body()
+        if len(body) > MAX_INVOKE_BODY_BYTES:
+            raise body_too_large(len(body))
+        try:
+            target = TargetModel.parse(request.headers.get(TARGET_MODEL_HEADER))
+        except InvalidTargetModel as error:
+            raise validation_error(str(error)) from None
+        content_type = request.headers.get("content-type", "application/json")
+        model_started = time.perf_counter()
+        _, headers, answer = await runtime.invoke(target, body, content_type)
+        model_s = time.perf_counter() - model_started
+        answer_type = headers.get("content-type") or headers.get("Content-Type")
+        variant = {VARIANT_HEADER: self.variants.get(name, "AllTraffic")}
+        response = Response(answer, 200, variant, media_type=answer_type or "application/json")
+        return response, model_s
+
+    async def describe_runtime(self, request: Request) -> Response:
+        runtime = self.runtimes.get(request.path_params["name"])
+        if runtime is None:
+            return JSONResponse({"error": "unknown endpoint"}, 404)
+        return JSONResponse(runtime.describe())
+
+    def app(self) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.restore()
+            try:
+                yield
+            finally:
+                await self.shutdown()
+
+        async def ping(_: Request) -> Response:
+            return PlainTextResponse("ok")
+
+        async def metrics(_: Request) -> Response:
+            return PlainTextResponse(self.metrics.render())
+
+        return Starlette(
+            routes=[
+                Route("/", self.control_plane, methods=["POST"]),
+                Route("/endpoints/{name}/invocations", self.invoke_endpoint, methods=["POST"]),
+                Route("/ping", ping, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"]),
+                Route("/mme-local/endpoints/{name}", self.describe_runtime, methods=["GET"]),
+            ],
+            lifespan=lifespan,
+        )
