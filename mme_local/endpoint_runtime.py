@@ -85,6 +85,8 @@ class EndpointRuntime:
     ) -> tuple[int, dict[str, str], bytes]:
         """Triton's answer for `target`; AwsError for anything the client must see as an error."""
         if not self.ready:
+            if self._ready.is_set():
+                self._schedule_restart()
             raise service_unavailable(f"endpoint {self.name} is starting its model server; retry")
         entry = await self._loaded(target)
         entry.in_flight += 1

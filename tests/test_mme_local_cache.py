@@ -1,0 +1,186 @@
+"""The endpoint's model cache: single-flight loads, LRU eviction under a budget, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from mme_factory.store import LocalStore
+from mme_local.aws_errors import AwsError
+from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
+from mme_local.metrics import Metrics
+from mme_local.model_archive import ArchiveLimits
+from mme_local.model_cache import LoadedModel, ModelCache
+from mme_local.target_model import TargetModel
+from tests.fake_model_server import MIB, FakeModelServer
+from tests.mme_local_models import model_tarball, write_model
+
+MODELS = [TargetModel.parse(f"acme/m{i}/v1.tar.gz") for i in range(6)]
+
+
+def _runtime(tmp_path: Path, server: FakeModelServer, fits: int = 3, wait_s: float = 5.0):
+    store_root = tmp_path / "store"
+    for target in MODELS:
+        write_model(store_root, target.key, model_tarball())
+    budget = server.base_bytes + fits * server.model_bytes + MIB
+    policy = CachePolicy(budget, wait_s, ArchiveLimits(10 * MIB, 100))
+    return EndpointRuntime(
+        "dev-mme-test", LocalStore(store_root), server, tmp_path / "models", policy, Metrics()
+    )
+
+
+def _run(
+    tmp_path: Path,
+    scenario: Callable[[EndpointRuntime, FakeModelServer], Awaitable[None]],
+    **options: object,
+) -> None:
+    server = FakeModelServer()
+
+    async def main() -> None:
+        runtime = _runtime(tmp_path, server, **options)  # type: ignore[arg-type]
+        await runtime.start()
+        try:
+            await scenario(runtime, server)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+def test_lru_order_follows_use():
+    cache = ModelCache()
+    first, second = LoadedModel(MODELS[0]), LoadedModel(MODELS[1])
+    cache.add(first)
+    cache.add(second)
+    assert cache.least_recently_used_idle() is first
+    cache.get(first.name)
+    assert cache.least_recently_used_idle() is second
+    second.in_flight = 1
+    assert cache.least_recently_used_idle() is first
+    assert cache.least_recently_used_idle(exclude=first.name) is None
+
+
+def test_cold_load_is_single_flight(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        answers = await asyncio.gather(*(runtime.invoke(MODELS[0], b"x", "a/b") for _ in range(10)))
+        assert all(status == 200 for status, _, _ in answers)
+        assert server.load_calls == [MODELS[0].triton_name]
+
+    _run(tmp_path, scenario)
+
+
+def test_warm_model_is_not_blocked_by_a_cold_load(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        server.load_s = 1.0
+        cold = asyncio.create_task(runtime.invoke(MODELS[1], b"x", "a/b"))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert time.monotonic() - started < 0.2
+        assert not cold.done()
+        await cold
+
+    _run(tmp_path, scenario)
+
+
+def test_least_recently_used_model_is_evicted_over_budget(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        for target in (MODELS[0], MODELS[1], MODELS[2], MODELS[0], MODELS[3]):
+            await runtime.invoke(target, b"x", "a/b")
+        assert server.unload_calls == [MODELS[1].triton_name]
+        assert server.loaded == {MODELS[i].triton_name for i in (0, 2, 3)}
+        assert server.peak_bytes <= runtime.policy.budget_bytes
+        assert not (runtime.models_dir / MODELS[1].triton_name).exists()
+
+    _run(tmp_path, scenario)
+
+
+def test_model_with_requests_in_flight_is_never_evicted(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        server.invoke_s = 0.5
+        busy = asyncio.create_task(runtime.invoke(MODELS[0], b"x", "a/b"))
+        await asyncio.sleep(0.05)
+        server.invoke_s = 0.0
+        evicted_while_busy: list[bool] = []
+        unload = server.unload
+
+        async def watched_unload(name: str) -> None:
+            evicted_while_busy.append(not busy.done())
+            await unload(name)
+
+        server.unload = watched_unload  # type: ignore[method-assign]
+        await runtime.invoke(MODELS[1], b"x", "a/b")
+        assert busy.done() and (await busy)[0] == 200
+        assert evicted_while_busy == [False]
+
+    _run(tmp_path, scenario, fits=1)
+
+
+def test_out_of_memory_on_load_evicts_the_lru_model_and_retries(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        await runtime.invoke(MODELS[1], b"x", "a/b")
+        server.out_of_memory_loads = 1
+        status, _, _ = await runtime.invoke(MODELS[2], b"x", "a/b")
+        assert status == 200
+        assert server.unload_calls == [MODELS[0].triton_name]
+
+    _run(tmp_path, scenario)
+
+
+def test_out_of_memory_on_invoke_evicts_the_lru_model_and_retries(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        await runtime.invoke(MODELS[1], b"x", "a/b")
+        server.out_of_memory_invokes = 1
+        status, _, _ = await runtime.invoke(MODELS[1], b"x", "a/b")
+        assert status == 200
+        assert server.unload_calls == [MODELS[0].triton_name]
+
+    _run(tmp_path, scenario)
+
+
+def test_still_loading_after_the_wait_limit_is_model_not_ready(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        server.load_s = 0.6
+        with pytest.raises(AwsError) as caught:
+            await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert (caught.value.status, caught.value.code) == (429, "ModelNotReadyException")
+        await asyncio.sleep(0.6)
+        status, _, _ = await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert status == 200 and server.load_calls == [MODELS[0].triton_name]
+
+    _run(tmp_path, scenario, wait_s=0.2)
+
+
+def test_dead_model_server_gives_retryable_503_then_restarts(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        server.kill()
+        with pytest.raises(AwsError) as caught:
+            await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert (caught.value.status, caught.value.code) == (503, "ServiceUnavailable")
+        await asyncio.sleep(0.1)
+        status, _, _ = await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert status == 200 and server.starts == 2
+        assert server.load_calls == [MODELS[0].triton_name] * 2
+
+    _run(tmp_path, scenario)
+
+
+def test_missing_target_model_is_a_model_error(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        with pytest.raises(AwsError) as caught:
+            await runtime.invoke(TargetModel.parse("acme/none/v1.tar.gz"), b"x", "a/b")
+        assert (caught.value.status, caught.value.code) == (424, "ModelError")
+        assert caught.value.fields["OriginalStatusCode"] == 404
+        status, _, _ = await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert status == 200
+
+    _run(tmp_path, scenario)
