@@ -1,0 +1,199 @@
+"""The SageMaker APIs of mme_local through unmodified boto3 clients (Triton faked in-process)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from mme_factory.settings import Settings, load_settings
+from mme_local.service import MmeLocalService
+from tests.fake_model_server import FakeModelServer
+from tests.mme_local_harness import ServiceInThread, clients, create_endpoint
+from tests.mme_local_models import model_tarball, write_model
+
+ENDPOINT = "dev-mme-test"
+TARGET = "acme/doubler/v1.tar.gz"
+
+
+@pytest.fixture
+def mme_settings(tmp_path: Path) -> Settings:
+    store = tmp_path / "store"
+    write_model(store, f"mme/{ENDPOINT}/{TARGET}", model_tarball())
+    return load_settings(
+        environ={"MME_FACTORY_STATE_DIR": str(tmp_path / "state"), "MME_FACTORY_STORE": str(store)}
+    )
+
+
+def _service(settings: Settings) -> ServiceInThread:
+    fakes: dict[str, FakeModelServer] = {}
+    return ServiceInThread(
+        MmeLocalService(settings, lambda name: fakes.setdefault(name, FakeModelServer()))
+    )
+
+
+@pytest.fixture
+def running(mme_settings: Settings) -> Iterator[ServiceInThread]:
+    with _service(mme_settings) as service:
+        yield service
+
+
+@pytest.fixture
+def endpoint(running: ServiceInThread) -> ServiceInThread:
+    sagemaker, _ = clients(running.url)
+    create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+    return running
+
+
+def _error(caught: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    response = caught.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
+
+
+def test_endpoint_goes_creating_then_in_service(running):
+    sagemaker, _ = clients(running.url)
+    create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/", wait=False)
+    assert sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] in (
+        "Creating",
+        "InService",
+    )
+    sagemaker.get_waiter("endpoint_in_service").wait(
+        EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+    )
+    described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    assert described["EndpointConfigName"] == f"{ENDPOINT}-config"
+    assert described["ProductionVariants"][0]["VariantName"] == "AllTraffic"
+    listed = sagemaker.list_endpoints(NameContains="mme")["Endpoints"]
+    assert [item["EndpointName"] for item in listed] == [ENDPOINT]
+
+
+def test_invoke_endpoint_with_target_model(endpoint):
+    _, runtime = clients(endpoint.url)
+    answer = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}", ContentType="application/json"
+    )
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert answer["ContentType"] == "application/json"
+    assert json.loads(answer["Body"].read())["echo"] == "{}"
+
+
+def test_binary_json_content_type_passes_through(endpoint):
+    _, runtime = clients(endpoint.url)
+    content_type = "application/vnd.sagemaker-triton.binary+json;json-header-size=2"
+    answer = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}\x00\x01", ContentType=content_type
+    )
+    assert answer["ContentType"] == content_type
+
+
+def test_unknown_endpoint_is_a_validation_error(endpoint):
+    _, runtime = clients(endpoint.url)
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName="no-such-endpoint", TargetModel=TARGET, Body=b"{}")
+    assert _error(caught) == (400, "ValidationError")
+
+
+@pytest.mark.parametrize("target", ["../escape.tar.gz", "/abs/v1.tar.gz", "acme/v 1.tar.gz"])
+def test_malformed_target_model_is_a_validation_error(endpoint, target):
+    _, runtime = clients(endpoint.url)
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=target, Body=b"{}")
+    assert _error(caught) == (400, "ValidationError")
+
+
+def test_missing_target_model_header_is_a_validation_error(endpoint):
+    answer = httpx.post(f"{endpoint.url}/endpoints/{ENDPOINT}/invocations", content=b"{}")
+    assert answer.status_code == 400
+    assert answer.headers["x-amzn-ErrorType"] == "ValidationError"
+
+
+def test_target_model_not_under_the_prefix_is_a_model_error(endpoint):
+    _, runtime = clients(endpoint.url)
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel="acme/none.tar.gz", Body=b"{}")
+    assert _error(caught) == (424, "ModelError")
+    assert caught.value.response["OriginalStatusCode"] == 404
+
+
+def test_oversized_body_is_refused_as_aws_does(endpoint):
+    _, runtime = clients(endpoint.url)
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"x" * 6_291_457)
+    assert _error(caught) == (413, "413")
+    assert "6291456" in str(caught.value)
+
+
+def test_request_shape_is_checked_against_botocore_model(running):
+    headers = {
+        "X-Amz-Target": "SageMaker.CreateEndpoint",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    answer = httpx.post(running.url, headers=headers, content=b'{"EndpointName": 3}')
+    assert answer.status_code == 400
+    assert answer.json()["__type"] == "ValidationException"
+    assert "EndpointConfigName" in answer.json()["message"]
+
+
+def test_single_model_mode_is_refused(running):
+    sagemaker, _ = clients(running.url)
+    with pytest.raises(ClientError) as caught:
+        sagemaker.create_model(
+            ModelName="single",
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
+            PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"},
+        )
+    assert _error(caught) == (400, "ValidationException")
+
+
+def test_describe_unknown_endpoint_is_a_validation_exception(running):
+    sagemaker, _ = clients(running.url)
+    with pytest.raises(ClientError) as caught:
+        sagemaker.describe_endpoint(EndpointName="nothing-here")
+    assert _error(caught) == (400, "ValidationException")
+
+
+def test_delete_removes_endpoint_config_and_model(endpoint):
+    sagemaker, runtime = clients(endpoint.url)
+    sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+    sagemaker.delete_endpoint_config(EndpointConfigName=f"{ENDPOINT}-config")
+    sagemaker.delete_model(ModelName=f"{ENDPOINT}-model")
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+    assert _error(caught) == (400, "ValidationError")
+
+
+def test_endpoints_survive_a_restart_of_the_service(mme_settings):
+    with _service(mme_settings) as first:
+        create_endpoint(clients(first.url)[0], ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+    with _service(mme_settings) as second:
+        sagemaker, runtime = clients(second.url)
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+        )
+        answer = runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_metrics_are_named_after_sagemaker_cloudwatch_metrics(endpoint):
+    _, runtime = clients(endpoint.url)
+    for _ in range(2):
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+    text = httpx.get(f"{endpoint.url}/metrics").text
+    assert f'Invocations{{endpoint="{ENDPOINT}"}} 2' in text
+    assert f'ModelCacheHit_sum{{endpoint="{ENDPOINT}"}} 1' in text
+    for name in (
+        "ModelLatency_count",
+        "OverheadLatency_count",
+        "ModelLoadingWaitTime_sum",
+        "ModelDownloadingTime_sum",
+        "ModelLoadingTime_sum",
+        "LoadedModelCount",
+        "MemoryUsedBytes",
+        "MemoryBudgetBytes",
+    ):
+        assert name in text
