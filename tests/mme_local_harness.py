@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import uvicorn
+from botocore.config import Config
 
 from mme_local.service import MmeLocalService
 from tests.servers import free_port, wait_for_http
@@ -20,9 +21,10 @@ TRITON_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonser
 DOUBLER_BODY = b'{"inputs":[{"name":"INPUT0","shape":[3],"datatype":"FP32","data":[1,2,3]}]}'
 
 
-def clients(url: str) -> tuple[Any, Any]:
+def clients(url: str, config: Config | None = None) -> tuple[Any, Any]:
     """Unmodified boto3 clients; only `endpoint_url` points them here."""
-    options = {
+    options: dict[str, Any] = {
+        "config": config,
         "region_name": "us-east-1",
         "endpoint_url": url,
         "aws_access_key_id": "testing",
