@@ -1,7 +1,8 @@
 """The local stack's background services: start, stop and report them by PID.
 
 Each service writes its log to `<state_dir>/logs/<name>.log` and its PID to
-`<state_dir>/run/<name>.pid`. `local_services` lists them; the Prefect pieces join it later.
+`<state_dir>/run/<name>.pid`. `local_services` lists them in start order: mme_local, a Prefect
+server (SQLite under `<state_dir>/prefect`), and the process serving the deployments.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ class LocalService:
     name: str
     command: tuple[str, ...]
     url: str
-    health_path: str
+    health_path: str | None  # None: running is healthy (a worker with no HTTP face)
     start_timeout_s: float
     state_dir: Path
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def pid_file(self) -> Path:
@@ -41,10 +43,29 @@ class LocalService:
         return self.state_dir / "logs" / f"{self.name}.log"
 
 
+def prefect_api_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/api"
+
+
+def prefect_environment(settings: Settings) -> dict[str, str]:
+    port = settings.prefect.port
+    return {
+        "PREFECT_HOME": str((settings.state_dir / "prefect").resolve()),
+        "PREFECT_API_URL": prefect_api_url(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+    }
+
+
 def local_services(settings: Settings, settings_path: str | None = None) -> list[LocalService]:
     command = [sys.executable, "-m", "mme_local"]
     if settings_path:
         command += ["--settings", settings_path]
+    prefect_env = dict(prefect_environment(settings))
+    if settings_path:
+        prefect_env["MME_FACTORY_SETTINGS"] = str(Path(settings_path).resolve())
+    prefect = str(Path(sys.executable).with_name("prefect"))
     return [
         LocalService(
             name="mme_local",
@@ -53,7 +74,33 @@ def local_services(settings: Settings, settings_path: str | None = None) -> list
             health_path="/ping",
             start_timeout_s=settings.mme_local.start_timeout_s,
             state_dir=settings.state_dir,
-        )
+        ),
+        LocalService(
+            name="prefect_server",
+            command=(
+                prefect,
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.prefect.port),
+            ),
+            url=f"http://127.0.0.1:{settings.prefect.port}",
+            health_path="/api/health",
+            start_timeout_s=settings.prefect.start_timeout_s,
+            state_dir=settings.state_dir,
+            env=tuple(prefect_env.items()),
+        ),
+        LocalService(
+            name="deployments",
+            command=(sys.executable, "-m", "deployments.serve"),
+            url=f"http://127.0.0.1:{settings.prefect.port}/deployments",
+            health_path=None,
+            start_timeout_s=30.0,
+            state_dir=settings.state_dir,
+            env=tuple(prefect_env.items()),
+        ),
     ]
 
 
@@ -72,6 +119,8 @@ def running_pid(service: LocalService) -> int | None:
 
 
 def healthy(service: LocalService, timeout_s: float = 2.0) -> bool:
+    if service.health_path is None:
+        return running_pid(service) is not None
     try:
         with urllib.request.urlopen(service.url + service.health_path, timeout=timeout_s):
             return True
@@ -84,7 +133,7 @@ def start(service: LocalService) -> int:
     pid = running_pid(service)
     if pid is not None and healthy(service):
         return pid
-    if healthy(service):
+    if service.health_path is not None and healthy(service):
         raise MmeFactoryError(
             f"{service.url} already answers but not from a process this state dir started; "
             f"stop it or change the port ({service.name})"
@@ -97,7 +146,7 @@ def start(service: LocalService) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=dict(os.environ),
+            env={**os.environ, **dict(service.env)},
         )
     service.pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + service.start_timeout_s
@@ -108,6 +157,11 @@ def start(service: LocalService) -> int:
                 f"{service.name} exited with {process.returncode} while starting; "
                 f"see {service.log_file}"
             )
+        if service.health_path is None:
+            time.sleep(min(2.0, service.start_timeout_s))
+            if process.poll() is None:
+                return process.pid
+            continue
         if healthy(service, timeout_s=1.0):
             return process.pid
         time.sleep(0.2)
@@ -124,7 +178,11 @@ def stop(service: LocalService, timeout_s: float = 30.0) -> bool:
     service.pid_file.unlink(missing_ok=True)
     if pid is None:
         return False
-    process = psutil.Process(pid)
+    try:
+        process = psutil.Process(pid)
+        children = process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return True
     with contextlib.suppress(psutil.NoSuchProcess):
         process.send_signal(signal.SIGTERM)
         try:
@@ -132,6 +190,10 @@ def stop(service: LocalService, timeout_s: float = 30.0) -> bool:
         except psutil.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout_s)
+    # A service's own children (Prefect's workers, Triton) must not outlive it.
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
     return True
 
 

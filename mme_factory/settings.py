@@ -18,6 +18,7 @@ from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, mo
 from mme_factory.autoscaling_settings import AutoscalingSettings
 from mme_factory.endpoint_settings import SageMakerSettings
 from mme_factory.errors import SettingsError
+from mme_factory.prefect_settings import PrefectSettings
 from mme_factory.training_settings import TrainingSettings
 
 ENV_PREFIX = "MME_FACTORY_"
@@ -116,6 +117,7 @@ class Settings(_Section):
     training: TrainingSettings = TrainingSettings()
     sagemaker: SageMakerSettings = SageMakerSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
+    prefect: PrefectSettings = PrefectSettings()
     mme_local: MmeLocalSettings = MmeLocalSettings()
 
     @property

@@ -18,6 +18,7 @@ def stack_env(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("MME_FACTORY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MME_FACTORY_MME_LOCAL__PORT", str(port))
+    monkeypatch.setenv("MME_FACTORY_PREFECT__PORT", str(free_port()))
     yield tmp_path / "state", port
     main(["down"])
 
@@ -27,7 +28,10 @@ def test_up_status_down(stack_env, capsys):
     assert main(["up"]) == 0
     capsys.readouterr()
     assert main(["status", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)["mme_local"]
+    everything = json.loads(capsys.readouterr().out)
+    assert set(everything) == {"mme_local", "prefect_server", "deployments"}
+    assert all(service["healthy"] for service in everything.values())
+    report = everything["mme_local"]
     assert report["url"] == f"http://127.0.0.1:{port}"
     assert report["healthy"] is True
     assert psutil.pid_exists(report["pid"])
