@@ -1,0 +1,199 @@
+"""Load test of mme_local: six models behind a memory budget that holds three (loopback only).
+
+    .venv/bin/python bench/bench_mme_local_load.py [--seconds 30] [--clients 20] [--out DIR]
+
+Each model is a small Python-backend model holding `--ballast-mb` of memory, so the budget is
+what decides how many stay loaded. Calibration loads one model into a bare Triton to measure
+Triton alone and one model; the budget is then Triton + 3.5 models. `--clients` threads call
+InvokeEndpoint through boto3 (standard retries, as production clients) for `--seconds`, each
+picking a model with Zipf-like weights 1/rank. A sampler reads the resident memory of Triton and
+its stub processes every 50 ms. Pass: zero failed requests and memory never above budget plus
+one model. Prints a table; writes JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from mme_local_support import (  # noqa: E402
+    ServiceProcess,
+    clients,
+    create_endpoint,
+    machine_and_versions,
+    print_table,
+    process_tree_rss,
+    write_results,
+)
+
+from mme_factory.settings import load_settings  # noqa: E402
+from mme_local.triton import TritonRuntime, TritonServer  # noqa: E402
+from tests.mme_local_models import infer_body, model_files, model_tarball, write_model  # noqa: E402
+
+ENDPOINT = "dev-mme-load"
+MODELS = 6
+FITS = 3
+
+
+def calibrate(work: Path, ballast_mb: int) -> tuple[int, int]:
+    """Resident bytes of Triton alone and added by one model, measured on a bare server."""
+    directory = work / "calibration" / "model"
+    for path, data in model_files("calibration", ballast_mb=ballast_mb).items():
+        (directory / path).parent.mkdir(parents=True, exist_ok=True)
+        (directory / path).write_bytes(data)
+    runtime = TritonRuntime.from_settings(load_settings(environ={}))
+    with TritonServer(runtime, work / "calibration-server", work / "calibration.log") as server:
+        time.sleep(0.5)
+        alone = server.resident_memory_bytes()
+        server.load("calibration", directory)
+        time.sleep(0.5)
+        return alone, server.resident_memory_bytes() - alone
+
+
+def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
+    alone, per_model = calibrate(work, ballast_mb)
+    budget = alone + int(FITS * per_model + per_model // 2)
+    store = work / "store"
+    targets = [f"load/model-{index}/v1.tar.gz" for index in range(MODELS)]
+    for index, target in enumerate(targets):
+        data = model_tarball(f"load_model_{index}_v1", ballast_mb=ballast_mb, sleep_s=0.002)
+        write_model(store, f"mme/{ENDPOINT}/{target}", data)
+    environ = {
+        "MME_FACTORY_STATE_DIR": str(work / "state"),
+        "MME_FACTORY_STORE": str(store),
+        "MME_FACTORY_MEMORY__BUDGET": str(budget),
+    }
+    weights = [1.0 / rank for rank in range(1, MODELS + 1)]
+    with ServiceProcess(environ, work / "service.log") as service:
+        sagemaker, runtime = clients(service.url)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        triton_pid = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")["triton_pid"]
+        peak, stop = [0], threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], process_tree_rss(triton_pid))
+                time.sleep(0.05)
+
+        def client(seed: int) -> tuple[list[float], list[str], dict[str, int]]:
+            chooser, latencies, failures = random.Random(seed), [], []
+            picks = dict.fromkeys(targets, 0)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                target = chooser.choices(targets, weights)[0]
+                picks[target] += 1
+                started = time.perf_counter()
+                try:
+                    answer = runtime.invoke_endpoint(
+                        EndpointName=ENDPOINT, TargetModel=target, Body=infer_body([1.0, 2.0])
+                    )
+                    answer["Body"].read()
+                    latencies.append(time.perf_counter() - started)
+                except Exception as error:
+                    failures.append(f"{target}: {error}")
+            return latencies, failures, picks
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        with ThreadPoolExecutor(client_count) as pool:
+            outcomes = list(pool.map(client, range(client_count)))
+        elapsed = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        metrics = service.metrics()
+        state = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+    latencies = np.array([value for outcome in outcomes for value in outcome[0]]) * 1000
+    failures = [failure for outcome in outcomes for failure in outcome[1]]
+    picks = {t: sum(outcome[2][t] for outcome in outcomes) for t in targets}
+    label = f'{{endpoint="{ENDPOINT}"}}'
+    hits, requests = metrics[f"ModelCacheHit_sum{label}"], metrics[f"ModelCacheHit_count{label}"]
+    loads = sum(v for k, v in metrics.items() if k.startswith("ModelLoadingTime_count"))
+    peak_bytes = max(peak[0], state["peak_memory_bytes"])
+    return {
+        **machine_and_versions(),
+        "inputs": {
+            "seconds": seconds,
+            "clients": client_count,
+            "models": MODELS,
+            "budget_fits": FITS,
+            "ballast_mb": ballast_mb,
+            "zipf_weights": weights,
+            "model_execute_sleep_s": 0.002,
+        },
+        "triton_alone_bytes": alone,
+        "per_model_bytes": per_model,
+        "budget_bytes": budget,
+        "requests": len(latencies) + len(failures),
+        "failed_requests": len(failures),
+        "failures_sample": failures[:10],
+        "throughput_rps": len(latencies) / elapsed,
+        "latency_ms": {
+            "p50": float(np.percentile(latencies, 50)),
+            "p95": float(np.percentile(latencies, 95)),
+            "p99": float(np.percentile(latencies, 99)),
+            "max": float(latencies.max()),
+        },
+        "picks": picks,
+        "cache_hit_ratio": hits / requests if requests else 0.0,
+        "loads": loads,
+        "evictions": metrics.get(f"ModelEvictions{label}", 0.0),
+        "peak_memory_bytes": peak_bytes,
+        "memory_limit_bytes": budget + per_model,
+        "passed": not failures and peak_bytes <= budget + per_model,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--ballast-mb", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mme-load-") as work:
+        results = run(args.seconds, args.clients, args.ballast_mb, Path(work))
+    mb = 1024 * 1024
+    print_table(
+        [
+            ("requests / failed", f"{results['requests']} / {results['failed_requests']}"),
+            ("throughput", f"{results['throughput_rps']:.0f} requests/s"),
+            (
+                "latency p50 / p95 / p99 / max",
+                " / ".join(f"{results['latency_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max"))
+                + " ms",
+            ),
+            ("cache-hit ratio", f"{results['cache_hit_ratio']:.3f}"),
+            ("loads / evictions", f"{results['loads']:.0f} / {results['evictions']:.0f}"),
+            (
+                "Triton alone / per model",
+                f"{results['triton_alone_bytes'] / mb:.0f} MiB / "
+                f"{results['per_model_bytes'] / mb:.0f} MiB",
+            ),
+            (
+                "peak memory / budget / budget + 1 model",
+                f"{results['peak_memory_bytes'] / mb:.0f} / "
+                f"{results['budget_bytes'] / mb:.0f} / "
+                f"{results['memory_limit_bytes'] / mb:.0f} MiB",
+            ),
+            ("passed", str(results["passed"])),
+        ]
+    )
+    print(f"results: {write_results('mme_local_load', results, args.out)}")
+    sys.exit(0 if results["passed"] else 1)
+
+
+if __name__ == "__main__":
+    main()
