@@ -7,7 +7,7 @@ VENV := .venv
 TRITON_ENV := .triton-env
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test lint sample-data clean bench bench-triton
+.PHONY: help setup demo down test lint sample-data clean bench bench-triton
 
 help:
 	@echo "make demo   set up both environments and run the main job on the embedded default"
@@ -39,8 +39,16 @@ $(TRITON_ENV)/.installed: requirements-triton.txt
 	  test -x "$$home/bin/tritonserver"
 	@touch $@
 
+# The whole job on the embedded default: the local stack (mme_local + Triton, a Prefect server,
+# the deployments), then the sample customer through onboard-customer, then warmup.
+# The stack keeps running so the Prefect UI can be browsed; `make down` stops it.
 demo: setup
 	$(BIN)/mme-factory validate --data examples/customers/acme
+	$(BIN)/mme-factory up
+	$(BIN)/python -m deployments.demo
+
+down:
+	$(BIN)/mme-factory down
 
 test: setup
 	$(BIN)/ruff check .

@@ -53,6 +53,8 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
         "PREFECT_HOME": str((settings.state_dir / "prefect").resolve()),
         "PREFECT_API_URL": prefect_api_url(port),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Training progress (steps, loss) is logged by `mme_factory.*`; show it in the UI.
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "mme_factory",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
     }

@@ -63,7 +63,9 @@ def triton_image_uri(settings: Settings, kind: str) -> str:
 
 
 def model_data_url(store: ArtifactStore, endpoint: str) -> str:
-    return store.uri(model_data_prefix(endpoint)).rstrip("/") + "/"
+    """`s3://bucket/mme/{endpoint}/`, or `file:///...` for the embedded default's directory."""
+    uri = store.uri(model_data_prefix(endpoint)).rstrip("/") + "/"
+    return uri if uri.startswith("s3://") else f"file://{uri}"
 
 
 def _endpoint_status(client: Any, name: str) -> dict[str, Any] | None:
