@@ -106,6 +106,10 @@ class MmeLocalService:
         except Exception as error:
             self.control.set_status(name, "Failed", f"model server did not start: {error}")
             return
+        if self.runtimes.get(name) is not runtime:
+            # Deleted while it was starting: stop the server nobody can reach any more.
+            await runtime.stop()
+            return
         self.control.set_status(name, "InService")
 
     async def stop_endpoint(self, name: str) -> None:
