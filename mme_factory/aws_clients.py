@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
@@ -10,39 +11,38 @@ from botocore.config import Config
 from mme_factory.settings import Settings
 
 _RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10)
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _client(
+    service: str, settings: Settings, endpoint_url: str | None, config: Config = _RETRIES
+) -> Any:
+    options: dict[str, Any] = {}
+    host = urlparse(endpoint_url).hostname if endpoint_url else None
+    if host in LOOPBACK_HOSTS and boto3.Session().get_credentials() is None:
+        # The embedded default needs no AWS account; botocore still signs every request.
+        options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return boto3.client(
+        service, region_name=settings.region, endpoint_url=endpoint_url, config=config, **options
+    )
 
 
 def s3_client(settings: Settings) -> Any:
-    return boto3.client(
-        "s3",
-        region_name=settings.region,
-        endpoint_url=settings.endpoints.s3_endpoint_url,
-        config=_RETRIES,
-    )
+    return _client("s3", settings, settings.endpoints.s3_endpoint_url)
 
 
 def sagemaker_client(settings: Settings) -> Any:
-    return boto3.client(
-        "sagemaker",
-        region_name=settings.region,
-        endpoint_url=settings.endpoints.sagemaker_endpoint_url,
-        config=_RETRIES,
-    )
+    return _client("sagemaker", settings, settings.endpoints.sagemaker_endpoint_url)
 
 
 def sagemaker_runtime_client(settings: Settings, read_timeout: float = 70.0) -> Any:
-    return boto3.client(
+    return _client(
         "sagemaker-runtime",
-        region_name=settings.region,
-        endpoint_url=settings.endpoints.sagemaker_runtime_endpoint_url,
-        config=_RETRIES.merge(Config(read_timeout=read_timeout)),
+        settings,
+        settings.endpoints.sagemaker_runtime_endpoint_url,
+        _RETRIES.merge(Config(read_timeout=read_timeout)),
     )
 
 
 def autoscaling_client(settings: Settings) -> Any:
-    return boto3.client(
-        "application-autoscaling",
-        region_name=settings.region,
-        endpoint_url=settings.autoscaling.endpoint_url,
-        config=_RETRIES,
-    )
+    return _client("application-autoscaling", settings, settings.autoscaling.endpoint_url)
