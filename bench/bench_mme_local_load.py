@@ -121,6 +121,7 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
     label = f'{{endpoint="{ENDPOINT}"}}'
     hits, requests = metrics[f"ModelCacheHit_sum{label}"], metrics[f"ModelCacheHit_count{label}"]
     loads = sum(v for k, v in metrics.items() if k.startswith("ModelLoadingTime_count"))
+    load_us = sum(v for k, v in metrics.items() if k.startswith("ModelLoadingTime_sum"))
     peak_bytes = max(peak[0], state["peak_memory_bytes"])
     return {
         **machine_and_versions(),
@@ -149,6 +150,7 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
         "picks": picks,
         "cache_hit_ratio": hits / requests if requests else 0.0,
         "loads": loads,
+        "mean_load_s": load_us / 1e6 / loads if loads else 0.0,
         "evictions": metrics.get(f"ModelEvictions{label}", 0.0),
         "peak_memory_bytes": peak_bytes,
         "memory_limit_bytes": budget + per_model,
@@ -176,7 +178,11 @@ def main() -> None:
                 + " ms",
             ),
             ("cache-hit ratio", f"{results['cache_hit_ratio']:.3f}"),
-            ("loads / evictions", f"{results['loads']:.0f} / {results['evictions']:.0f}"),
+            (
+                "loads / evictions / mean load",
+                f"{results['loads']:.0f} / {results['evictions']:.0f} / "
+                f"{results['mean_load_s']:.2f} s",
+            ),
             (
                 "Triton alone / per model",
                 f"{results['triton_alone_bytes'] / mb:.0f} MiB / "
