@@ -80,6 +80,16 @@ def _endpoint_status(client: Any, name: str) -> dict[str, Any] | None:
         raise RegistrationError(f"cannot describe endpoint {name}: {error}") from None
 
 
+def _create_once(create: Any, **request: Any) -> None:
+    """A create call that tolerates what an earlier, interrupted attempt already created."""
+    try:
+        create(**request)
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "")
+        if "already exist" not in message:
+            raise
+
+
 def ensure_endpoint(client: Any, settings: Settings, kind: str, data_url: str) -> bool:
     """Create the kind's endpoint if missing and wait until InService; True if created."""
     name = endpoint_name_for(kind, settings.env)
@@ -89,7 +99,8 @@ def ensure_endpoint(client: Any, settings: Settings, kind: str, data_url: str) -
         sm = settings.sagemaker
         logger.info("creating endpoint %s for %s", name, data_url)
         try:
-            client.create_model(
+            _create_once(
+                client.create_model,
                 ModelName=name,
                 ExecutionRoleArn=sm.role_arn,
                 PrimaryContainer={
@@ -100,7 +111,8 @@ def ensure_endpoint(client: Any, settings: Settings, kind: str, data_url: str) -
                     "Environment": {"SAGEMAKER_MULTI_MODEL": "true"},
                 },
             )
-            client.create_endpoint_config(
+            _create_once(
+                client.create_endpoint_config,
                 EndpointConfigName=name,
                 ProductionVariants=[
                     {
@@ -111,7 +123,7 @@ def ensure_endpoint(client: Any, settings: Settings, kind: str, data_url: str) -
                     }
                 ],
             )
-            client.create_endpoint(EndpointName=name, EndpointConfigName=name)
+            _create_once(client.create_endpoint, EndpointName=name, EndpointConfigName=name)
         except ClientError as error:
             raise RegistrationError(f"cannot create endpoint {name}: {error}") from None
     elif described["EndpointStatus"] == "InService":
