@@ -29,6 +29,11 @@ from mme_local.triton import TritonError
 
 OUT_OF_MEMORY = 507
 WATCH_INTERVAL_S = 0.5
+STAGE_METRICS = {
+    "download": "ModelDownloadingTime",
+    "extract": "ModelExtractingTime",
+    "load": "ModelLoadingTime",
+}
 
 
 @dataclass(frozen=True)
@@ -174,12 +179,7 @@ class EndpointRuntime:
                 if error.status == 503 and not self.server.alive:
                     raise self._server_failure(error) from None
                 raise model_error(error.status, error.message, target.key) from None
-            for stage in ("download", "extract", "load"):
-                metric = {
-                    "download": "ModelDownloadingTime",
-                    "extract": "ModelExtractingTime",
-                    "load": "ModelLoadingTime",
-                }[stage]
+            for stage, metric in STAGE_METRICS.items():
                 self.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
             used = await self._measure_memory()
             entry.memory_bytes = max(used - before, 0)

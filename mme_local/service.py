@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ def model_data_store(url: str, settings: Settings) -> ArtifactStore:
 
 
 class MmeLocalService:
-    def __init__(self, settings: Settings, server_factory: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, server_factory: Callable[[str], ModelServer] | None = None
+    ) -> None:
         self.settings = settings
         self.root = settings.state_dir / "mme_local"
         self.metrics = Metrics()
