@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from mme_factory.settings import Settings, load_settings
 from mme_local.service import MmeLocalService
@@ -197,3 +197,18 @@ def test_metrics_are_named_after_sagemaker_cloudwatch_metrics(endpoint):
         "MemoryBudgetBytes",
     ):
         assert name in text
+
+
+class _FailingServer(FakeModelServer):
+    async def start(self) -> None:
+        raise RuntimeError("tritonserver exited with 1 while starting")
+
+
+def test_endpoint_whose_server_cannot_start_is_failed_with_a_reason(mme_settings):
+    with ServiceInThread(MmeLocalService(mme_settings, lambda name: _FailingServer())) as running:
+        sagemaker, _ = clients(running.url)
+        with pytest.raises(WaiterError):
+            create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+        assert described["EndpointStatus"] == "Failed"
+        assert "exited with 1" in described["FailureReason"]
