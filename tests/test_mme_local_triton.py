@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -29,6 +30,7 @@ from tests.mme_local_models import (
 pytestmark = pytest.mark.integration
 
 ENDPOINT = "dev-mme-triton"
+DOUBLER = "acme/doubler/v1.tar.gz"
 PREFIX = f"mme/{ENDPOINT}"
 STORED = {
     "acme/doubler/v1.tar.gz": model_tarball("acme_doubler_v1"),
@@ -202,3 +204,37 @@ def test_target_model_is_downloaded_from_s3(s3_service):
     with pytest.raises(ClientError) as caught:
         _invoke(s3_service.url, response_target, [1.0])
     assert caught.value.response["OriginalStatusCode"] == 404
+
+
+def test_killed_service_restarts_with_its_endpoints_and_no_orphaned_triton(tmp_path):
+    write_model(tmp_path / "store", f"{PREFIX}/acme/doubler/v1.tar.gz", STORED[DOUBLER])
+    environ = {
+        "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
+        "MME_FACTORY_STORE": str(tmp_path / "store"),
+    }
+    first = ServiceProcess(environ, tmp_path / "first.log")
+    first.start()
+    try:
+        create_endpoint(clients(first.url)[0], ENDPOINT, f"s3://bucket/{PREFIX}/")
+        assert _invoke(first.url, DOUBLER, [1.0]) == [2.0]
+        orphan = httpx.get(f"{first.url}/mme-local/endpoints/{ENDPOINT}").json()["triton_pid"]
+        assert first.process is not None
+        first.process.kill()
+        first.process.wait(timeout=10)
+        assert psutil.pid_exists(orphan)
+    finally:
+        first.stop()
+    second = ServiceProcess(environ, tmp_path / "second.log")
+    second.start()
+    try:
+        clients(second.url)[0].get_waiter("endpoint_in_service").wait(
+            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+        )
+        assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == "zombie"
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"{second.url}/mme-local/endpoints/{ENDPOINT}").json()["ready"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert _invoke(second.url, DOUBLER, [2.0]) == [4.0]
+    finally:
+        second.stop()
