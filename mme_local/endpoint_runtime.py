@@ -117,7 +117,7 @@ class EndpointRuntime:
             if task is None:
                 task = asyncio.create_task(self._load(target))
                 self._loads[name] = task
-                task.add_done_callback(lambda _, n=name: self._loads.pop(n, None))
+                task.add_done_callback(lambda done, n=name: self._load_finished(n, done))
             remaining = self.policy.load_wait_s - (time.monotonic() - started)
             try:
                 await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.0))
@@ -128,6 +128,12 @@ class EndpointRuntime:
                 self.metrics.observe_seconds("ModelLoadingWaitTime", waited, **labels)
             entry = self.cache.get(name)
         raise service_unavailable(f"TargetModel {target.key!r} was evicted while loading; retry")
+
+    def _load_finished(self, name: str, task: asyncio.Task[LoadedModel]) -> None:
+        self._loads.pop(name, None)
+        # Callers that gave up (429) never read a failed load's error; read it here.
+        if not task.cancelled():
+            task.exception()
 
     async def _invoke_loaded(
         self, entry: LoadedModel, body: bytes, content_type: str
