@@ -70,12 +70,12 @@ def main() -> int:
         if onboard_state == "Completed"
         else {"models": {}}
     )
-    print(f"\n{'kind':<13} {'endpoint':<22} {'version':>7}  TargetModels")
+    print(f"\n{'kind':<13} {'endpoint':<22} {'TargetModel':<34} {'cold ms':>8} {'warm ms':>8}")
     for kind, entry in manifest["models"].items():
-        print(
-            f"{kind:<13} {entry['endpoint']:<22} {'v' + str(entry['version']):>7}  "
-            + ", ".join(entry["targets"].values())
-        )
+        for target in entry["targets"].values():
+            smoke = (entry.get("smoke") or {}).get(target) or {}
+            cold, warm = smoke.get("cold_ms", float("nan")), smoke.get("warm_ms", float("nan"))
+            print(f"{kind:<13} {entry['endpoint']:<22} {target:<34} {cold:>8.0f} {warm:>8.0f}")
     ui = os.environ["PREFECT_API_URL"].rsplit("/api", 1)[0]
     print(
         f"\nPrefect UI: {ui}  (flow runs, artifacts: validation report, metrics, gate, "

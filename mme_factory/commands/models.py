@@ -27,6 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     invoke.add_argument("--role", default=None, help="embedding role: query (default) or article")
     invoke.add_argument("--text", required=True, action="append", help="repeat for a batch")
+    invoke.add_argument("--json", action="store_true", help="print the answer as JSON")
     invoke.set_defaults(handler=run_invoke)
 
 
@@ -69,18 +70,28 @@ def run_invoke(args: argparse.Namespace) -> int:
     )
     outputs = kserve_outputs(response["Body"].read())
     printable = {name: _printable(value) for name, value in outputs.items()}
-    print(
-        json.dumps(
-            {
-                "endpoint": entry["endpoint"],
-                "target_model": entry["targets"][role],
-                "version": entry["version"],
-                "outputs": printable,
-            },
-            indent=2,
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "endpoint": entry["endpoint"],
+                    "target_model": entry["targets"][role],
+                    "version": entry["version"],
+                    "outputs": printable,
+                },
+                indent=2,
+            )
         )
-    )
+        return 0
+    print(f"{entry['endpoint']}  {entry['targets'][role]}  (v{entry['version']})")
+    for row, text in enumerate(args.text):
+        shown = ", ".join(f"{name}: {_short(values[row])}" for name, values in printable.items())
+        print(f"{text!r} -> {shown}")
     return 0
+
+
+def _short(row: list[object]) -> object:
+    return row[0] if len(row) == 1 else row
 
 
 def _printable(value: object) -> list[list[object]]:
