@@ -110,7 +110,16 @@ def test_warmup_invokes_every_registered_model(stack, onboarded):
 def test_served_prediction_from_the_command_line(stack, onboarded, capsys):
     assert (
         main(
-            ["invoke", "--customer", "acme", "--kind", "classifier", "--text", "where is my order?"]
+            [
+                "invoke",
+                "--customer",
+                "acme",
+                "--kind",
+                "classifier",
+                "--text",
+                "where is my order?",
+                "--json",
+            ]
         )
         == 0
     )
