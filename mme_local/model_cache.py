@@ -33,11 +33,10 @@ class LoadedModel:
 
 
 class ModelCache:
-    """Loaded models, least recently used first; remembers each model's measured size."""
+    """Loaded models, least recently used first."""
 
     def __init__(self) -> None:
         self._entries: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._sizes: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -59,8 +58,6 @@ class ModelCache:
     def add(self, entry: LoadedModel) -> None:
         self._entries[entry.name] = entry
         self._entries.move_to_end(entry.name)
-        if entry.memory_bytes > 0:
-            self._sizes[entry.name] = entry.memory_bytes
 
     def remove(self, name: str) -> LoadedModel | None:
         return self._entries.pop(name, None)
@@ -74,11 +71,3 @@ class ModelCache:
             if entry.in_flight == 0 and entry.name != exclude:
                 return entry
         return None
-
-    def estimated_size(self, name: str) -> int:
-        """Last measured size of this model, else the mean of those seen, else 0."""
-        if name in self._sizes:
-            return self._sizes[name]
-        if self._sizes:
-            return sum(self._sizes.values()) // len(self._sizes)
-        return 0

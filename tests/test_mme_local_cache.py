@@ -94,7 +94,8 @@ def test_least_recently_used_model_is_evicted_over_budget(tmp_path):
             await runtime.invoke(target, b"x", "a/b")
         assert server.unload_calls == [MODELS[1].triton_name]
         assert server.loaded == {MODELS[i].triton_name for i in (0, 2, 3)}
-        assert server.peak_bytes <= runtime.policy.budget_bytes
+        assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
+        assert await server.resident_memory_bytes() <= runtime.policy.budget_bytes
         assert not (runtime.models_dir / MODELS[1].triton_name).exists()
 
     _run(tmp_path, scenario)
@@ -102,22 +103,28 @@ def test_least_recently_used_model_is_evicted_over_budget(tmp_path):
 
 def test_model_with_requests_in_flight_is_never_evicted(tmp_path):
     async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        evicted: list[tuple[str, int]] = []
+        remove = runtime.cache.remove
+
+        def watched_remove(name: str) -> LoadedModel | None:
+            entry = remove(name)
+            if entry is not None:
+                evicted.append((name, entry.in_flight))
+            return entry
+
+        runtime.cache.remove = watched_remove  # type: ignore[method-assign]
         await runtime.invoke(MODELS[0], b"x", "a/b")
         server.invoke_s = 0.5
         busy = asyncio.create_task(runtime.invoke(MODELS[0], b"x", "a/b"))
         await asyncio.sleep(0.05)
         server.invoke_s = 0.0
-        evicted_while_busy: list[bool] = []
-        unload = server.unload
-
-        async def watched_unload(name: str) -> None:
-            evicted_while_busy.append(not busy.done())
-            await unload(name)
-
-        server.unload = watched_unload  # type: ignore[method-assign]
         await runtime.invoke(MODELS[1], b"x", "a/b")
-        assert busy.done() and (await busy)[0] == 200
-        assert evicted_while_busy == [False]
+        await runtime.invoke(MODELS[2], b"x", "a/b")
+        assert not busy.done(), "the busy model's request is still in flight"
+        assert (await busy)[0] == 200
+        await asyncio.sleep(0.8)
+        assert evicted and all(in_flight == 0 for _, in_flight in evicted)
+        assert await server.resident_memory_bytes() <= runtime.policy.budget_bytes
 
     _run(tmp_path, scenario, fits=1)
 
