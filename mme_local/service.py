@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -54,24 +53,6 @@ def model_data_store(url: str, settings: Settings) -> ArtifactStore:
     return open_store(url, settings)
 
 
-def stop_orphaned_tritons(workdir: Path) -> list[int]:
-    """Kill Tritons a previous, killed service left serving this endpoint's directory.
-
-    They are recognised by their own command line (`--model-repository=<workdir>/...`), so
-    nothing else on the machine is touched.
-    """
-    marker = f"--model-repository={workdir}/"
-    stopped = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if any(part.startswith(marker) for part in cmdline):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-                process.wait(timeout=10)
-                stopped.append(process.pid)
-    return stopped
-
-
 class MmeLocalService:
     def __init__(
         self, settings: Settings, server_factory: Callable[[str], ModelServer] | None = None
@@ -102,7 +83,6 @@ class MmeLocalService:
 
     async def start_endpoint(self, name: str, spec: dict[str, Any]) -> None:
         """Create the endpoint's runtime and start its Triton in the background (Creating)."""
-        stop_orphaned_tritons((self.root / "endpoints" / name / "triton").resolve())
         local = self.settings.mme_local
         policy = CachePolicy(
             budget_bytes=self.settings.memory.budget_bytes,

@@ -95,6 +95,10 @@ class ServiceProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def state_dir(self) -> str:
+        return str(Path(self.environ["MME_FACTORY_STATE_DIR"]).resolve())
+
     def start(self, timeout_s: float = 30.0) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -163,6 +163,14 @@ def test_triton_killed_mid_traffic_gives_retryable_errors_then_recovers(service)
         time.sleep(0.2)
     state = httpx.get(f"{service.url}/mme-local/endpoints/dev-mme-kill").json()
     assert state["triton_pid"] != pid
+    backends = f"{service.state_dir}/mme_local/endpoints/dev-mme-kill/triton/backends/"
+    stubs = [
+        process.pid
+        for process in psutil.process_iter(["cmdline"])
+        if any(backends in part for part in process.info["cmdline"] or [])
+        and "triton_python_backend_stub" in (process.info["cmdline"] or [""])[0]
+    ]
+    assert len(stubs) == len(state["models"]), "the killed Triton's stub processes are gone"
 
 
 @pytest.fixture(scope="module")
