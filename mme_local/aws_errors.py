@@ -72,6 +72,11 @@ def service_unavailable(message: str) -> AwsError:
     return AwsError(503, "ServiceUnavailable", message)
 
 
+def internal_failure(error: Exception) -> AwsError:
+    """Anything unexpected: AWS's InternalFailure (500) instead of a bare traceback."""
+    return AwsError(500, "InternalFailure", f"mme_local failed: {type(error).__name__}: {error}")
+
+
 def body_too_large(size: int) -> AwsError:
     # AWS answers a bare 413 without an error type; botocore then reports the code "413".
     return AwsError(413, None, f"HTTP content length exceeded {MAX_INVOKE_BODY_BYTES} bytes.")

@@ -198,6 +198,12 @@ class EndpointRuntime:
         return entry
 
     def _download(self, target: TargetModel, archive: Path) -> None:
+        size, limit = self.store.size(target.key), self.policy.limits.max_extracted_bytes
+        if size > limit:
+            raise ModelArchiveError(
+                f"TargetModel tarball is {size:,} bytes; at most {limit:,} "
+                "(mme_local.max_extracted_size)"
+            )
         data = self.store.read_bytes(target.key)
         archive.parent.mkdir(parents=True, exist_ok=True)
         archive.write_bytes(data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from mme_local.aws_errors import (
     AwsError,
     body_too_large,
     control_validation,
+    internal_failure,
     validation_error,
 )
 from mme_local.control_plane import ControlPlane
@@ -39,6 +41,7 @@ from mme_local.model_server import ModelServer, TritonModelServer
 from mme_local.target_model import InvalidTargetModel, TargetModel
 from mme_local.triton import TritonRuntime
 
+logger = logging.getLogger("mme_local")
 TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"
 VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
 
@@ -143,6 +146,9 @@ class MmeLocalService:
             answer = await self.control.handle(operation, params)
         except AwsError as error:
             return error.response()
+        except Exception as unexpected:
+            logger.exception("control plane %s failed", operation)
+            return internal_failure(unexpected).response()
         return Response(json.dumps(answer), media_type="application/x-amz-json-1.1")
 
     async def invoke_endpoint(self, request: Request) -> Response:
@@ -151,7 +157,10 @@ class MmeLocalService:
         labels = {"endpoint": name}
         try:
             response, model_s = await self._invoke(request, name)
-        except AwsError as error:
+        except Exception as unexpected:
+            if not isinstance(unexpected, AwsError):
+                logger.exception("InvokeEndpoint %s failed", name)
+            error = unexpected if isinstance(unexpected, AwsError) else internal_failure(unexpected)
             status_class = "Invocation4XXErrors" if error.status < 500 else "Invocation5XXErrors"
             self.metrics.add(status_class, **labels)
             return error.response()

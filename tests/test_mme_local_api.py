@@ -212,3 +212,22 @@ def test_endpoint_whose_server_cannot_start_is_failed_with_a_reason(mme_settings
         described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
         assert described["EndpointStatus"] == "Failed"
         assert "exited with 1" in described["FailureReason"]
+
+
+def test_tarball_larger_than_the_limit_is_refused_before_download(tmp_path):
+    store = tmp_path / "store"
+    write_model(store, f"mme/{ENDPOINT}/{TARGET}", model_tarball() + b"\0" * 4096)
+    settings = load_settings(
+        environ={
+            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
+            "MME_FACTORY_STORE": str(store),
+            "MME_FACTORY_MME_LOCAL__MAX_EXTRACTED_SIZE": "4096",
+        }
+    )
+    with _service(settings) as running:
+        sagemaker, runtime = clients(running.url)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        with pytest.raises(ClientError) as caught:
+            runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+        assert _error(caught) == (424, "ModelError")
+        assert "max_extracted_size" in caught.value.response["OriginalMessage"]
