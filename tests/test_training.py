@@ -224,3 +224,25 @@ def test_invalid_customer_id_is_refused(tmp_path, tiny_encoder):
     settings = load_settings(environ=tiny_environ(tmp_path, tiny_encoder))
     with pytest.raises(ValueError, match="invalid customer id"):
         train_customer("../acme", str(ACME), settings, [ModelKind.CLASSIFIER])
+
+
+def test_same_seed_gives_the_same_model(tmp_path, tiny_encoder, small_acme):
+    from tasks.finetune_classifier import finetune_classifier
+    from tasks.reproducibility import seed_everything
+    from tasks.training_data import load_dataset
+
+    settings = load_settings(environ=tiny_environ(tmp_path, tiny_encoder))
+    data = load_dataset(str(small_acme), settings)
+    runs = []
+    for _ in range(2):
+        seed_everything(settings.training.seed)
+        model = finetune_classifier(data, settings.training.classifier, 0.2, settings.training.seed)
+        runs.append(
+            (
+                model.metrics["fine_tuned"]["accuracy"],
+                model.final_loss,
+                model.classifier.head.weight.detach().clone(),
+            )
+        )
+    assert runs[0][:2] == runs[1][:2]
+    assert torch.equal(runs[0][2], runs[1][2])
