@@ -140,9 +140,9 @@ def versions(runtime: TritonRuntime) -> dict[str, str]:
     }
     site = runtime.server_home.parent.parent
     for dist in site.glob("nvidia_pytriton-*.dist-info"):
-        found["nvidia-pytriton"] = dist.name.split("-")[1]
+        found["nvidia-pytriton"] = dist.name.removesuffix(".dist-info").split("-")[1]
     for dist in site.glob("torch-*.dist-info"):
-        found["triton-env torch"] = dist.name.split("-")[1]
+        found["triton-env torch"] = dist.name.removesuffix(".dist-info").split("-")[1]
     found["python"] = platform.python_version()
     return found
 
