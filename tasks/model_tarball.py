@@ -7,11 +7,12 @@ carries no name or time, so the sha256 of a tarball identifies its content.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
+
+from mme_factory.store import file_sha256
 
 COMPRESS_LEVEL = 6
 
@@ -40,7 +41,7 @@ def write_tarball(
         for name in sorted(entries):
             _add_file(tar, name, entries[name])
     partial.replace(destination)
-    return sha256_of(destination)
+    return file_sha256(destination)
 
 
 def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
@@ -58,14 +59,6 @@ def _add_file(tar: tarfile.TarFile, name: str, source: Path | bytes) -> None:
         return
     with source.open("rb") as data:  # follows symlinks: the archive holds regular files only
         tar.addfile(_info(name, tarfile.REGTYPE, 0o644, source.stat().st_size), data)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tarball_names(path: Path) -> list[str]:
