@@ -18,7 +18,7 @@ from mme_factory.cli import main
 from mme_factory.settings import load_settings
 from mme_factory.store import open_store
 from tests.conftest import ACME
-from tests.fixtures.tiny_base_models import write_tiny_encoder
+from tests.fixtures.tiny_base_models import tiny_training_environ, write_tiny_encoder
 from tests.mme_local_harness import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -33,23 +33,7 @@ def stack(tmp_path_factory):
         "MME_FACTORY_STORE": str(root / "store"),
         "MME_FACTORY_ENV": "e2e",
         "MME_FACTORY_SAGEMAKER__WAIT_DELAY_S": "1",
-        "MME_FACTORY_TRAINING__EMBEDDING__BASE_MODEL": str(encoder),
-        "MME_FACTORY_TRAINING__EMBEDDING__EPOCHS": "4",
-        "MME_FACTORY_TRAINING__EMBEDDING__LEARNING_RATE": "0.001",
-        "MME_FACTORY_TRAINING__EMBEDDING__MIN_RECALL_AT_1": "0",
-        "MME_FACTORY_TRAINING__EMBEDDING__ARTICLE_MAX_LENGTH": "48",
-        "MME_FACTORY_TRAINING__CLASSIFIER__BASE_MODEL": str(encoder),
-        "MME_FACTORY_TRAINING__CLASSIFIER__EPOCHS": "2",
-        "MME_FACTORY_TRAINING__CLASSIFIER__MIN_ACCURACY": "0",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__EPOCHS": "30",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__LEARNING_RATE": "0.005",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__EVAL_NEXT_WORDS": "20",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__MIN_NEXT_WORD_ACCURACY": "0",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__VOCAB_SIZE": "600",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__HIDDEN_SIZE": "32",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__INTERMEDIATE_SIZE": "64",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__NUM_HIDDEN_LAYERS": "1",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__MAX_LENGTH": "96",
+        **tiny_training_environ(encoder),
     }
     service = ServiceProcess(environ, root / "mme_local.log")
     environ |= {

@@ -18,7 +18,7 @@ from tasks.export_torchscript import ExportParityError, check_parity, parity_bat
 from tasks.train_customer import train_customer
 from tasks.training_data import TrainingDataError, check_intents, split_labelled
 from tests.conftest import ACME
-from tests.fixtures.tiny_base_models import write_tiny_encoder
+from tests.fixtures.tiny_base_models import tiny_training_environ, write_tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +29,7 @@ def tiny_encoder(tmp_path_factory):
 def tiny_environ(tmp_path, tiny_encoder, **extra: str) -> dict[str, str]:
     environ = {
         "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-        "MME_FACTORY_TRAINING__EMBEDDING__BASE_MODEL": str(tiny_encoder),
-        "MME_FACTORY_TRAINING__EMBEDDING__EPOCHS": "1",
-        "MME_FACTORY_TRAINING__EMBEDDING__MIN_RECALL_AT_1": "0",
-        "MME_FACTORY_TRAINING__EMBEDDING__ARTICLE_MAX_LENGTH": "48",
-        "MME_FACTORY_TRAINING__CLASSIFIER__BASE_MODEL": str(tiny_encoder),
-        "MME_FACTORY_TRAINING__CLASSIFIER__EPOCHS": "2",
-        "MME_FACTORY_TRAINING__CLASSIFIER__MIN_ACCURACY": "0",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__EPOCHS": "30",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__LEARNING_RATE": "0.005",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__EVAL_NEXT_WORDS": "20",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__MIN_NEXT_WORD_ACCURACY": "0",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__VOCAB_SIZE": "600",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__HIDDEN_SIZE": "32",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__INTERMEDIATE_SIZE": "64",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__COMPACT__NUM_HIDDEN_LAYERS": "1",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__MAX_LENGTH": "96",
+        **tiny_training_environ(tiny_encoder),
     }
     environ.update(extra)
     return environ
