@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psutil
 from botocore.config import Config
+
+from tests.mme_local_harness import clients as harness_clients
+from tests.mme_local_harness import create_endpoint  # noqa: F401 - re-exported for the benchmarks
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
@@ -84,46 +86,13 @@ class ServiceProcess:
 
 
 def clients(url: str, max_attempts: int = 5) -> tuple[Any, Any]:
-    options: dict[str, Any] = {
-        "region_name": "us-east-1",
-        "endpoint_url": url,
-        "aws_access_key_id": "local",
-        "aws_secret_access_key": "local",
-        "config": Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
-            read_timeout=120,
-            max_pool_connections=64,
-        ),
-    }
-    return boto3.client("sagemaker", **options), boto3.client("sagemaker-runtime", **options)
-
-
-def create_endpoint(sagemaker: Any, name: str, model_data_url: str) -> None:
-    sagemaker.create_model(
-        ModelName=f"{name}-model",
-        ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
-        PrimaryContainer={
-            "Image": TRITON_IMAGE,
-            "ModelDataUrl": model_data_url,
-            "Mode": "MultiModel",
-            "MultiModelConfig": {"ModelCacheSetting": "Enabled"},
-        },
+    """The tests' boto3 clients, with a connection pool sized for the load benchmark."""
+    config = Config(
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        read_timeout=120,
+        max_pool_connections=64,
     )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=f"{name}-config",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": f"{name}-model",
-                "InstanceType": "ml.g4dn.xlarge",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-    sagemaker.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120}
-    )
+    return harness_clients(url, config)
 
 
 def process_tree_rss(pid: int) -> int:

@@ -15,7 +15,7 @@ import uvicorn
 from botocore.config import Config
 
 from mme_local.service import MmeLocalService
-from tests.servers import free_port, wait_for_http
+from tests.servers import free_port, stop_process, wait_for_http
 
 TRITON_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
 DOUBLER_BODY = b'{"inputs":[{"name":"INPUT0","shape":[3],"datatype":"FP32","data":[1,2,3]}]}'
@@ -110,12 +110,5 @@ class ServiceProcess:
         wait_for_http(f"{self.url}/ping", timeout_s, self.process)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout_s)
+        stop_process(self.process, timeout_s)
         time.sleep(0.1)

@@ -30,6 +30,18 @@ def wait_for_http(url: str, timeout_s: float, process: subprocess.Popen | None =
     raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
+def stop_process(process: subprocess.Popen | None, timeout_s: float) -> None:
+    """Terminate a process the tests started, then kill it if it does not exit in time."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
 class MotoServer:
     """moto's standalone server (a real S3 API over HTTP)."""
 
@@ -54,11 +66,4 @@ class MotoServer:
             raise
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout_s)
+        stop_process(self.process, timeout_s)
