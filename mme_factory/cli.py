@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from mme_factory.commands.arguments import flatten_kinds
 from mme_factory.errors import MmeFactoryError
 
-COMMAND_MODULES = ("validate", "train", "package", "models", "stack")
+COMMAND_MODULES = ("validate", "train", "package", "models", "stack", "plan")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,88 @@
+"""`mme-factory plan` measuring registered tiny models on a real Triton server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mme_factory.cli import main
+from mme_factory.naming import model_data_prefix
+from mme_factory.settings import load_settings
+from mme_factory.store import LocalStore, file_sha256
+from tasks.package_triton import package_run
+from tasks.promote import write_manifest
+from tests.fixtures.tiny_exports import write_tiny_run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def registered_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local store holding one customer's four tiny TargetModels and its manifest."""
+    work = tmp_path_factory.mktemp("plan")
+    run = write_tiny_run(work / "state", "acme", "run-1", seed=3)
+    summary = package_run(run, load_settings(environ={}), version="v1")
+    store = LocalStore(work / "store")
+    models: dict[str, dict] = {}
+    for package in summary.packages:
+        endpoint = f"test-mme-{package.kind}"
+        target_model = f"acme/{package.target}/v1.tar.gz"
+        tarball = Path(package.tarball)
+        store.put_file(model_data_prefix(endpoint) + target_model, tarball, file_sha256(tarball))
+        entry = models.setdefault(package.kind, {"endpoint": endpoint, "targets": {}})
+        entry["targets"][package.role or package.kind] = target_model
+    write_manifest(store, {"customer": "acme", "models": models})
+    return work / "store"
+
+
+def test_plan_measures_every_registered_target_model(
+    registered_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MME_FACTORY_STORE", str(registered_store))
+    code = main(["plan", "--customers", "100,1000", "--repeats", "3", "--json"])
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    measured = document["measured"]["models"]
+    assert sorted(m["label"] for m in measured) == [
+        "acme/autocomplete/v1.tar.gz",
+        "acme/classifier/v1.tar.gz",
+        "acme/embedding-article/v1.tar.gz",
+        "acme/embedding-query/v1.tar.gz",
+    ]
+    for model in measured:
+        # Each model runs in its own stub process, so loading it adds real resident memory.
+        assert model["rss_added_mib"] > 10, model
+        assert model["load_s"] > 0 and model["warm_p50_ms"] > 0
+    footprints = {f["kind"]: f for f in document["footprints"]}
+    assert footprints["embedding"]["targets_per_customer"] == 2
+    assert footprints["classifier"]["memory_mib"] == pytest.approx(
+        next(m["rss_added_mib"] for m in measured if m["kind"] == "classifier"), abs=1e-3
+    )
+    plans = {(p["instance_type"], p["customers"]): p for p in document["plans"]}
+    assert set(plans) == {
+        ("ml.g4dn.xlarge", 100),
+        ("ml.g4dn.xlarge", 1000),
+        ("ml.c5.2xlarge", 100),
+        ("ml.c5.2xlarge", 1000),
+    }
+    assert plans["ml.c5.2xlarge", 1000]["instances"] >= plans["ml.c5.2xlarge", 100]["instances"]
+
+
+def test_plan_names_a_customer_with_no_registered_models(
+    registered_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MME_FACTORY_STORE", str(registered_store))
+    assert main(["plan", "--customer", "globex"]) == 1
+    assert "no registered models for globex" in capsys.readouterr().err
+
+
+def test_plan_measures_a_tarball_given_by_path(
+    registered_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tarball = registered_store / "mme" / "test-mme-classifier" / "acme" / "classifier" / "v1.tar.gz"
+    code = main(["plan", "--tarball", str(tarball), "--repeats", "2", "--customers", "10"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "classifier" in out and "embedding" not in out.split("Footprint planned")[1]
