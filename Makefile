@@ -13,6 +13,7 @@ help:
 	@echo "make demo   set up both environments and run the main job on the embedded default"
 	@echo "make test   set up, lint and run the test suite"
 	@echo "make setup  create .venv (pipeline) and .triton-env (Triton runtime); idempotent"
+	@echo "make bench  run every benchmark and print one table against the published figures"
 
 setup: $(VENV)/.installed $(TRITON_ENV)/.installed
 
@@ -54,7 +55,9 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-bench: bench-triton
+# Every benchmark, then one table beside the published case (DESIGN §7); JSON in bench/results/.
+bench: setup
+	$(BIN)/python bench/run_all.py
 
 # The MiniLM embedding ensemble on the local Triton vs in-process (writes bench/results/*.json).
 bench-triton: setup

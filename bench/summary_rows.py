@@ -1,0 +1,195 @@
+"""The summary table of `bench/run_all.py`: each benchmark's JSON against DESIGN §7.
+
+Each row is (measure, published figure, figure here, benchmark). A benchmark that failed or
+was skipped gives "not run" in its rows rather than hiding them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mme_factory.capacity import KindFootprint, plan_customers
+from mme_factory.instance_catalog import load_catalog
+
+Results = dict[str, dict[str, Any]]
+Row = tuple[str, str, str, str]
+NOT_RUN = "not run"
+
+
+def _row(
+    results: Results, name: str, measure: str, published: str, here: Callable[[dict], str]
+) -> Row:
+    if name not in results:
+        return (measure, published, NOT_RUN, name)
+    try:
+        return (measure, published, here(results[name]), name)
+    except (KeyError, IndexError, TypeError, ValueError, StopIteration) as error:
+        return (measure, published, f"missing in JSON ({error!r})", name)
+
+
+def _cold_start(data: dict) -> str:
+    median = data["cold_start_s"]["median"]
+    return (
+        f"{median['total']:.1f} s (download {median['download']:.2f}, extract "
+        f"{median['extract']:.2f}, load {median['load']:.2f}, first call "
+        f"{median['first_inference']:.2f}); MiniLM, CPU"
+    )
+
+
+def _cached(data: dict) -> str:
+    latency = data["latency"]
+    sizes = sorted(latency, key=int)
+    seconds = " / ".join(f"{latency[s]['triton']['p50_ms'] / 1000:.3f}" for s in sizes)
+    return f"{seconds} s p50 at {' / '.join(sizes)} tokens (MiniLM, CPU)"
+
+
+def _concurrent(data: dict) -> str:
+    concurrent = data["concurrent"]
+    return (
+        f"{concurrent['triton']['p50_ms'] / 1000:.3f} s p50 "
+        f"({concurrent['requests']} x {concurrent['tokens_each']} tokens)"
+    )
+
+
+def _autocomplete(data: dict) -> str:
+    smoke = [s for s in data["summary"]["smoke"] if s["kind"] == "autocomplete"]
+    return f"{smoke[0]['warm_ms'] / 1000:.3f} s warm through the endpoint (16 new tokens, CPU)"
+
+
+def _plan_kind(data: dict, instance: str, kind: str) -> dict:
+    plan = next(p for p in data["plans"] if p["instance_type"] == instance)
+    return next(k for k in plan["kinds"] if k["kind"] == kind)
+
+
+def _footprint(data: dict, kind: str) -> dict:
+    return next(f for f in data["footprints"] if f["kind"] == kind)
+
+
+def _embedding_density(data: dict) -> str:
+    kind = _plan_kind(data, "ml.g4dn.xlarge", "embedding")
+    mib = _footprint(data, "embedding")["memory_mib"]
+    return (
+        f"{kind['customers_per_instance']} ({kind['targets_per_instance']} encoders) at "
+        f"{mib:.0f} MiB each"
+    )
+
+
+def _autocomplete_density(data: dict) -> str:
+    small = _plan_kind(data, "ml.g4dn.xlarge", "autocomplete")["targets_per_instance"]
+    large = _plan_kind(data, "ml.g4dn.2xlarge", "autocomplete")["targets_per_instance"]
+    mib = _footprint(data, "autocomplete")["memory_mib"]
+    return (
+        f"{small} on g4dn.xlarge, {large} on g4dn.2xlarge ({mib:.0f} MiB each; CUDA host "
+        "memory not counted)"
+    )
+
+
+def _saving(data: dict) -> str:
+    plan = next(
+        p for p in data["plans"] if p["instance_type"] == "ml.g4dn.xlarge" and p["customers"] == 100
+    )
+    catalog = load_catalog()
+    footprints = [KindFootprint(**f) for f in data["footprints"]]
+    three = plan_customers(footprints, catalog.get("ml.g4dn.xlarge"), catalog, 100, replicas=3)
+    saving_three = 1 - three.mme_monthly / plan["single_model_monthly"]
+    return (
+        f"{plan['saving']:.0%} for 100 customers on g4dn.xlarge; {saving_three:.0%} with every "
+        "model on three MME instances against unreplicated single-model endpoints"
+    )
+
+
+def _service_overhead(data: dict) -> str:
+    adds = data["warm_ms"]["embedding_30_tokens"]["service_adds_ms"]["p50_of_differences"]
+    return f"{adds:.2f} ms p50 over calling Triton directly"
+
+
+def _load_test(data: dict) -> str:
+    return (
+        f"{data['requests']} requests, {data['failed_requests']} failed, p50 "
+        f"{data['latency_ms']['p50']:.0f} ms, p95 {data['latency_ms']['p95'] / 1000:.1f} s, "
+        f"{int(data['evictions'])} evictions"
+    )
+
+
+def _warmup(data: dict) -> str:
+    summary = data["summary"]
+    return (
+        f"{summary['models']} TargetModels on {summary['endpoints']} endpoints: all cold "
+        f"{summary['cold_wall_s']:.0f} s (concurrency {summary['cold_concurrency']}), all warm "
+        f"{summary['warm_wall_s']:.1f} s"
+    )
+
+
+def _onboarding(data: dict) -> str:
+    summary = data["summary"]
+    stages = ", ".join(f"{name} {s:.0f} s" for name, s in summary["stages"].items())
+    return f"{summary['onboard_total_s']:.0f} s ({stages})"
+
+
+def _quality(data: dict) -> str:
+    parts = []
+    for kind, figures in data["summary"]["training"].items():
+        parts.append(
+            f"{kind} {figures['metric']} {figures['baseline']:.3f} -> {figures['fine_tuned']:.3f}"
+        )
+    return "; ".join(parts) + f"; peak RSS {data['summary']['peak_rss_mb']:.0f} MB"
+
+
+def summary_rows(results: Results) -> list[Row]:
+    return [
+        _row(
+            results,
+            "mme_local_latency",
+            "cold start (first call loads the model)",
+            "12.7 s",
+            _cold_start,
+        ),
+        _row(
+            results,
+            "triton_embedding",
+            "cached inference, 30 / 250 / 550 tokens",
+            "0.03 / 0.05 / 0.13 s",
+            _cached,
+        ),
+        _row(results, "triton_embedding", "5 concurrent requests", "0.12 s", _concurrent),
+        _row(
+            results,
+            "pipeline",
+            "autocomplete latency through the MME",
+            "0.24-0.32 s (0.74-0.80 s before)",
+            _autocomplete,
+        ),
+        _row(
+            results,
+            "plan",
+            "embedding models per ml.g4dn.xlarge at 80 %",
+            "12 (24 encoders)",
+            _embedding_density,
+        ),
+        _row(
+            results,
+            "plan",
+            "autocomplete models per instance",
+            "4 on g4dn.xlarge, 10 on g4dn.2xlarge",
+            _autocomplete_density,
+        ),
+        _row(
+            results,
+            "plan",
+            "hosting cost saved",
+            "66-80 % (about 43 % with three replicas)",
+            _saving,
+        ),
+        _row(
+            results,
+            "mme_local_latency",
+            "endpoint service overhead, warm call",
+            "-",
+            _service_overhead,
+        ),
+        _row(results, "mme_local_load", "20 clients, 6 models, memory for 3", "-", _load_test),
+        _row(results, "warmup_scale", "hourly warm-up at scale", "-", _warmup),
+        _row(results, "pipeline", "onboard-customer, sample customer", "-", _onboarding),
+        _row(results, "pipeline", "fine-tuned vs base, held out", "-", _quality),
+    ]
