@@ -59,6 +59,7 @@ class ServiceProcess:
                     return self
             except OSError:
                 time.sleep(0.2)
+        self.__exit__()
         raise RuntimeError(f"mme_local did not start; see {self.log_path}")
 
     def __exit__(self, *_: object) -> None:
@@ -117,7 +118,10 @@ def machine_and_versions() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     site = REPO / ".triton-env" / "lib" / "python3.11" / "site-packages"
-    pytriton = [d.name.split("-")[1] for d in site.glob("nvidia_pytriton-*.dist-info")]
+    pytriton = [
+        d.name.removesuffix(".dist-info").split("-")[1]
+        for d in site.glob("nvidia_pytriton-*.dist-info")
+    ]
     return {
         "machine": {
             "cpu": cpu,
