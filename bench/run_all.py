@@ -72,7 +72,7 @@ def steps(out: Path, store: Path) -> list[Step]:
             420,
         ),
         Step("mme_local_load", [python, "bench/bench_mme_local_load.py", "--out", str(out)], 300),
-        Step("warmup_scale", [python, "bench/bench_warmup_scale.py", "--out", str(out)], 480),
+        Step("warmup_scale", [python, "bench/bench_warmup_scale.py", "--out", str(out)], 600),
     ]
 
 

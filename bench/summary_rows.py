@@ -54,7 +54,9 @@ def _concurrent(data: dict) -> str:
 
 def _autocomplete(data: dict) -> str:
     smoke = [s for s in data["summary"]["smoke"] if s["kind"] == "autocomplete"]
-    return f"{smoke[0]['warm_ms'] / 1000:.3f} s warm through the endpoint (16 new tokens, CPU)"
+    return (
+        f"{smoke[0]['warm_ms'] / 1000:.3f} s warm through the endpoint (up to 16 new tokens, CPU)"
+    )
 
 
 def _plan_kind(data: dict, instance: str, kind: str) -> dict:
@@ -114,16 +116,35 @@ def _load_test(data: dict) -> str:
 
 def _warmup(data: dict) -> str:
     summary = data["summary"]
-    return (
+    parts = [
         f"{summary['models']} TargetModels on {summary['endpoints']} endpoints: all cold "
-        f"{summary['cold_wall_s']:.0f} s (concurrency {summary['cold_concurrency']}), all warm "
-        f"{summary['warm_wall_s']:.1f} s"
-    )
+        f"{summary['cold_wall_s']:.0f} s at concurrency {summary['cold_concurrency']}"
+    ]
+    if summary.get("warm_wall_s") is not None:
+        parts.append(f"all again {summary['warm_wall_s']:.1f} s")
+    warm = [r for r in summary["scaling"] if r.get("state") == "warm"]
+    if warm:
+        largest = max(r["models"] for r in warm)
+        by_concurrency = ", ".join(
+            f"c{r['concurrency']} {r['wall_s']:.2f} s" for r in warm if r["models"] == largest
+        )
+        parts.append(f"{largest} loaded ones warm: {by_concurrency}")
+    restarted = [r for r in summary["scaling"] if r.get("state") == "cold, restarted"]
+    if restarted:
+        cold = ", ".join(f"c{r['concurrency']} {r['wall_s']:.0f} s" for r in restarted)
+        parts.append(f"{restarted[0]['models']} cold: {cold}")
+    return "; ".join(parts)
 
 
 def _onboarding(data: dict) -> str:
     summary = data["summary"]
-    stages = ", ".join(f"{name} {s:.0f} s" for name, s in summary["stages"].items())
+    grouped: dict[str, float] = {}
+    for stage, seconds in summary["stages"].items():
+        action = stage.split(" ")[0]
+        if action not in ("train", "package", "register", "smoke"):
+            action = "other"
+        grouped[action] = grouped.get(action, 0.0) + seconds
+    stages = ", ".join(f"{action} {seconds:.0f} s" for action, seconds in grouped.items())
     return f"{summary['onboard_total_s']:.0f} s ({stages})"
 
 

@@ -35,12 +35,16 @@ def sagemaker_client(settings: Settings) -> Any:
     return _client("sagemaker", settings, settings.endpoints.sagemaker_endpoint_url)
 
 
-def sagemaker_runtime_client(settings: Settings, read_timeout: float = 70.0) -> Any:
+def sagemaker_runtime_client(
+    settings: Settings, read_timeout: float = 70.0, max_pool_connections: int = 10
+) -> Any:
+    """`max_pool_connections`: at least the number of threads sharing the client."""
+    pool = max(10, max_pool_connections)
     return _client(
         "sagemaker-runtime",
         settings,
         settings.endpoints.sagemaker_runtime_endpoint_url,
-        _RETRIES.merge(Config(read_timeout=read_timeout)),
+        _RETRIES.merge(Config(read_timeout=read_timeout, max_pool_connections=pool)),
     )
 
 

@@ -101,9 +101,13 @@ def warm_one(client: Any, target: WarmupTarget, retries: int, cold_ms: float) ->
     )
 
 
-def warm_all(settings: Settings, concurrency: int) -> list[WarmupResult]:
-    targets = registered_targets(open_store(settings.store, settings))
-    client = sagemaker_runtime_client(settings)
+def warm_all(
+    settings: Settings, concurrency: int, targets: list[WarmupTarget] | None = None
+) -> list[WarmupResult]:
+    """Warm `targets` (default: every registered TargetModel), `concurrency` at a time."""
+    if targets is None:
+        targets = registered_targets(open_store(settings.store, settings))
+    client = sagemaker_runtime_client(settings, max_pool_connections=concurrency)
     sm = settings.sagemaker
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return list(
