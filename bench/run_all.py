@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from mme_local_support import machine_and_versions, print_table, write_results  # noqa: E402
 from summary_rows import summary_rows  # noqa: E402
 
+WRAP_AT = 60
 PLAN_INSTANCE_TYPES = ("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.c5.2xlarge")
 
 
@@ -100,6 +102,18 @@ def run_step(step: Step, out: Path) -> StepResult:
     return StepResult(step.name, status, seconds, newest_json(out, step.name, started))
 
 
+def print_summary_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; long cells wrap onto following lines."""
+    wrapped = [[textwrap.wrap(cell, WRAP_AT) or [""] for cell in row] for row in [header, *rows]]
+    widths = [max(len(line) for row in wrapped for line in row[i]) for i in range(len(header))]
+    for index, row in enumerate(wrapped):
+        for depth in range(max(len(cell) for cell in row)):
+            cells = [cell[depth] if depth < len(cell) else "" for cell in row]
+            print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
 def load_results(results: list[StepResult]) -> dict[str, dict[str, Any]]:
     loaded = {}
     for result in results:
@@ -126,9 +140,7 @@ def main() -> int:
     print(f"\nmachine: {machine['machine']}")
     print(f"all benchmarks: {total_s / 60:.1f} min\n")
     header = ("measure", "published case (T4, ml.g4dn)", "here", "benchmark")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_summary_table(header, rows)
     print()
     print_table(
         [(r.name, f"{r.status}, {r.seconds:.0f} s, {r.json_path or 'no JSON'}") for r in results]
