@@ -34,11 +34,11 @@ from mme_local_support import (  # noqa: E402
     create_endpoint,
     machine_and_versions,
     print_table,
-    process_tree_rss,
     write_results,
 )
 
 from mme_factory.settings import load_settings  # noqa: E402
+from mme_local.process_memory import process_tree_memory  # noqa: E402
 from mme_local.triton import TritonRuntime, TritonServer  # noqa: E402
 from tests.mme_local_models import infer_body, model_files, model_tarball, write_model  # noqa: E402
 
@@ -84,7 +84,7 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
 
         def sample() -> None:
             while not stop.is_set():
-                peak[0] = max(peak[0], process_tree_rss(triton_pid))
+                peak[0] = max(peak[0], process_tree_memory(triton_pid))
                 time.sleep(0.05)
 
         def client(seed: int) -> tuple[list[float], list[str], dict[str, int]]:

@@ -38,7 +38,6 @@ import prefect  # noqa: E402
 from mme_local_support import (  # noqa: E402
     machine_and_versions,
     print_table,
-    process_tree_rss,
     write_results,
 )
 from pipeline_report import model_label, table_rows  # noqa: E402
@@ -49,6 +48,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from flows.onboard_customer import onboard_customer  # noqa: E402
 from flows.warmup import warmup  # noqa: E402
+from mme_local.process_memory import process_tree_memory  # noqa: E402
 from tasks.run_directory import RunDirectory  # noqa: E402
 from tasks.training_tasks import HEADLINES  # noqa: E402
 from tests.mme_local_harness import ServiceProcess  # noqa: E402
@@ -259,7 +259,7 @@ def serving_figures(service: ServiceProcess, endpoints: list[str]) -> dict[str, 
             ],
         }
     assert service.process is not None
-    figures["mme_local_and_triton_rss_mb"] = process_tree_rss(service.process.pid) / 2**20
+    figures["mme_local_and_triton_rss_mb"] = process_tree_memory(service.process.pid) / 2**20
     return figures
 
 

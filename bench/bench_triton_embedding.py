@@ -41,6 +41,8 @@ from torch import Tensor, nn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from mme_local_support import cpu_name  # noqa: E402
+
 from mme_factory.settings import load_settings  # noqa: E402
 from mme_local.triton import TritonRuntime, TritonServer, kserve_outputs, kserve_request  # noqa: E402
 from tasks.model_tarball import extract_tarball  # noqa: E402
@@ -148,12 +150,7 @@ def versions(runtime: TritonRuntime) -> dict[str, str]:
 
 
 def machine() -> dict[str, object]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_name()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

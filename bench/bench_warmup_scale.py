@@ -66,6 +66,7 @@ from mme_factory.model_kinds import ModelKind  # noqa: E402
 from mme_factory.naming import endpoint_name_for  # noqa: E402
 from mme_factory.settings import Settings, load_settings  # noqa: E402
 from mme_factory.store import open_store  # noqa: E402
+from mme_local.process_memory import process_tree_memory  # noqa: E402
 from tasks.package_triton import PackageSummary, package_run  # noqa: E402
 from tasks.promote import customer_lock, manifest_entry, promote_entries  # noqa: E402
 from tasks.register_mme import register_package, wait_in_service  # noqa: E402
@@ -240,27 +241,12 @@ def endpoint_memory(service: ServiceProcess) -> dict[str, dict[str, Any]]:
         memory[endpoint] = {
             "loaded": len(per_model),
             "rss_per_model_median_bytes": int(np.median(per_model)) if per_model else 0,
-            "tree_rss_bytes": tree_memory(state["triton_pid"], "rss"),
-            "tree_uss_bytes": tree_memory(state["triton_pid"], "uss"),
+            "tree_rss_bytes": process_tree_memory(state["triton_pid"]),
+            "tree_uss_bytes": process_tree_memory(state["triton_pid"], unique=True),
             "peak_rss_bytes": state["peak_memory_bytes"],
             "budget_bytes": state["budget_bytes"],
         }
     return memory
-
-
-def tree_memory(pid: int, field: str) -> int:
-    try:
-        parent = psutil.Process(pid)
-        processes = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += getattr(process.memory_full_info(), field)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
 
 
 class AvailableMemoryWatch:

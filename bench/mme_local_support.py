@@ -6,9 +6,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
-import sys
-import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,59 +14,23 @@ from typing import Any
 import psutil
 from botocore.config import Config
 
+from tests.mme_local_harness import ServiceProcess as HarnessServiceProcess
 from tests.mme_local_harness import clients as harness_clients
 from tests.mme_local_harness import create_endpoint  # noqa: F401 - re-exported for the benchmarks
 
 REPO = Path(__file__).resolve().parent.parent
-TRITON_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServiceProcess:
-    """`python -m mme_local` on a free loopback port with settings from the environment."""
-
-    def __init__(self, environ: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.environ = {**os.environ, **environ, "MME_FACTORY_MME_LOCAL__PORT": str(self.port)}
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+class ServiceProcess(HarnessServiceProcess):
+    """The tests' mme_local process as a context manager, with its JSON and metrics routes."""
 
     def __enter__(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "mme_local"],
-                env=self.environ,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"mme_local did not start; see {self.log_path}")
+        self.start()
+        return self
 
     def __exit__(self, *_: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.stop()
 
     def get_json(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=10) as response:
@@ -96,27 +57,16 @@ def clients(url: str, max_attempts: int = 5) -> tuple[Any, Any]:
     return harness_clients(url, config)
 
 
-def process_tree_rss(pid: int) -> int:
-    try:
-        parent = psutil.Process(pid)
-        total = parent.memory_info().rss
-        for child in parent.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return total
-    except psutil.NoSuchProcess:
-        return 0
-
-
-def machine_and_versions() -> dict[str, Any]:
-    cpu = "unknown"
+def cpu_name() -> str:
     with open("/proc/cpuinfo", encoding="utf-8") as info:
         for line in info:
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def machine_and_versions() -> dict[str, Any]:
+    cpu = cpu_name()
     site = REPO / ".triton-env" / "lib" / "python3.11" / "site-packages"
     pytriton = [
         d.name.removesuffix(".dist-info").split("-")[1]

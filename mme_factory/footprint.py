@@ -20,6 +20,7 @@ import psutil
 from mme_factory.errors import MmeFactoryError
 from mme_factory.settings import Settings
 from mme_local.model_archive import ArchiveLimits, extract_model
+from mme_local.process_memory import process_tree_memory
 from mme_local.triton import TritonRuntime, TritonServer, kserve_request
 
 MIB = 1024**2
@@ -69,20 +70,7 @@ class FootprintReport:
 
 def tree_memory(pid: int) -> tuple[int, int]:
     """(RSS, USS) in bytes of a process and all its descendants."""
-    rss = uss = 0
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0, 0
-    for process in processes:
-        try:
-            info = process.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        rss += info.rss
-        uss += info.uss
-    return rss, uss
+    return process_tree_memory(pid), process_tree_memory(pid, unique=True)
 
 
 def _invoke_ms(server: TritonServer, name: str, body: bytes) -> float:

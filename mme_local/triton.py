@@ -26,6 +26,7 @@ import numpy as np
 import psutil
 
 from mme_factory.errors import MmeFactoryError
+from mme_local.process_memory import process_tree_memory
 from mme_local.triton_runtime import LOCAL_PYTORCH_BACKEND, TritonRuntime
 
 LOG_TAIL_CHARS = 4_000
@@ -197,17 +198,7 @@ class TritonServer:
         """Resident memory of tritonserver plus every stub process it started."""
         if not self.alive or self.pid is None:
             return 0
-        try:
-            parent = psutil.Process(self.pid)
-            total = parent.memory_info().rss
-            for child in parent.children(recursive=True):
-                try:
-                    total += child.memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-        except psutil.NoSuchProcess:
-            return 0
-        return total
+        return process_tree_memory(self.pid)
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         try:

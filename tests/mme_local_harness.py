@@ -107,7 +107,11 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_http(f"{self.url}/ping", timeout_s, self.process)
+        try:
+            wait_for_http(f"{self.url}/ping", timeout_s, self.process)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
 
     def stop(self, timeout_s: float = 30.0) -> None:
         stop_process(self.process, timeout_s)

@@ -99,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     catalog = load_catalog(args.instance_types)
     instances = [catalog.get(name) for name in args.instance_type or DEFAULT_INSTANCE_TYPES]
-    given = {f.kind: f for f in map(footprint_argument, args.footprint or [])}
     given = {
-        kind: dataclasses.replace(f, host_overhead_mib=args.host_overhead_mib)
-        for kind, f in given.items()
+        f.kind: dataclasses.replace(f, host_overhead_mib=args.host_overhead_mib)
+        for f in map(footprint_argument, args.footprint or [])
     }
     report = None
     progress = (lambda message: print(message, file=sys.stderr)) if args.json else print
