@@ -43,10 +43,10 @@ from mme_local_support import (  # noqa: E402
 )
 
 from mme_factory.settings import load_settings  # noqa: E402
+from mme_factory.triton.server import kserve_request  # noqa: E402
 from mme_local.target_model import TargetModel  # noqa: E402
-from mme_local.triton import kserve_request  # noqa: E402
-from tasks.package_triton import package_run  # noqa: E402
-from tests.mme_local_models import infer_body, model_tarball, write_model  # noqa: E402
+from tasks.packaging.package_triton import package_run  # noqa: E402
+from test_support.mme_local_models import infer_body, model_tarball, write_model  # noqa: E402
 
 TARGET_OVERHEAD_P50_MS = 2.0
 EMBEDDING = "bench/embedding-query/v1.tar.gz"

@@ -38,9 +38,9 @@ from mme_local_support import (  # noqa: E402
 )
 
 from mme_factory.settings import load_settings  # noqa: E402
-from mme_local.process_memory import process_tree_memory  # noqa: E402
-from mme_local.triton import TritonRuntime, TritonServer  # noqa: E402
-from tests.mme_local_models import infer_body, model_files, model_tarball, write_model  # noqa: E402
+from mme_factory.triton.process_memory import process_tree_memory  # noqa: E402
+from mme_factory.triton.server import TritonRuntime, TritonServer  # noqa: E402
+from test_support.mme_local_models import infer_body, model_files, model_tarball, write_model  # noqa: E402
 
 ENDPOINT = "dev-mme-load"
 MODELS = 6

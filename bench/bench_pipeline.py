@@ -48,10 +48,10 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from flows.onboard_customer import onboard_customer  # noqa: E402
 from flows.warmup import warmup  # noqa: E402
-from mme_local.process_memory import process_tree_memory  # noqa: E402
-from tasks.run_directory import RunDirectory  # noqa: E402
-from tasks.training_tasks import HEADLINES  # noqa: E402
-from tests.mme_local_harness import ServiceProcess  # noqa: E402
+from mme_factory.triton.process_memory import process_tree_memory  # noqa: E402
+from tasks.training.run_directory import RunDirectory  # noqa: E402
+from tasks.training.training_tasks import HEADLINES  # noqa: E402
+from test_support.mme_local_harness import ServiceProcess  # noqa: E402
 
 ACME = REPO / "examples" / "customers" / "acme"
 TASK_RUNS_RECORDED_WITHIN_S = 30.0

@@ -33,13 +33,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mme_factory.settings import load_settings  # noqa: E402
-from mme_factory.training_settings import AutocompleteTraining  # noqa: E402
-from tasks.finetune_autocomplete import finetune_autocomplete  # noqa: E402
-from tasks.finetune_classifier import finetune_classifier  # noqa: E402
-from tasks.finetune_embedding import finetune_embedding  # noqa: E402
-from tasks.reproducibility import library_versions, seed_everything  # noqa: E402
-from tasks.train_customer import train_customer  # noqa: E402
-from tasks.training_data import CustomerDataset, load_dataset  # noqa: E402
+from mme_factory.settings.training import AutocompleteTraining  # noqa: E402
+from tasks.data.training_data import CustomerDataset, load_dataset  # noqa: E402
+from tasks.training.autocomplete.finetune import finetune_autocomplete  # noqa: E402
+from tasks.training.classifier import finetune_classifier  # noqa: E402
+from tasks.training.embedding import finetune_embedding  # noqa: E402
+from tasks.training.reproducibility import library_versions, seed_everything  # noqa: E402
+from tasks.training.train_customer import train_customer  # noqa: E402
 
 ACME = REPO / "examples" / "customers" / "acme"
 BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"

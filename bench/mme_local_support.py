@@ -14,9 +14,9 @@ from typing import Any
 import psutil
 from botocore.config import Config
 
-from tests.mme_local_harness import ServiceProcess as HarnessServiceProcess
-from tests.mme_local_harness import clients as harness_clients
-from tests.mme_local_harness import create_endpoint  # noqa: F401 - re-exported for the benchmarks
+from test_support.mme_local_harness import ServiceProcess as HarnessServiceProcess
+from test_support.mme_local_harness import clients as harness_clients
+from test_support.mme_local_harness import create_endpoint  # noqa: F401 - re-exported for the benchmarks
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -55,7 +55,7 @@ class StepResult:
 def steps(out: Path, store: Path) -> list[Step]:
     python = sys.executable
     plan_file = out / f"plan-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    plan = [python, "-m", "mme_factory.cli", "plan", "--customers", "100,1000"]
+    plan = [python, "-m", "cli.main", "plan", "--customers", "100,1000"]
     for instance in PLAN_INSTANCE_TYPES:
         plan += ["--instance-type", instance]
     return [

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mme_factory.capacity import KindFootprint, plan_customers
-from mme_factory.instance_catalog import load_catalog
+from planner.capacity import KindFootprint, plan_customers
+from planner.instance_catalog import load_catalog
 
 Results = dict[str, dict[str, Any]]
 Row = tuple[str, str, str, str]

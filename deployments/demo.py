@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--data", default=str(REPO / "examples" / "customers" / "acme"))
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-    from mme_factory.local_stack import prefect_api_url
+    from deployments.local_stack import prefect_api_url
 
     settings = load_settings()
     os.environ.setdefault("PREFECT_API_URL", prefect_api_url(settings.prefect.port))

@@ -11,9 +11,10 @@ from prefect.artifacts import create_markdown_artifact
 from flows.flow_settings import flow_settings
 from mme_factory.model_kinds import ModelKind
 from mme_factory.store import open_store
-from tasks.package_triton import package_triton
-from tasks.promote import customer_lock, promote
-from tasks.publish_models import (
+from tasks.data.training_data import read_golden_set
+from tasks.data.validate_data import validate_data
+from tasks.deployment.promote import customer_lock, promote
+from tasks.deployment.publish_models import (
     assign_version,
     export_dir_for,
     manifest_entries,
@@ -21,11 +22,10 @@ from tasks.publish_models import (
     smoke_inputs_for,
     withdraw_uploads,
 )
-from tasks.register_mme import register_mme
-from tasks.smoke_inference import smoke_inference
-from tasks.training_data import read_golden_set
-from tasks.training_tasks import start_training_run, train_model
-from tasks.validate_data import validate_data
+from tasks.deployment.register_mme import register_mme
+from tasks.deployment.smoke_inference import smoke_inference
+from tasks.packaging.package_triton import package_triton
+from tasks.training.training_tasks import start_training_run, train_model
 
 
 @flow(name="onboard-customer", log_prints=True)

@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.flow_settings import flow_settings
 from mme_factory.errors import MmeFactoryError
-from tasks.warmup_models import warm_models
+from tasks.deployment.warmup_models import warm_models
 
 
 class WarmupFailed(MmeFactoryError):

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mme_factory.errors import StoreError
+from mme_factory.model_archive import ArchiveLimits, ModelArchiveError, extract_model
 from mme_factory.store import ArtifactStore
+from mme_factory.triton.server import TritonError
 from mme_local.aws_errors import AwsError, model_error, model_not_ready, service_unavailable
 from mme_local.metrics import Metrics
-from mme_local.model_archive import ArchiveLimits, ModelArchiveError, extract_model
 from mme_local.model_cache import LoadedModel, ModelCache
 from mme_local.model_server import ModelServer
 from mme_local.target_model import TargetModel
-from mme_local.triton import TritonError
 
 OUT_OF_MEMORY = 507
 WATCH_INTERVAL_S = 0.5

@@ -22,8 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mme_factory.model_archive import ArchiveLimits
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, LocalStore, open_store
+from mme_factory.triton.server import TritonRuntime
 from mme_local.aws_errors import (
     MAX_INVOKE_BODY_BYTES,
     AwsError,
@@ -36,10 +38,8 @@ from mme_local.control_plane import ControlPlane
 from mme_local.control_state import ControlStateFile
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
-from mme_local.model_archive import ArchiveLimits
 from mme_local.model_server import ModelServer, TritonModelServer
 from mme_local.target_model import InvalidTargetModel, TargetModel
-from mme_local.triton import TritonRuntime
 
 logger = logging.getLogger("mme_local")
 TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"

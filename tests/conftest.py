@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mme_factory.settings import Settings, load_settings
-from tests.servers import MotoServer
+from test_support.servers import MotoServer
 
 REPO = Path(__file__).resolve().parent.parent
 ACME = REPO / "examples" / "customers" / "acme"

@@ -9,7 +9,7 @@ import pytest
 from mme_factory.aws_clients import autoscaling_client
 from mme_factory.errors import SettingsError
 from mme_factory.settings import load_settings
-from tasks.autoscaling import configure_autoscaling, policy_configuration
+from tasks.deployment.autoscaling import configure_autoscaling, policy_configuration
 
 pytestmark = pytest.mark.integration
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mme_factory.capacity import (
+from cli.main import main
+from planner.capacity import (
     CapacityError,
     KindFootprint,
     plan_customers,
     plan_kind,
     targets_per_instance,
 )
-from mme_factory.cli import main
-from mme_factory.instance_catalog import CatalogError, load_catalog
-from mme_factory.plan_inputs import PlanInputError, footprint_argument, tarball_argument
+from planner.instance_catalog import CatalogError, load_catalog
+from planner.plan_inputs import PlanInputError, footprint_argument, tarball_argument
 
 CATALOG = load_catalog()
 G4DN = CATALOG.get("ml.g4dn.xlarge")

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from cli.main import main
 from flows.onboard_customer import onboard_customer
 from flows.warmup import WarmupFailed, warmup
-from mme_factory.cli import main
 from mme_factory.settings import load_settings
 from mme_factory.store import open_store
+from test_support.mme_local_harness import ServiceProcess
+from test_support.tiny_base_models import tiny_training_environ, write_tiny_encoder
 from tests.conftest import ACME
-from tests.fixtures.tiny_base_models import tiny_training_environ, write_tiny_encoder
-from tests.mme_local_harness import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError, WaiterError
 
 from mme_factory.settings import Settings, load_settings
 from mme_local.service import MmeLocalService
-from tests.fake_model_server import FakeModelServer
-from tests.mme_local_harness import ServiceInThread, clients, create_endpoint
-from tests.mme_local_models import model_tarball, write_model
+from test_support.fake_model_server import FakeModelServer
+from test_support.mme_local_harness import ServiceInThread, clients, create_endpoint
+from test_support.mme_local_models import model_tarball, write_model
 
 ENDPOINT = "dev-mme-test"
 TARGET = "acme/doubler/v1.tar.gz"

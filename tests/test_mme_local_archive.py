@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mme_local.model_archive import ArchiveLimits, ModelArchiveError, extract_model
+from mme_factory.model_archive import ArchiveLimits, ModelArchiveError, extract_model
 from mme_local.target_model import InvalidTargetModel, TargetModel
-from tests.mme_local_models import model_files, model_tarball, tarball
+from test_support.mme_local_models import model_files, model_tarball, tarball
 
 LIMITS = ArchiveLimits(max_extracted_bytes=1024 * 1024, max_members=100)
 

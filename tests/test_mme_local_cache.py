@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from mme_factory.model_archive import ArchiveLimits
 from mme_factory.store import LocalStore
 from mme_local.aws_errors import AwsError
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
-from mme_local.model_archive import ArchiveLimits
 from mme_local.model_cache import LoadedModel, ModelCache
 from mme_local.target_model import TargetModel
-from tests.fake_model_server import MIB, FakeModelServer
-from tests.mme_local_models import model_tarball, write_model
+from test_support.fake_model_server import MIB, FakeModelServer
+from test_support.mme_local_models import model_tarball, write_model
 
 MODELS = [TargetModel.parse(f"acme/m{i}/v1.tar.gz") for i in range(6)]
 

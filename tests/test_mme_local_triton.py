@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 
 from mme_factory.aws_clients import s3_client
 from mme_factory.settings import load_settings
-from tests.mme_local_harness import ServiceProcess, clients, create_endpoint
-from tests.mme_local_models import (
+from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint
+from test_support.mme_local_models import (
     infer_body,
     model_files,
     model_tarball,

@@ -14,10 +14,10 @@ from flows.onboard_customer import onboard_customer
 from mme_factory.aws_clients import s3_client
 from mme_factory.errors import ValidationFailed
 from mme_factory.store import open_store
-from tasks.promote import promote_entries, read_manifest
-from tasks.quality_gate import QualityGateRejected
-from tasks.smoke_inference import SmokeTestFailed
-from tests.fixtures.tiny_base_models import write_tiny_encoder
+from tasks.deployment.promote import promote_entries, read_manifest
+from tasks.deployment.smoke_inference import SmokeTestFailed
+from tasks.training.quality_gate import QualityGateRejected
+from test_support.tiny_base_models import write_tiny_encoder
 
 pytestmark = pytest.mark.integration
 

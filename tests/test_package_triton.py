@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mme_factory.cli import main
+from cli.main import main
 from mme_factory.settings import Settings, load_settings
-from tasks.model_tarball import extract_tarball, tarball_names
-from tasks.package_triton import PackageSummary, package_run
-from tasks.triton_config import PackagingError, parse_config
-from tasks.triton_layout import TRITON_MODELS
-from tests.fixtures.tiny_exports import write_tiny_run
+from tasks.packaging.model_tarball import extract_tarball, tarball_names
+from tasks.packaging.package_triton import PackageSummary, package_run
+from tasks.packaging.triton_config import PackagingError, parse_config
+from tasks.packaging.triton_layout import TRITON_MODELS
+from test_support.tiny_exports import write_tiny_run
 
 
 @pytest.fixture(scope="module")

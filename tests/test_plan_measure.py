@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from mme_factory.cli import main
+from cli.main import main
 from mme_factory.naming import model_data_prefix
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, file_sha256
-from tasks.package_triton import package_run
-from tasks.promote import write_manifest
-from tests.fixtures.tiny_exports import write_tiny_run
+from tasks.deployment.promote import write_manifest
+from tasks.packaging.package_triton import package_run
+from test_support.tiny_exports import write_tiny_run
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,14 @@ from mme_factory.aws_clients import s3_client, sagemaker_client
 from mme_factory.naming import TargetModelKey, endpoint_name_for
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, open_store
-from tasks.promote import ManifestError, customer_lock, promote_entries, read_manifest, rollback
-from tasks.register_mme import (
+from tasks.deployment.promote import (
+    ManifestError,
+    customer_lock,
+    promote_entries,
+    read_manifest,
+    rollback,
+)
+from tasks.deployment.register_mme import (
     RegistrationError,
     ensure_endpoint,
     next_version,
@@ -30,7 +36,7 @@ BUCKET = "mme-artifacts"
 
 @dataclass(frozen=True)
 class FakePackage:
-    """The fields of tasks.package_triton.PackagedModel that registration reads."""
+    """The fields of tasks.packaging.package_triton.PackagedModel that registration reads."""
 
     customer: str
     kind: str

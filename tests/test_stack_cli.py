@@ -7,8 +7,8 @@ import json
 import psutil
 import pytest
 
-from mme_factory.cli import main
-from tests.servers import free_port
+from cli.main import main
+from test_support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

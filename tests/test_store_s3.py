@@ -8,7 +8,7 @@ from mme_factory.aws_clients import s3_client
 from mme_factory.errors import StoreError
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, checked_key, open_store
-from tasks.validate_data import validate_customer_data
+from tasks.data.validate_data import validate_customer_data
 from tests.conftest import ACME
 
 pytestmark = pytest.mark.integration

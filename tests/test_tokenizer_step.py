@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks.triton_layout import TRITON_MODELS
-from tests.fixtures.tiny_exports import minilm_tokenizer_json
+from tasks.packaging.triton_layout import TRITON_MODELS
+from test_support.tiny_exports import minilm_tokenizer_json
 
 
 @pytest.fixture(scope="module")
 def step() -> types.ModuleType:
-    """code/v1/tokenizer_step.py, imported without Triton (its utils module is stubbed)."""
+    """shared/code/v1/tokenizer_step.py, imported without Triton (its utils module is stubbed)."""
     sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("pb_utils_stub"))
-    path = TRITON_MODELS / "embedding" / "code" / "v1" / "tokenizer_step.py"
+    path = TRITON_MODELS / "shared" / "code" / "v1" / "tokenizer_step.py"
     spec = importlib.util.spec_from_file_location("tokenizer_step_v1", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -43,7 +43,7 @@ def test_long_texts_are_truncated_to_max_length(step: types.ModuleType) -> None:
 
 
 def test_the_step_imports_neither_torch_nor_transformers() -> None:
-    source = (TRITON_MODELS / "embedding" / "code" / "v1" / "tokenizer_step.py").read_text()
+    source = (TRITON_MODELS / "shared" / "code" / "v1" / "tokenizer_step.py").read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

@@ -8,17 +8,17 @@ import pandas as pd
 import pytest
 import torch
 
-from mme_factory.cli import main
+from cli.main import main
 from mme_factory.errors import ValidationFailed
 from mme_factory.model_kinds import ModelKind
 from mme_factory.settings import load_settings
-from tasks.base_models import BaseModelNotFound, load_encoder
-from tasks.encoders import SentenceEncoder, embed
-from tasks.export_torchscript import ExportParityError, check_parity, parity_batches
-from tasks.train_customer import train_customer
-from tasks.training_data import TrainingDataError, check_intents, split_labelled
+from tasks.data.training_data import TrainingDataError, check_intents, split_labelled
+from tasks.training.base_models import BaseModelNotFound, load_encoder
+from tasks.training.encoders import SentenceEncoder, embed
+from tasks.training.export_torchscript import ExportParityError, check_parity, parity_batches
+from tasks.training.train_customer import train_customer
+from test_support.tiny_base_models import tiny_training_environ, write_tiny_encoder
 from tests.conftest import ACME
-from tests.fixtures.tiny_base_models import tiny_training_environ, write_tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -212,9 +212,9 @@ def test_invalid_customer_id_is_refused(tmp_path, tiny_encoder):
 
 
 def test_same_seed_gives_the_same_model(tmp_path, tiny_encoder, small_acme):
-    from tasks.finetune_classifier import finetune_classifier
-    from tasks.reproducibility import seed_everything
-    from tasks.training_data import load_dataset
+    from tasks.data.training_data import load_dataset
+    from tasks.training.classifier import finetune_classifier
+    from tasks.training.reproducibility import seed_everything
 
     settings = load_settings(environ=tiny_environ(tmp_path, tiny_encoder))
     data = load_dataset(str(small_acme), settings)

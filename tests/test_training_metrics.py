@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mme_factory.model_kinds import ModelKind
-from mme_factory.training_settings import TrainingSettings
-from tasks.autocomplete_eval import unigram_baseline
-from tasks.metrics import classification_metrics, retrieval_metrics
-from tasks.quality_gate import QualityGateRejected, enforce, judge
+from mme_factory.settings.training import TrainingSettings
+from tasks.training.autocomplete.evaluate import unigram_baseline
+from tasks.training.metrics import classification_metrics, retrieval_metrics
+from tasks.training.quality_gate import QualityGateRejected, enforce, judge
 
 
 def test_retrieval_metrics_rank_relevant_items():

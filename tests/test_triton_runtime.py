@@ -10,7 +10,7 @@ import pytest
 
 from mme_factory.errors import MmeFactoryError
 from mme_factory.settings import load_settings
-from mme_local.triton import (
+from mme_factory.triton.server import (
     LOCAL_PYTORCH_BACKEND,
     TritonRuntime,
     TritonServer,

@@ -17,16 +17,16 @@ import torch
 from tokenizers import Tokenizer
 
 from mme_factory.settings import load_settings
-from mme_local.triton import (
+from mme_factory.triton.server import (
     TritonError,
     TritonRuntime,
     TritonServer,
     kserve_outputs,
     kserve_request,
 )
-from tasks.model_tarball import extract_tarball
-from tasks.package_triton import PackagedModel, package_run
-from tests.fixtures.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
+from tasks.packaging.model_tarball import extract_tarball
+from tasks.packaging.package_triton import PackagedModel, package_run
+from test_support.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
 from triton_models.autocomplete.code.v1.llama_decoder import (
     LlamaDecoder,
     build_prompt,

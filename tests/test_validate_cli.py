@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mme_factory.cli import main
+from cli.main import main
 from tests.conftest import ACME
 
 

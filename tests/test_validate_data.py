@@ -9,7 +9,7 @@ import pytest
 
 from mme_factory.errors import ValidationFailed
 from mme_factory.model_kinds import ModelKind
-from tasks.validate_data import check_customer_data, validate_customer_data
+from tasks.data.validate_data import check_customer_data, validate_customer_data
 from tests.conftest import ACME
 
 

@@ -1,0 +1,106 @@
+"""`mme-factory rollback` and `mme-factory invoke`: the customer manifest from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mme_factory.settings import load_settings
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    rollback = commands.add_parser(
+        "rollback", help="point a customer's kind at its previous version"
+    )
+    rollback.add_argument("--customer", required=True)
+    rollback.add_argument(
+        "--kind", required=True, choices=["embedding", "classifier", "autocomplete"]
+    )
+    rollback.set_defaults(handler=run_rollback)
+
+    invoke = commands.add_parser(
+        "invoke", help="call a customer's served model through its endpoint"
+    )
+    invoke.add_argument("--customer", required=True)
+    invoke.add_argument(
+        "--kind", required=True, choices=["embedding", "classifier", "autocomplete"]
+    )
+    invoke.add_argument("--role", default=None, help="embedding role: query (default) or article")
+    invoke.add_argument("--text", required=True, action="append", help="repeat for a batch")
+    invoke.add_argument("--json", action="store_true", help="print the answer as JSON")
+    invoke.set_defaults(handler=run_invoke)
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from mme_factory.store import open_store
+    from tasks.deployment.promote import customer_lock, rollback
+
+    settings = load_settings(args.settings)
+    store = open_store(settings.store, settings)
+    with customer_lock(store, args.customer, settings.sagemaker.lock_wait_s):
+        manifest = rollback(store, args.customer, args.kind)
+    entry = manifest["models"][args.kind]
+    print(
+        f"{args.customer} {args.kind} now serves v{entry['version']}: "
+        + ", ".join(entry["targets"].values())
+    )
+    return 0
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    from mme_factory.aws_clients import sagemaker_runtime_client
+    from mme_factory.errors import MmeFactoryError
+    from mme_factory.store import open_store
+    from mme_factory.triton.server import kserve_outputs, kserve_request
+    from tasks.deployment.promote import read_manifest
+
+    settings = load_settings(args.settings)
+    manifest = read_manifest(open_store(settings.store, settings), args.customer)
+    entry = manifest["models"].get(args.kind)
+    if entry is None:
+        raise MmeFactoryError(f"customer {args.customer} has no {args.kind} model registered")
+    role = args.role or ("query" if args.kind == "embedding" else args.kind)
+    if role not in entry["targets"]:
+        raise MmeFactoryError(f"no {role!r} target; choose from {sorted(entry['targets'])}")
+    response = sagemaker_runtime_client(settings).invoke_endpoint(
+        EndpointName=entry["endpoint"],
+        TargetModel=entry["targets"][role],
+        ContentType="application/json",
+        Body=kserve_request({"text": args.text}),
+    )
+    outputs = kserve_outputs(response["Body"].read())
+    printable = {name: _printable(value) for name, value in outputs.items()}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "endpoint": entry["endpoint"],
+                    "target_model": entry["targets"][role],
+                    "version": entry["version"],
+                    "outputs": printable,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{entry['endpoint']}  {entry['targets'][role]}  (v{entry['version']})")
+    for row, text in enumerate(args.text):
+        shown = ", ".join(f"{name}: {_short(values[row])}" for name, values in printable.items())
+        print(f"{text!r} -> {shown}")
+    return 0
+
+
+def _short(row: list[object]) -> object:
+    return row[0] if len(row) == 1 else row
+
+
+def _printable(value: object) -> list[list[object]]:
+    """Rows of an output tensor as JSON values: strings decoded, floats rounded, 8 per row."""
+    rows = value.reshape(value.shape[0], -1).tolist()  # type: ignore[attr-defined]
+    return [
+        [
+            v.decode() if isinstance(v, bytes) else round(v, 4) if isinstance(v, float) else v
+            for v in row[:8]
+        ]
+        for row in rows
+    ]

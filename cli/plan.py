@@ -1,0 +1,132 @@
+"""`mme-factory plan`: measure served models, then size and price the endpoints for N customers."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from mme_factory.settings import load_settings
+
+DEFAULT_INSTANCE_TYPES = ("ml.g4dn.xlarge", "ml.c5.2xlarge")
+
+
+def _counts(value: str) -> list[int]:
+    try:
+        counts = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give customer counts like 100,1000") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: customer counts must be at least 1")
+    return counts
+
+
+def _fraction(value: str) -> float:
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if not 0 < fraction <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a fraction in (0, 1], e.g. 0.8")
+    return fraction
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "plan",
+        help="measure each kind's footprint on Triton; instances and monthly cost for N customers",
+        description=(
+            "Measure what each registered TargetModel (or each --tarball) costs when loaded on "
+            "a real Triton server, then compute how many fit on an instance type, how many "
+            "instances N customers need per endpoint kind, and the monthly cost against one "
+            "single-model endpoint per model."
+        ),
+    )
+    source = parser.add_argument_group("what to measure (default: every registered customer)")
+    source.add_argument("--customer", action="append", help="a registered customer (repeatable)")
+    source.add_argument(
+        "--tarball", action="append", metavar="[KIND=]PATH", help="a TargetModel tarball"
+    )
+    source.add_argument(
+        "--footprint",
+        action="append",
+        metavar="KIND=MIB",
+        help="use this memory per TargetModel instead of measuring the kind",
+    )
+    parser.add_argument("--customers", type=_counts, default=[100, 1000], metavar="N[,N...]")
+    parser.add_argument(
+        "--instance-type",
+        action="append",
+        help=f"repeatable (default: {', '.join(DEFAULT_INSTANCE_TYPES)})",
+    )
+    parser.add_argument(
+        "--instance-types", type=Path, metavar="FILE", help="instance-type and price catalog"
+    )
+    parser.add_argument("--utilisation", type=_fraction, default=0.8, help="default 0.8")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="instances each model is loaded on (default 1)"
+    )
+    parser.add_argument(
+        "--host-overhead-mib",
+        type=float,
+        default=0.0,
+        help="host memory per model on GPU instances (stub process, CUDA context); default 0",
+    )
+    parser.add_argument("--repeats", type=int, default=20, help="warm requests per model")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--out", type=Path, help="also write the JSON plan to this file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mme_factory.store import open_store
+    from planner.capacity import CapacityError, plan_customers
+    from planner.footprint import measure_tarballs
+    from planner.instance_catalog import load_catalog
+    from planner.plan_inputs import (
+        footprint_argument,
+        footprints_from,
+        registered_tarballs,
+        tarball_argument,
+    )
+    from planner.plan_report import plan_document, plan_text
+
+    if args.replicas < 1 or args.repeats < 1 or args.host_overhead_mib < 0:
+        raise CapacityError("--replicas and --repeats must be at least 1; overhead at least 0")
+    settings = load_settings(args.settings)
+    catalog = load_catalog(args.instance_types)
+    instances = [catalog.get(name) for name in args.instance_type or DEFAULT_INSTANCE_TYPES]
+    given = {
+        f.kind: dataclasses.replace(f, host_overhead_mib=args.host_overhead_mib)
+        for f in map(footprint_argument, args.footprint or [])
+    }
+    report = None
+    progress = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    with tempfile.TemporaryDirectory(prefix="mme-plan-") as work_dir:
+        work = Path(work_dir)
+        tarballs = [tarball_argument(value) for value in args.tarball or []]
+        if not tarballs and (args.customer or not given):
+            store = open_store(settings.store, settings)
+            tarballs = registered_tarballs(store, args.customer, work / "tarballs")
+        tarballs = [t for t in tarballs if t.kind not in given]
+        if tarballs:
+            report = measure_tarballs(tarballs, settings, work, args.repeats, progress)
+    measured = footprints_from(report.models, args.host_overhead_mib) if report else []
+    footprints = [f for f in measured if f.kind not in given] + list(given.values())
+    plans = [
+        plan_customers(footprints, instance, catalog, count, args.utilisation, args.replicas)
+        for instance in instances
+        for count in args.customers
+    ]
+    document = plan_document(report, footprints, plans, catalog)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(plan_text(report, footprints, plans, catalog))
+    return 0

@@ -1,0 +1,78 @@
+"""`mme-factory train --customer ID --data PATH_OR_S3_URI [--kinds ...] [--test-data FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.arguments import add_kinds_argument
+from mme_factory.settings import load_settings
+
+HEADLINE = {
+    "embedding": ("recall_at_1", "base", "fine_tuned"),
+    "classifier": ("accuracy", "base", "fine_tuned"),
+    "autocomplete": ("next_word_accuracy", "unigram", "fine_tuned"),
+}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="validate, fine-tune, evaluate, gate and export a customer's models"
+    )
+    parser.add_argument("--customer", required=True, help="customer id, e.g. acme")
+    parser.add_argument("--data", required=True, help="directory or s3://bucket/prefix")
+    add_kinds_argument(parser, "every kind the data supports")
+    parser.add_argument("--test-data", help="a held-apart text,intent CSV (golden set)")
+    parser.add_argument("--metrics-json", type=Path, help="also write every metric to this file")
+    parser.add_argument("--json", action="store_true", help="print the run record as JSON")
+    parser.set_defaults(handler=run)
+
+
+def _row(kind: str, outcome: dict[str, Any]) -> str:
+    metric, baseline, tuned = HEADLINE[kind]
+    metrics = outcome["metrics"]
+    timings = outcome["timings"]
+    return (
+        f"{kind:<13} {metric:<19} {metrics[baseline][metric]:>8.3f} "
+        f"{metrics[tuned][metric]:>10.3f}  {outcome['status']:<9} "
+        f"{timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tasks.training.train_customer import train_customer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    settings = load_settings(args.settings)
+    result = train_customer(args.customer, args.data, settings, args.kinds, args.test_data)
+    record = {**result.record, "run_dir": str(result.run.path)}
+    if args.metrics_json:
+        args.metrics_json.write_text(
+            json.dumps({kind: o["metrics"] for kind, o in result.outcomes.items()}, indent=2) + "\n"
+        )
+    if args.json:
+        print(json.dumps(record, indent=2, default=str))
+    else:
+        print(f"run {result.run.run_id} for {result.run.customer}: {result.run.path}")
+        print(
+            f"{'kind':<13} {'metric':<19} {'baseline':>8} {'fine-tuned':>10}  {'status':<9} "
+            f"{'time':>9} {'peak RSS':>11}"
+        )
+        for kind, outcome in result.outcomes.items():
+            print(_row(kind, outcome))
+    for kind in result.rejected:
+        gate = result.outcomes[kind]["gate"]
+        failed = [c for c in gate["checks"] if not c["passed"]]
+        print(
+            f"error: {kind} rejected by the quality gate: "
+            + "; ".join(
+                f"{c['metric']} {c['value']:.4f} vs {c['against']} {c['threshold']:.4f}"
+                for c in failed
+            ),
+            file=sys.stderr,
+        )
+    return 1 if result.rejected else 0

@@ -1,0 +1,296 @@
+"""A real Triton server with its SageMaker multi-model routes on (DESIGN §4, §6).
+
+`TritonRuntime` (runtime.py) finds the `tritonserver` binary, its Python
+backend and the models' Python environment (`.triton-env`). `TritonServer` starts one server
+process, waits for
+`GET /ping` with a bound, and loads, invokes, lists and unloads models through the same routes
+SageMaker's Triton container serves, so what works here works behind a SageMaker MME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import psutil
+
+from mme_factory.errors import MmeFactoryError
+from mme_factory.triton.process_memory import process_tree_memory
+from mme_factory.triton.runtime import LOCAL_PYTORCH_BACKEND, TritonRuntime
+
+LOG_TAIL_CHARS = 4_000
+
+__all__ = [
+    "LOCAL_PYTORCH_BACKEND",
+    "TritonError",
+    "TritonRuntime",
+    "TritonServer",
+    "free_port",
+    "kserve_outputs",
+    "kserve_request",
+]
+
+
+class TritonError(MmeFactoryError):
+    """Triton refused a request or failed; `status` keeps its HTTP status (507: out of memory)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Triton answered {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TritonServer:
+    """One `tritonserver` process serving the SageMaker MME routes on loopback."""
+
+    def __init__(
+        self,
+        runtime: TritonRuntime,
+        workdir: Path,
+        log_path: Path,
+        http_port: int | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.workdir = workdir
+        self.log_path = log_path
+        self.http_port = http_port or free_port()
+        self.sagemaker_url = f"http://127.0.0.1:{self.http_port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        repository = self.workdir / "empty-repository"
+        backends = self.workdir / "backends"
+        return [
+            str(self.runtime.binary),
+            f"--model-repository={repository}",
+            "--model-control-mode=explicit",
+            f"--backend-directory={backends}",
+            "--allow-sagemaker=true",
+            f"--sagemaker-port={self.http_port}",
+            "--allow-http=false",
+            "--allow-grpc=false",
+            "--allow-metrics=false",
+            "--exit-timeout-secs=5",
+            "--log-verbose=0",
+        ]
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start the server and wait until `GET /ping` answers, at most `timeout_s` seconds."""
+        if self.alive:
+            return
+        self.runtime.check()
+        (self.workdir / "empty-repository").mkdir(parents=True, exist_ok=True)
+        self.runtime.prepare_backends(self.workdir / "backends")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.runtime.environment(),
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive:
+                code = self._process.returncode
+                self._process = None
+                raise MmeFactoryError(
+                    f"tritonserver exited with {code} while starting; log {self.log_path}:\n"
+                    + self.log_tail()
+                )
+            if self._ping():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise MmeFactoryError(
+            f"tritonserver did not answer {self.sagemaker_url}/ping within {timeout_s:.0f} s; "
+            f"log {self.log_path}:\n" + self.log_tail()
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server by its PID: terminate, then kill; the stub processes go with it."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        children = self._children(process.pid)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout_s)
+        # Stubs normally exit with the server; any left behind are ours and go by PID too.
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+    def __enter__(self) -> TritonServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def load(self, name: str, model_dir: Path, timeout_s: float = 120.0) -> None:
+        """Load the model repository in `model_dir` under `name` (SageMaker's `POST /models`)."""
+        body = json.dumps({"model_name": name, "url": str(model_dir)}).encode()
+        status, _, answer = self._request("POST", "/models", body, "application/json", timeout_s)
+        if status != 200:
+            raise TritonError(status, _message(answer))
+
+    def unload(self, name: str) -> None:
+        status, _, answer = self._request("DELETE", f"/models/{_quote(name)}", None, None, 60.0)
+        if status != 200:
+            raise TritonError(status, _message(answer))
+
+    def invoke(
+        self,
+        name: str,
+        body: bytes,
+        content_type: str = "application/json",
+        timeout_s: float = 60.0,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """`POST /models/{name}/invoke`; returns Triton's status, headers and body unchanged."""
+        return self._request(
+            "POST", f"/models/{_quote(name)}/invoke", body, content_type, timeout_s
+        )
+
+    def list_models(self) -> list[str]:
+        status, _, answer = self._request("GET", "/models", None, None, 10.0)
+        if status != 200:
+            raise TritonError(status, _message(answer))
+        return [item["modelName"] for item in json.loads(answer).get("models", [])]
+
+    def resident_memory_bytes(self) -> int:
+        """Resident memory of tritonserver plus every stub process it started."""
+        if not self.alive or self.pid is None:
+            return 0
+        return process_tree_memory(self.pid)
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return text[-chars:]
+
+    def _ping(self) -> bool:
+        try:
+            status, _, _ = self._request("GET", "/ping", None, None, 2.0)
+        except TritonError:
+            return False
+        return status == 200
+
+    @staticmethod
+    def _children(pid: int) -> list[psutil.Process]:
+        try:
+            return psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        timeout_s: float,
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.sagemaker_url + path, data=body, method=method)
+        if content_type is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return response.status, dict(response.headers.items()), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers.items()), error.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
+            raise TritonError(503, f"{method} {path} failed: {error}") from None
+
+
+_DATATYPES = {str: "BYTES", int: "INT32", float: "FP32"}
+
+
+def kserve_request(inputs: dict[str, list[Any]]) -> bytes:
+    """A KServe v2 JSON body: each input is one value per row (a list for list inputs).
+
+    `{"text": ["a", "b"], "max_new_tokens": [8, 8]}` gives tensors of shape [2, 1];
+    `{"stop": [["\\n"], ["."]]}` gives shape [2, 1] rows of strings.
+    """
+    tensors = []
+    for name, rows in inputs.items():
+        nested = bool(rows) and isinstance(rows[0], list)
+        width = len(rows[0]) if nested else 1
+        flat = [item for row in rows for item in row] if nested else list(rows)
+        sample = flat[0] if flat else ""
+        tensors.append(
+            {
+                "name": name,
+                "shape": [len(rows), width],
+                "datatype": _DATATYPES[type(sample)],
+                "data": flat,
+            }
+        )
+    return json.dumps({"inputs": tensors}).encode("utf-8")
+
+
+def kserve_outputs(body: bytes) -> dict[str, np.ndarray]:
+    """The outputs of a KServe v2 JSON response, by name, shaped as Triton says."""
+    outputs = {}
+    for item in json.loads(body)["outputs"]:
+        dtype = (
+            np.object_
+            if item["datatype"] == "BYTES"
+            else np.dtype(item["datatype"].lower().replace("fp", "float"))
+        )
+        outputs[item["name"]] = np.array(item["data"], dtype=dtype).reshape(item["shape"])
+    return outputs
+
+
+def _quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _message(body: bytes) -> str:
+    """Triton's error text from a JSON `{"error": ...}` body, or the raw body."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(loaded, dict) and "error" in loaded:
+        return str(loaded["error"])
+    return text.strip()

@@ -1,0 +1,155 @@
+"""Measure what a TargetModel costs when served: memory added, load time, warm latency.
+
+Each tarball is unpacked as SageMaker does and loaded into a real Triton server through the
+SageMaker routes, one at a time: the server's process tree (tritonserver plus the model's stub
+processes) is measured before the load and after the first requests, then the model is
+unloaded. Resident memory (RSS) counts shared library pages in every stub; unique memory (USS)
+counts only what the model alone holds, so the truth for many loaded models lies in between.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from mme_factory.errors import MmeFactoryError
+from mme_factory.model_archive import ArchiveLimits, extract_model
+from mme_factory.settings import Settings
+from mme_factory.triton.process_memory import process_tree_memory
+from mme_factory.triton.server import TritonRuntime, TritonServer, kserve_request
+
+MIB = 1024**2
+SETTLE_S = 1.0
+SUPPORT_TEXT = (
+    "Hello, I was charged twice for my order last week and would like the second payment "
+    "refunded to my card, order number A10234."
+)
+LATENCY_INPUTS: dict[str, dict[str, list[Any]]] = {
+    "embedding": {"text": [SUPPORT_TEXT]},
+    "classifier": {"text": [SUPPORT_TEXT]},
+    "autocomplete": {"text": ["Customer: " + SUPPORT_TEXT + "\nAgent:"], "max_new_tokens": [16]},
+}
+
+
+@dataclass(frozen=True)
+class TarballToMeasure:
+    kind: str
+    label: str  # the TargetModel key, or the tarball's path
+    path: Path
+
+
+@dataclass(frozen=True)
+class MeasuredModel:
+    kind: str
+    label: str
+    tarball_mib: float
+    load_s: float
+    rss_added_mib: float
+    uss_added_mib: float
+    first_inference_ms: float
+    warm_p50_ms: float
+    warm_p95_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            name: round(value, 3) if isinstance(value, float) else value
+            for name, value in asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class FootprintReport:
+    server_rss_mib: float
+    models: list[MeasuredModel]
+
+
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, USS) in bytes of a process and all its descendants."""
+    return process_tree_memory(pid), process_tree_memory(pid, unique=True)
+
+
+def _invoke_ms(server: TritonServer, name: str, body: bytes) -> float:
+    started = time.perf_counter()
+    status, _, answer = server.invoke(name, body)
+    elapsed = (time.perf_counter() - started) * 1000
+    if status != 200:
+        raise MmeFactoryError(f"model {name} answered {status}: {answer[:300]!r}")
+    return elapsed
+
+
+def measure_one(
+    server: TritonServer, model: TarballToMeasure, work: Path, repeats: int, limits: ArchiveLimits
+) -> MeasuredModel:
+    if model.kind not in LATENCY_INPUTS:
+        raise MmeFactoryError(f"{model.label}: unknown model kind {model.kind!r}")
+    name = f"footprint-{work.name}"
+    repository = extract_model(model.path, work / "model", limits)
+    assert server.pid is not None
+    rss_before, uss_before = tree_memory(server.pid)
+    started = time.perf_counter()
+    server.load(name, repository)
+    load_s = time.perf_counter() - started
+    try:
+        body = kserve_request(LATENCY_INPUTS[model.kind])
+        first_ms = _invoke_ms(server, name, body)
+        warm = sorted(_invoke_ms(server, name, body) for _ in range(repeats))
+        time.sleep(SETTLE_S)
+        rss_after, uss_after = tree_memory(server.pid)
+    finally:
+        server.unload(name)
+    return MeasuredModel(
+        kind=model.kind,
+        label=model.label,
+        tarball_mib=model.path.stat().st_size / MIB,
+        load_s=load_s,
+        rss_added_mib=(rss_after - rss_before) / MIB,
+        uss_added_mib=(uss_after - uss_before) / MIB,
+        first_inference_ms=first_ms,
+        warm_p50_ms=statistics.median(warm),
+        warm_p95_ms=warm[min(len(warm) - 1, round(0.95 * (len(warm) - 1)))],
+    )
+
+
+def _child_count(server: TritonServer) -> int:
+    assert server.pid is not None
+    return len(psutil.Process(server.pid).children(recursive=True))
+
+
+def _wait_for_stubs_to_exit(server: TritonServer, baseline: int, timeout_s: float = 30.0) -> None:
+    """An unloaded model's stub exits shortly after the unload call returns."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _child_count(server) > baseline:
+        time.sleep(0.2)
+
+
+def measure_tarballs(
+    models: list[TarballToMeasure],
+    settings: Settings,
+    work: Path,
+    repeats: int = 20,
+    progress: Any = print,
+) -> FootprintReport:
+    """Load each tarball alone on one private Triton server and measure it."""
+    limits = ArchiveLimits(
+        int(settings.mme_local.max_extracted_size), settings.mme_local.max_tarball_members
+    )
+    server = TritonServer(TritonRuntime.from_settings(settings), work, work / "triton.log")
+    server.start(timeout_s=settings.triton.server_start_timeout_s)
+    try:
+        time.sleep(SETTLE_S)
+        assert server.pid is not None
+        server_rss = tree_memory(server.pid)[0] / MIB
+        baseline_children = _child_count(server)
+        measured = []
+        for index, model in enumerate(models):
+            progress(f"measuring {model.label} ({index + 1}/{len(models)}) ...")
+            _wait_for_stubs_to_exit(server, baseline_children)
+            measured.append(measure_one(server, model, work / f"m{index}", repeats, limits))
+    finally:
+        server.stop()
+    return FootprintReport(server_rss, measured)

@@ -1,0 +1,201 @@
+"""Smoke inference: call each newly registered TargetModel through `sagemaker-runtime`.
+
+Each kind's served answers are checked against the exported model run in-process on the same
+inputs (held-out texts recorded by training), and cold and warm latency are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from botocore.exceptions import ClientError
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from tokenizers import Tokenizer
+
+from mme_factory.aws_clients import sagemaker_runtime_client
+from mme_factory.errors import MmeFactoryError
+from mme_factory.settings import Settings
+from mme_factory.triton.server import kserve_outputs, kserve_request
+
+RETRYABLE = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable"}
+EMBEDDING_TOLERANCE = 1e-3
+AUTOCOMPLETE_TIME_LIMIT_MS = 5_000
+
+
+class SmokeTestFailed(MmeFactoryError):
+    """A served model answered wrongly, or not at all."""
+
+
+@dataclass
+class SmokeResult:
+    endpoint: str
+    target_model: str
+    kind: str
+    passed: bool
+    cold_ms: float
+    warm_ms: float
+    detail: str
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def invoke(
+    client: Any, endpoint: str, target_model: str, body: bytes, retries: int
+) -> tuple[dict[str, np.ndarray], float]:
+    """One InvokeEndpoint call, retried with backoff while the model loads or is throttled."""
+    for attempt in range(retries + 1):
+        started = time.perf_counter()
+        try:
+            response = client.invoke_endpoint(
+                EndpointName=endpoint,
+                TargetModel=target_model,
+                ContentType="application/json",
+                Body=body,
+            )
+            payload = response["Body"].read()
+            latency_ms = (time.perf_counter() - started) * 1000
+            try:
+                return kserve_outputs(payload), latency_ms
+            except (ValueError, KeyError, TypeError) as error:
+                raise SmokeTestFailed(
+                    f"{endpoint} {target_model}: not a KServe v2 response "
+                    f"({error}): {payload[:200]!r}"
+                ) from None
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code not in RETRYABLE or attempt == retries:
+                message = error.response.get("Error", {}).get("Message", str(error))
+                raise SmokeTestFailed(f"{endpoint} {target_model}: {code}: {message}") from None
+            time.sleep(min(2.0**attempt, 10.0))
+    raise AssertionError("unreachable")
+
+
+def _offline_tokens(export_dir: Path, texts: list[str]) -> dict[str, torch.Tensor]:
+    tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
+    tokenizer.enable_padding()
+    encodings = tokenizer.encode_batch(texts)
+    return {
+        "input_ids": torch.tensor([e.ids for e in encodings]),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+    }
+
+
+def _offline(export_dir: Path, texts: list[str]) -> np.ndarray:
+    model = torch.jit.load(str(export_dir / "model.pt"))
+    with torch.inference_mode():
+        return model(**_offline_tokens(export_dir, texts)).numpy()
+
+
+def check_embedding(outputs: dict[str, np.ndarray], export_dir: Path, texts: list[str]) -> dict:
+    served = outputs["embedding"].astype(np.float32)
+    norms = np.linalg.norm(served, axis=1)
+    difference = float(np.abs(served - _offline(export_dir, texts)).max())
+    export = json.loads((export_dir / "export.json").read_text(encoding="utf-8"))
+    return {
+        "shape_ok": served.shape == (len(texts), export["dim"]),
+        "unit_norm": bool(np.allclose(norms, 1.0, atol=1e-3)),
+        "max_abs_diff_vs_offline": difference,
+        "agrees_offline": difference <= EMBEDDING_TOLERANCE,
+    }
+
+
+def check_classifier(outputs: dict[str, np.ndarray], export_dir: Path, texts: list[str]) -> dict:
+    labels = (export_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
+    offline = [labels[i] for i in _offline(export_dir, texts).argmax(axis=1)]
+    served = [
+        value.decode() if isinstance(value, bytes) else str(value)
+        for value in outputs["label"].reshape(-1)
+    ]
+    return {"served": served, "offline": offline, "predictions_equal": served == offline}
+
+
+def check_autocomplete(
+    outputs: dict[str, np.ndarray], export_dir: Path, texts: list[str], warm_ms: float
+) -> dict:
+    completions = [
+        value.decode() if isinstance(value, bytes) else str(value)
+        for value in outputs["completion"].reshape(-1)
+    ]
+    return {
+        "completions": completions,
+        "non_empty": all(text.strip() for text in completions),
+        "within_time_limit": warm_ms <= AUTOCOMPLETE_TIME_LIMIT_MS * 1.5,
+    }
+
+
+def _request(kind: str, texts: list[str]) -> bytes:
+    if kind == "autocomplete":
+        return kserve_request(
+            {
+                "text": texts,
+                "max_new_tokens": [16] * len(texts),
+                "time_limit_ms": [AUTOCOMPLETE_TIME_LIMIT_MS] * len(texts),
+            }
+        )
+    return kserve_request({"text": texts})
+
+
+CHECKS: dict[str, Callable[..., dict]] = {
+    "embedding": check_embedding,
+    "classifier": check_classifier,
+}
+REQUIRED = {
+    "embedding": ("shape_ok", "unit_norm", "agrees_offline"),
+    "classifier": ("predictions_equal",),
+    "autocomplete": ("non_empty", "within_time_limit"),
+}
+
+
+def smoke_test(
+    registration: Any, export_dir: Path, texts: list[str], settings: Settings
+) -> SmokeResult:
+    """Invoke the TargetModel twice (cold, then warm) and check the second answer."""
+    client = sagemaker_runtime_client(settings)
+    kind = registration.kind
+    texts = texts[:1] if kind == "autocomplete" else texts
+    body = _request(kind, texts)
+    retries = settings.sagemaker.invoke_retries
+    _, cold_ms = invoke(client, registration.endpoint, registration.target_model, body, retries)
+    outputs, warm_ms = invoke(
+        client, registration.endpoint, registration.target_model, body, retries
+    )
+    if kind == "autocomplete":
+        checks = check_autocomplete(outputs, export_dir, texts, warm_ms)
+    else:
+        checks = CHECKS[kind](outputs, export_dir, texts)
+    failed = [name for name in REQUIRED[kind] if not checks.get(name)]
+    detail = "all checks passed" if not failed else "failed: " + ", ".join(failed)
+    return SmokeResult(
+        registration.endpoint,
+        registration.target_model,
+        kind,
+        not failed,
+        cold_ms,
+        warm_ms,
+        detail,
+        checks,
+    )
+
+
+@task(name="smoke-inference", cache_policy=NO_CACHE)
+def smoke_inference(
+    registration: Any, export_dir: Path, texts: list[str], settings: Settings
+) -> SmokeResult:
+    """Call the new TargetModel through the endpoint; raise if any check fails."""
+    result = smoke_test(registration, export_dir, texts, settings)
+    if not result.passed:
+        raise SmokeTestFailed(
+            f"{result.target_model} on {result.endpoint}: {result.detail} "
+            f"({json.dumps(result.checks, default=str)[:500]})"
+        )
+    return result

@@ -1,0 +1,195 @@
+"""Fine-tune a causal LM to complete agent replies (DESIGN §1).
+
+Two bases work offline: "compact", a small Llama-architecture decoder initialised from settings
+with a byte-level BPE tokenizer trained on the customer's conversations (the default: fast to
+train and to serve), and "smollm2", the pretrained SmolLM2-135M-Instruct GGUF. Any other local
+causal LM (a directory, an offline-cached id or a .gguf file) also works.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from prefect import task
+from tokenizers import Tokenizer
+
+from mme_factory.settings.training import AutocompleteTraining
+from tasks.data.training_data import CustomerDataset, TrainingDataError, split_rows
+from tasks.training.autocomplete.evaluate import (
+    completion_latency_ms,
+    next_word_accuracy,
+    next_word_positions,
+    perplexity,
+    unigram_baseline,
+)
+from tasks.training.autocomplete.examples import (
+    END_OF_TEXT,
+    collate,
+    encode_example,
+    train_tokenizer,
+)
+from tasks.training.base_models import load_causal_lm
+from tasks.training.progress import TrainingProgress
+from tasks.training.reproducibility import linear_schedule
+
+COMPACT = "compact"
+LATENCY_PROMPTS = 5
+
+
+@dataclass
+class AutocompleteModel:
+    model: Any  # a transformers LlamaForCausalLM
+    tokenizer: Tokenizer
+    eos_id: int
+    base_model: str
+    config: AutocompleteTraining
+    metrics: dict[str, dict[str, float]]
+    held_out: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    final_loss: float | None = None
+
+
+def compact_decoder(
+    train: pd.DataFrame, config: AutocompleteTraining, seed: int
+) -> tuple[Any, Tokenizer]:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    texts = [f"{c}\n{r}" for c, r in zip(train["context"], train["reply"], strict=True)]
+    tokenizer = train_tokenizer(texts, config.compact.vocab_size)
+    eos = tokenizer.token_to_id(END_OF_TEXT)
+    shape = config.compact
+    llama = LlamaConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        max_position_embeddings=config.max_length,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        rms_norm_eps=1e-5,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(llama), tokenizer
+
+
+def load_base(
+    train: pd.DataFrame, config: AutocompleteTraining, seed: int, cache_dir: Path
+) -> tuple[Any, Tokenizer, int]:
+    if config.base_model == COMPACT:
+        model, tokenizer = compact_decoder(train, config, seed)
+        return model, tokenizer, tokenizer.token_to_id(END_OF_TEXT)
+    model, hf_tokenizer = load_causal_lm(config.base_model, cache_dir)
+    eos = hf_tokenizer.eos_token_id
+    if eos is None:
+        raise TrainingDataError(f"base model {config.base_model} has no end-of-text token")
+    return model, hf_tokenizer.backend_tokenizer, int(eos)
+
+
+def train_decoder(
+    model: Any,
+    examples: list,
+    eos_id: int,
+    config: AutocompleteTraining,
+    learning_rate: float,
+    seed: int,
+) -> float | None:
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    schedule = linear_schedule(optimizer, total)
+    progress = TrainingProgress("autocomplete", total)
+    rng = np.random.default_rng(seed)
+    model.train()
+    while len(progress.losses) < total:
+        order = rng.permutation(len(examples))
+        for start in range(0, len(order), config.batch_size):
+            batch = collate([examples[i] for i in order[start : start + config.batch_size]], eos_id)
+            loss = model(**batch).loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            progress.step(loss.item())
+            if len(progress.losses) >= total:
+                break
+    model.eval()
+    return progress.final_loss
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Tokenizer,
+    eos_id: int,
+    held: pd.DataFrame,
+    positions: list,
+    config: AutocompleteTraining,
+) -> dict[str, float]:
+    contexts, replies = list(held["context"]), list(held["reply"])
+    metrics = perplexity(model, tokenizer, contexts, replies, eos_id, config.max_length)
+    metrics["next_word_accuracy"] = next_word_accuracy(model, tokenizer, positions, eos_id)
+    metrics["completion_ms"] = completion_latency_ms(
+        model, tokenizer, contexts[:LATENCY_PROMPTS], config.completion_tokens, eos_id
+    )
+    return metrics
+
+
+def finetune_autocomplete(
+    data: CustomerDataset, config: AutocompleteTraining, fraction: float, seed: int, cache_dir: Path
+) -> AutocompleteModel:
+    """Train on replies.jsonl; word-level perplexity and next-word accuracy vs a unigram model."""
+    started = time.monotonic()
+    if data.replies is None or len(data.replies) < 2:
+        raise TrainingDataError("autocomplete needs replies.jsonl with at least 2 replies")
+    train, held = split_rows(data.replies, fraction, seed)
+    model, tokenizer, eos_id = load_base(train, config, seed, cache_dir)
+    examples = [
+        encode_example(tokenizer, c, r, eos_id, config.max_length)
+        for c, r in zip(train["context"], train["reply"], strict=True)
+    ]
+    positions = next_word_positions(
+        list(held["context"]), list(held["reply"]), config.eval_next_words, seed
+    )
+    metrics = {"unigram": unigram_baseline(list(train["reply"]), positions, list(held["reply"]))}
+    trained_at = time.monotonic()
+    rate = config.learning_rate if config.base_model == COMPACT else config.pretrained_learning_rate
+    torch.manual_seed(seed)
+    final_loss = train_decoder(model, examples, eos_id, config, rate, seed)
+    evaluated_at = time.monotonic()
+    metrics["fine_tuned"] = evaluate(model, tokenizer, eos_id, held, positions, config)
+    return AutocompleteModel(
+        model,
+        tokenizer,
+        eos_id,
+        config.base_model,
+        config,
+        metrics,
+        held,
+        {
+            "prepare_s": trained_at - started,
+            "train_s": evaluated_at - trained_at,
+            "evaluate_s": time.monotonic() - evaluated_at,
+        },
+        final_loss,
+    )
+
+
+@task(name="finetune-autocomplete")
+def finetune_autocomplete_task(
+    data: CustomerDataset, config: AutocompleteTraining, fraction: float, seed: int, cache_dir: Path
+) -> AutocompleteModel:
+    """Fine-tune the customer's reply-autocomplete model."""
+    return finetune_autocomplete(data, config, fraction, seed, cache_dir)

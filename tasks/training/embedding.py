@@ -1,0 +1,237 @@
+"""Fine-tune a query encoder and an article encoder with in-batch negatives (DESIGN §1)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from prefect import task
+
+from mme_factory.settings.training import EmbeddingTraining
+from tasks.data.training_data import CustomerDataset, TrainingDataError, split_labelled, split_rows
+from tasks.training.base_models import load_encoder
+from tasks.training.encoders import SentenceEncoder, embed, tokenize
+from tasks.training.metrics import retrieval_metrics
+from tasks.training.progress import TrainingProgress
+from tasks.training.reproducibility import linear_schedule
+
+
+@dataclass
+class RetrievalTask:
+    """Training pairs and a held-out retrieval problem, in one of two modes."""
+
+    mode: str  # "articles": query-article pairs; "same_intent": pairs of texts of one intent
+    train: list[tuple[str, str, str]]  # (query text, positive text, group of the positive)
+    queries: list[str]
+    query_groups: list[str]
+    corpus: list[str]
+    corpus_groups: list[str]
+
+
+@dataclass
+class EmbeddingModel:
+    query_encoder: SentenceEncoder
+    article_encoder: SentenceEncoder
+    tokenizer: Any
+    config: EmbeddingTraining
+    mode: str
+    metrics: dict[str, dict[str, float]]
+    timings: dict[str, float] = field(default_factory=dict)
+    final_loss: float | None = None
+
+
+def article_text(row: pd.Series) -> str:
+    return f"{row['title']}. {row['body']}".strip(". ")
+
+
+def retrieval_task(
+    data: CustomerDataset,
+    config: EmbeddingTraining,
+    fraction: float,
+    seed: int,
+    held_out: pd.DataFrame | None = None,
+) -> RetrievalTask:
+    """Query-article pairs when the customer has them, else same-intent text pairs."""
+    has_pairs = data.pairs is not None and not data.pairs.empty
+    if has_pairs and data.articles is not None and held_out is None:
+        texts = {row["id"]: article_text(row) for _, row in data.articles.iterrows()}
+        train, held = split_rows(data.pairs, fraction, seed)
+        ids = sorted(texts)
+        return RetrievalTask(
+            "articles",
+            [(q, texts[a], a) for q, a in zip(train["query"], train["article_id"], strict=True)],
+            list(held["query"]),
+            list(held["article_id"]),
+            [texts[i] for i in ids],
+            ids,
+        )
+    if data.intents is None or data.intents["intent"].nunique() < 2:
+        raise TrainingDataError(
+            "embedding needs pairs.csv with articles.jsonl, or intents.csv with at least 2 intents"
+        )
+    if held_out is None:
+        train, held = split_labelled(data.intents, "intent", fraction, seed)
+    else:
+        train, held = data.intents, held_out
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for intent, group in train.groupby("intent", sort=True):
+        texts = list(group["text"])
+        if len(texts) < 2:
+            continue
+        for index, text in enumerate(texts):
+            others = [t for j, t in enumerate(texts) if j != index]
+            for partner in rng.choice(
+                others, size=min(config.same_intent_pairs_per_text, len(others)), replace=False
+            ):
+                pairs.append((text, str(partner), str(intent)))
+    return RetrievalTask(
+        "same_intent",
+        pairs,
+        list(held["text"]),
+        list(held["intent"]),
+        list(train["text"]),
+        list(train["intent"]),
+    )
+
+
+def evaluate(
+    query_encoder: torch.nn.Module,
+    article_encoder: torch.nn.Module,
+    tokenizer: Any,
+    task_: RetrievalTask,
+    config: EmbeddingTraining,
+) -> dict[str, float]:
+    queries = embed(query_encoder, tokenizer, task_.queries, config.query_max_length)
+    corpus = embed(article_encoder, tokenizer, task_.corpus, config.article_max_length)
+    relevant = torch.tensor(
+        [[q == c for c in task_.corpus_groups] for q in task_.query_groups], dtype=torch.bool
+    )
+    return retrieval_metrics(queries, corpus, relevant)
+
+
+def contrastive_loss(
+    queries: torch.Tensor, positives: torch.Tensor, groups: list[str], temperature: float
+) -> torch.Tensor:
+    """Symmetric InfoNCE; other in-batch items of the same group are not counted as negatives."""
+    scores = queries @ positives.T / temperature
+    ids = {group: number for number, group in enumerate(dict.fromkeys(groups))}
+    codes = torch.tensor([ids[group] for group in groups])
+    same = (codes[:, None] == codes[None, :]) & ~torch.eye(len(groups), dtype=torch.bool)
+    scores = scores.masked_fill(same, float("-inf"))
+    labels = torch.arange(len(groups))
+    cross = torch.nn.functional.cross_entropy
+    return (cross(scores, labels) + cross(scores.T, labels)) / 2
+
+
+def train_dual_encoder(
+    query_encoder: SentenceEncoder,
+    article_encoder: SentenceEncoder,
+    tokenizer: Any,
+    pairs: list[tuple[str, str, str]],
+    config: EmbeddingTraining,
+    seed: int,
+) -> float | None:
+    params = list(query_encoder.parameters()) + list(article_encoder.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
+    schedule = linear_schedule(optimizer, config.epochs * steps_per_epoch)
+    progress = TrainingProgress("embedding", config.epochs * steps_per_epoch)
+    rng = np.random.default_rng(seed)
+    query_encoder.train()
+    article_encoder.train()
+    for _ in range(config.epochs):
+        order = rng.permutation(len(pairs))
+        for start in range(0, len(order), config.batch_size):
+            batch = [pairs[i] for i in order[start : start + config.batch_size]]
+            if len(batch) < 2:
+                continue
+            queries = query_encoder(
+                **tokenize(tokenizer, [b[0] for b in batch], config.query_max_length)
+            )
+            positives = article_encoder(
+                **tokenize(tokenizer, [b[1] for b in batch], config.article_max_length)
+            )
+            loss = contrastive_loss(queries, positives, [b[2] for b in batch], config.temperature)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            progress.step(loss.item())
+    query_encoder.eval()
+    article_encoder.eval()
+    return progress.final_loss
+
+
+def finetune_embedding(
+    data: CustomerDataset,
+    config: EmbeddingTraining,
+    fraction: float,
+    seed: int,
+    held_out: pd.DataFrame | None = None,
+) -> EmbeddingModel:
+    """Train both encoders from the base model; metrics of base and fine-tuned on held-out data."""
+    started = time.monotonic()
+    task_ = retrieval_task(data, config, fraction, seed, held_out)
+    if len(task_.train) < 2 or not task_.queries:
+        raise TrainingDataError(
+            f"embedding: {len(task_.train)} training pairs and "
+            f"{len(task_.queries)} held-out queries; need more data"
+        )
+    transformer, tokenizer = load_encoder(config.base_model)
+    base = SentenceEncoder(transformer).eval()
+    base_metrics = evaluate(base, base, tokenizer, task_, config)
+    torch.manual_seed(seed)
+    query_encoder, article_encoder = base.copy(), base.copy()
+    trained_at = time.monotonic()
+    final_loss = train_dual_encoder(
+        query_encoder, article_encoder, tokenizer, task_.train, config, seed
+    )
+    evaluated_at = time.monotonic()
+    tuned_metrics = evaluate(query_encoder, article_encoder, tokenizer, task_, config)
+    return EmbeddingModel(
+        query_encoder,
+        article_encoder,
+        tokenizer,
+        config,
+        task_.mode,
+        {"base": base_metrics, "fine_tuned": tuned_metrics},
+        {
+            "prepare_s": trained_at - started,
+            "train_s": evaluated_at - trained_at,
+            "evaluate_s": time.monotonic() - evaluated_at,
+        },
+        final_loss,
+    )
+
+
+def evaluate_golden_set(model: EmbeddingModel, golden: pd.DataFrame) -> dict[str, object]:
+    """Same-intent retrieval inside a held-apart `text,intent` set (each text against the rest)."""
+    texts, intents = list(golden["text"]), list(golden["intent"])
+    config, tokenizer = model.config, model.tokenizer
+    relevant = torch.tensor([[a == b for b in intents] for a in intents], dtype=torch.bool)
+    itself = torch.eye(len(texts), dtype=torch.bool)
+    base = SentenceEncoder(load_encoder(config.base_model)[0]).eval()
+    results = {}
+    for name, query_encoder, article_encoder in (
+        ("base", base, base),
+        ("fine_tuned", model.query_encoder, model.article_encoder),
+    ):
+        queries = embed(query_encoder, tokenizer, texts, config.query_max_length)
+        corpus = embed(article_encoder, tokenizer, texts, config.article_max_length)
+        results[name] = retrieval_metrics(queries, corpus, relevant, exclude=itself)
+    return results
+
+
+@task(name="finetune-embedding")
+def finetune_embedding_task(
+    data: CustomerDataset, config: EmbeddingTraining, fraction: float, seed: int
+) -> EmbeddingModel:
+    """Fine-tune the customer's query and article encoders."""
+    return finetune_embedding(data, config, fraction, seed)

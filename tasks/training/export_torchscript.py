@@ -1,0 +1,300 @@
+"""Export trained models in the layout the packager reads, each checked against the eager model.
+
+Encoders and the classifier become TorchScript (`model.pt`: token ids and attention mask in;
+embedding or probabilities out). The autocomplete model is exported as weights plus code:
+`config.json` + `weights.pt` run by the pure-torch decoder in triton_models/autocomplete/code/,
+because a traced graph cannot carry a growing key/value cache and the Triton environment has no
+transformers. Every export ends with a parity check that raises when outputs differ.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefect import task
+from tokenizers import Tokenizer
+
+from mme_factory.errors import MmeFactoryError
+from mme_factory.model_kinds import ModelKind
+from tasks.training.autocomplete.examples import REPLY_MARKER, STOP_STRINGS
+from tasks.training.encoders import Probabilities, SentenceEncoder
+from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder
+
+LLAMA_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "rms_norm_eps",
+    "rope_theta",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "model_type",
+)
+
+
+class ExportParityError(MmeFactoryError):
+    """An exported model's outputs differ from the eager model's beyond the tolerance."""
+
+
+def parity_batches(
+    vocab_size: int, max_length: int, seed: int = 0
+) -> list[dict[str, torch.Tensor]]:
+    """Batches of mixed lengths, from one token up to `max_length`, right-padded."""
+    generator = torch.Generator().manual_seed(seed)
+    low = 1000 if vocab_size > 2000 else 1  # above BERT's special and unused tokens
+    batches = []
+    for lengths in ([1], [max_length], [1, 3, max_length // 2, max_length, 7, 2, 30, 12]):
+        lengths = [min(length, max_length) for length in lengths]
+        width = max(lengths)
+        ids = torch.zeros((len(lengths), width), dtype=torch.long)
+        mask = torch.zeros((len(lengths), width), dtype=torch.long)
+        for row, length in enumerate(lengths):
+            ids[row, :length] = torch.randint(low, vocab_size, (length,), generator=generator)
+            mask[row, :length] = 1
+        batches.append({"input_ids": ids, "attention_mask": mask})
+    return batches
+
+
+def check_parity(
+    name: str,
+    eager: torch.nn.Module,
+    exported: torch.nn.Module,
+    batches: list[dict[str, torch.Tensor]],
+    tolerance: float,
+) -> float:
+    worst = 0.0
+    with torch.inference_mode():
+        for batch in batches:
+            difference = (eager(**batch) - exported(**batch)).abs().max().item()
+            worst = max(worst, difference)
+    if not worst <= tolerance:
+        raise ExportParityError(
+            f"{name}: exported output differs from eager by {worst:.2e} "
+            f"(tolerance {tolerance:.0e}); the export is not usable"
+        )
+    return worst
+
+
+def _trace(module: torch.nn.Module, path: Path, max_length: int) -> torch.jit.ScriptModule:
+    vocab = int(_transformer_of(module).config.vocab_size)
+    # Traced with padding present, so the attention-mask path is the one recorded.
+    example = parity_batches(vocab, max_length, seed=1)[2]
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(
+            module.eval(), (example["input_ids"], example["attention_mask"]), check_trace=False
+        )
+    torch.jit.save(traced, str(path))
+    return torch.jit.load(str(path))
+
+
+def _transformer_of(module: torch.nn.Module) -> Any:
+    while not hasattr(module, "transformer"):
+        module = next(child for child in module.children())
+    return module.transformer
+
+
+def _write_tokenizer(tokenizer: Any, path: Path, max_length: int) -> None:
+    """tokenizer.json with no fixed padding (the server pads to the longest) and truncation."""
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.enable_truncation(max_length)
+    backend.save(str(path))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def export_encoder(
+    encoder: SentenceEncoder,
+    tokenizer: Any,
+    directory: Path,
+    role: str,
+    max_length: int,
+    tolerance: float,
+) -> dict[str, Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    traced = _trace(encoder, directory / "model.pt", max_length)
+    vocab = int(encoder.transformer.config.vocab_size)
+    worst = check_parity(
+        f"embedding-{role}", encoder, traced, parity_batches(vocab, max_length), tolerance
+    )
+    _write_tokenizer(tokenizer, directory / "tokenizer.json", max_length)
+    export = {
+        "kind": "embedding",
+        "role": role,
+        "max_length": max_length,
+        "dim": int(encoder.transformer.config.hidden_size),
+        "parity_max_abs_diff": worst,
+    }
+    _write_json(directory / "export.json", export)
+    return export
+
+
+def export_classifier(
+    classifier: torch.nn.Module,
+    tokenizer: Any,
+    labels: list[str],
+    directory: Path,
+    max_length: int,
+    tolerance: float,
+) -> dict[str, Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    probabilities = Probabilities(classifier).eval()
+    traced = _trace(probabilities, directory / "model.pt", max_length)
+    vocab = int(classifier.encoder.transformer.config.vocab_size)
+    worst = check_parity(
+        "classifier", probabilities, traced, parity_batches(vocab, max_length), tolerance
+    )
+    _write_tokenizer(tokenizer, directory / "tokenizer.json", max_length)
+    (directory / "labels.txt").write_text("".join(f"{label}\n" for label in labels), "utf-8")
+    export = {
+        "kind": "classifier",
+        "max_length": max_length,
+        "num_labels": len(labels),
+        "parity_max_abs_diff": worst,
+    }
+    _write_json(directory / "export.json", export)
+    return export
+
+
+class _HuggingFaceLogits(torch.nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits * attention_mask[..., None]
+
+
+class _DecoderLogits(torch.nn.Module):
+    """The serving decoder, run as the server does: prompt first, then one cached step."""
+
+    def __init__(self, decoder: LlamaDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        width = input_ids.shape[1]
+        if width == 1:
+            logits, _ = self.decoder(input_ids, None, attention_mask)
+        else:
+            head, cache = self.decoder(input_ids[:, :-1], None, attention_mask[:, :-1])
+            tail, _ = self.decoder(input_ids[:, -1:], cache, attention_mask)
+            logits = torch.cat([head, tail], dim=1)
+        return logits * attention_mask[..., None]
+
+
+def export_autocomplete(
+    model: Any,
+    tokenizer: Tokenizer,
+    eos_id: int,
+    directory: Path,
+    max_length: int,
+    tolerance: float,
+) -> dict[str, Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    config = model.config.to_dict()
+    config["head_dim"] = (
+        config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    )
+    _write_json(
+        directory / "config.json", {key: config[key] for key in LLAMA_FIELDS if key in config}
+    )
+    state = {key: value.detach().float().contiguous() for key, value in model.state_dict().items()}
+    torch.save(state, directory / "weights.pt")
+    tokenizer.save(str(directory / "tokenizer.json"))
+    decoder = LlamaDecoder.from_files(directory / "config.json", directory / "weights.pt")
+    worst = check_parity(
+        "autocomplete",
+        _HuggingFaceLogits(model.eval()),
+        _DecoderLogits(decoder),
+        parity_batches(int(config["vocab_size"]), min(max_length, 64)),
+        tolerance,
+    )
+    export = {
+        "kind": "autocomplete",
+        "max_length": max_length,
+        "eos_token_id": eos_id,
+        "prompt_format": "{context}" + REPLY_MARKER + " {reply_start}",
+        "stop": list(STOP_STRINGS),
+        "parity_max_abs_diff": worst,
+    }
+    _write_json(directory / "export.json", export)
+    return export
+
+
+def _export_embedding(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+    config = trained.config
+    return {
+        "query": export_encoder(
+            trained.query_encoder,
+            trained.tokenizer,
+            directory / "query",
+            "query",
+            config.query_max_length,
+            tolerance,
+        ),
+        "article": export_encoder(
+            trained.article_encoder,
+            trained.tokenizer,
+            directory / "article",
+            "article",
+            config.article_max_length,
+            tolerance,
+        ),
+    }
+
+
+def _export_classifier(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+    return export_classifier(
+        trained.classifier,
+        trained.tokenizer,
+        trained.labels,
+        directory,
+        trained.config.max_length,
+        tolerance,
+    )
+
+
+def _export_autocomplete(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+    return export_autocomplete(
+        trained.model,
+        trained.tokenizer,
+        trained.eos_id,
+        directory,
+        trained.config.max_length,
+        tolerance,
+    )
+
+
+EXPORTERS = {
+    ModelKind.EMBEDDING: _export_embedding,
+    ModelKind.CLASSIFIER: _export_classifier,
+    ModelKind.AUTOCOMPLETE: _export_autocomplete,
+}
+
+
+def export_trained(kind: ModelKind, trained: Any, directory: Path, tolerance: float) -> dict:
+    """Export one trained model of `kind` into `directory` (the run's kind directory)."""
+    return EXPORTERS[kind](trained, directory, tolerance)
+
+
+@task(name="export-torchscript")
+def export_torchscript(
+    kind: ModelKind, trained: Any, directory: Path, tolerance: float
+) -> dict[str, Any]:
+    """Export a trained model for Triton, parity-checked against the eager model."""
+    return export_trained(kind, trained, directory, tolerance)

@@ -1,0 +1,118 @@
+"""Run the mme_local service for tests: in a thread (fake Triton) or as a process (real one)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import uvicorn
+from botocore.config import Config
+
+from mme_local.service import MmeLocalService
+from test_support.servers import free_port, stop_process, wait_for_http
+
+TRITON_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
+DOUBLER_BODY = b'{"inputs":[{"name":"INPUT0","shape":[3],"datatype":"FP32","data":[1,2,3]}]}'
+
+
+def clients(url: str, config: Config | None = None) -> tuple[Any, Any]:
+    """Unmodified boto3 clients; only `endpoint_url` points them here."""
+    options: dict[str, Any] = {
+        "config": config,
+        "region_name": "us-east-1",
+        "endpoint_url": url,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    return boto3.client("sagemaker", **options), boto3.client("sagemaker-runtime", **options)
+
+
+def create_endpoint(sagemaker: Any, name: str, model_data_url: str, wait: bool = True) -> None:
+    sagemaker.create_model(
+        ModelName=f"{name}-model",
+        ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
+        PrimaryContainer={
+            "Image": TRITON_IMAGE,
+            "ModelDataUrl": model_data_url,
+            "Mode": "MultiModel",
+            "MultiModelConfig": {"ModelCacheSetting": "Enabled"},
+        },
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=f"{name}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{name}-model",
+                "InstanceType": "ml.g4dn.xlarge",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    if wait:
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+        )
+
+
+class ServiceInThread:
+    """The service on a free loopback port inside this process."""
+
+    def __init__(self, service: MmeLocalService) -> None:
+        self.service = service
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            service.app(), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServiceInThread:
+        self.thread.start()
+        wait_for_http(f"{self.url}/ping", 10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class ServiceProcess:
+    """`python -m mme_local` with settings from environment variables; stopped by PID."""
+
+    def __init__(self, environ: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.environ = {**os.environ, **environ, "MME_FACTORY_MME_LOCAL__PORT": str(self.port)}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def state_dir(self) -> str:
+        return str(Path(self.environ["MME_FACTORY_STATE_DIR"]).resolve())
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mme_local"],
+                env=self.environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for_http(f"{self.url}/ping", timeout_s, self.process)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        stop_process(self.process, timeout_s)
+        time.sleep(0.1)

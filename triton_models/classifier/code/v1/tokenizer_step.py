@@ -1,1 +1,0 @@
-../../../embedding/code/v1/tokenizer_step.py
