@@ -27,26 +27,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+from bench_report import machine_and_versions, print_table, write_results
+from bench_triton_embedding import export_minilm, text_of, tokenizer_for
+
+from mme_factory.kserve import kserve_request
+from mme_factory.settings import load_settings
+from mme_local.target_model import TargetModel
+from tasks.packaging.package_triton import package_triton
+from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint, pooled_config
+from test_support.mme_local_models import infer_body, model_tarball, write_model
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from bench_triton_embedding import export_minilm, text_of, tokenizer_for  # noqa: E402
-from mme_local_support import (  # noqa: E402
-    ServiceProcess,
-    clients,
-    create_endpoint,
-    machine_and_versions,
-    print_table,
-    write_results,
-)
-
-from mme_factory.settings import load_settings  # noqa: E402
-from mme_factory.triton.server import kserve_request  # noqa: E402
-from mme_local.target_model import TargetModel  # noqa: E402
-from tasks.packaging.package_triton import package_run  # noqa: E402
-from test_support.mme_local_models import infer_body, model_tarball, write_model  # noqa: E402
 
 TARGET_OVERHEAD_P50_MS = 2.0
 EMBEDDING = "bench/embedding-query/v1.tar.gz"
@@ -57,7 +48,7 @@ def build_store(work: Path) -> tuple[Path, str]:
     """A local store holding the MiniLM query encoder and a trivial model under one prefix."""
     run = work / "runs" / "bench" / "bench"
     export = export_minilm(run, "bench")
-    summary = package_run(run, load_settings(environ={}))
+    summary = package_triton(run, load_settings(environ={}))
     store = work / "store"
     prefix = store / "mme" / "models"
     (prefix / EMBEDDING).parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +59,7 @@ def build_store(work: Path) -> tuple[Path, str]:
 
 
 def cold_start(service: ServiceProcess, index: int, body: bytes) -> dict[str, float]:
-    sagemaker, runtime = clients(service.url, max_attempts=1)
+    sagemaker, runtime = clients(service.url, pooled_config(max_attempts=1))
     endpoint = f"dev-mme-cold-{index}"
     create_endpoint(sagemaker, endpoint, "s3://bucket/mme/models/")
     started = time.perf_counter()
@@ -132,7 +123,7 @@ def run(repeats: int, cold_runs: int, work: Path) -> dict:
     environ = {"MME_FACTORY_STATE_DIR": str(work / "state"), "MME_FACTORY_STORE": str(store)}
     with ServiceProcess(environ, work / "service.log") as service:
         cold = [cold_start(service, index, embedding_body) for index in range(cold_runs)]
-        sagemaker, runtime = clients(service.url)
+        sagemaker, runtime = clients(service.url, pooled_config())
         create_endpoint(sagemaker, "dev-mme-warm", "s3://bucket/mme/models/")
         boto3_ms = []
         for target, body in ((EMBEDDING, embedding_body), (DOUBLER, infer_body([1.0]))):

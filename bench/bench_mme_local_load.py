@@ -23,24 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from bench_report import machine_and_versions, print_table, write_results
+
+from mme_factory.settings import load_settings
+from mme_factory.triton import TritonRuntime, TritonServer
+from mme_factory.triton.process_memory import process_tree_memory
+from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint, pooled_config
+from test_support.mme_local_models import infer_body, model_files, model_tarball, write_model
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from mme_local_support import (  # noqa: E402
-    ServiceProcess,
-    clients,
-    create_endpoint,
-    machine_and_versions,
-    print_table,
-    write_results,
-)
-
-from mme_factory.settings import load_settings  # noqa: E402
-from mme_factory.triton.process_memory import process_tree_memory  # noqa: E402
-from mme_factory.triton.server import TritonRuntime, TritonServer  # noqa: E402
-from test_support.mme_local_models import infer_body, model_files, model_tarball, write_model  # noqa: E402
 
 ENDPOINT = "dev-mme-load"
 MODELS = 6
@@ -77,7 +68,7 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
     }
     weights = [1.0 / rank for rank in range(1, MODELS + 1)]
     with ServiceProcess(environ, work / "service.log") as service:
-        sagemaker, runtime = clients(service.url)
+        sagemaker, runtime = clients(service.url, pooled_config())
         create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
         triton_pid = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")["triton_pid"]
         peak, stop = [0], threading.Event()

@@ -30,28 +30,22 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import prefect
+from bench_report import machine_and_versions, print_table, write_results
+from pipeline_report import model_label, table_rows
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.onboard_customer import onboard_customer
+from flows.warmup import warmup
+from mme_factory.model_kinds import describe
+from mme_factory.triton.process_memory import process_tree_memory
+from tasks.training.run_directory import RunDirectory
+from test_support.mme_local_harness import ServiceProcess
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-import prefect  # noqa: E402
-from mme_local_support import (  # noqa: E402
-    machine_and_versions,
-    print_table,
-    write_results,
-)
-from pipeline_report import model_label, table_rows  # noqa: E402
-from prefect.client.orchestration import SyncPrefectClient, get_client  # noqa: E402
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
-from prefect.client.schemas.objects import TaskRun  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
-
-from flows.onboard_customer import onboard_customer  # noqa: E402
-from flows.warmup import warmup  # noqa: E402
-from mme_factory.triton.process_memory import process_tree_memory  # noqa: E402
-from tasks.training.run_directory import RunDirectory  # noqa: E402
-from tasks.training.training_tasks import HEADLINES  # noqa: E402
-from test_support.mme_local_harness import ServiceProcess  # noqa: E402
 
 ACME = REPO / "examples" / "customers" / "acme"
 TASK_RUNS_RECORDED_WITHIN_S = 30.0
@@ -170,8 +164,12 @@ def recorded_task_runs(client: SyncPrefectClient, flow_run_id: UUID) -> list[Tas
 
 
 def task_function(run: TaskRun) -> str:
-    """The task's function name: Prefect's task key is `<function>-<source hash>`."""
-    return run.task_key.rsplit("-", 1)[0]
+    """The task's function name, less any `_task` suffix.
+
+    Prefect's task key is `<function>-<source hash>`; the Prefect task wrapping a plain
+    function `f` is named `f_task`, and both stand for the same stage here.
+    """
+    return run.task_key.rsplit("-", 1)[0].removesuffix("_task")
 
 
 def stage_seconds(task_runs: list[TaskRun], onboarding: dict[str, Any]) -> dict[str, float]:
@@ -201,7 +199,8 @@ def training_figures(run: RunDirectory, kinds: list[str]) -> dict[str, dict[str,
     figures = {}
     for kind in kinds:
         metadata = run.read_json(f"{kind}/metadata.json")
-        baseline_name, metric_names = HEADLINES[kind]
+        description = describe(kind)
+        baseline_name, metric_names = description.baseline, list(description.headline_metrics)
         metrics = metadata["metrics"]
         headline = {
             name: {

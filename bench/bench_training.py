@@ -21,7 +21,6 @@ import logging
 import os
 import platform
 import resource
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -29,17 +28,16 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from mme_factory.settings import load_settings
+from mme_factory.settings.training import AutocompleteTraining
+from tasks.data.training_data import CustomerDataset, load_dataset
+from tasks.training.autocomplete.finetune import finetune_autocomplete
+from tasks.training.classifier import finetune_classifier
+from tasks.training.embedding import finetune_embedding
+from tasks.training.reproducibility import library_versions, seed_everything
+from tasks.training.train_customer import train_customer
 
-from mme_factory.settings import load_settings  # noqa: E402
-from mme_factory.settings.training import AutocompleteTraining  # noqa: E402
-from tasks.data.training_data import CustomerDataset, load_dataset  # noqa: E402
-from tasks.training.autocomplete.finetune import finetune_autocomplete  # noqa: E402
-from tasks.training.classifier import finetune_classifier  # noqa: E402
-from tasks.training.embedding import finetune_embedding  # noqa: E402
-from tasks.training.reproducibility import library_versions, seed_everything  # noqa: E402
-from tasks.training.train_customer import train_customer  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 ACME = REPO / "examples" / "customers" / "acme"
 BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"

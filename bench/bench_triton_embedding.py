@@ -35,18 +35,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import psutil
 import torch
+from bench_report import cpu_name
 from tokenizers import Tokenizer
 from torch import Tensor, nn
 
+from mme_factory.kserve import kserve_outputs, kserve_request
+from mme_factory.settings import load_settings
+from mme_factory.triton import TritonRuntime, TritonServer
+from tasks.packaging.model_tarball import extract_tarball
+from tasks.packaging.package_triton import package_triton
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from mme_local_support import cpu_name  # noqa: E402
-
-from mme_factory.settings import load_settings  # noqa: E402
-from mme_factory.triton.server import TritonRuntime, TritonServer, kserve_outputs, kserve_request  # noqa: E402
-from tasks.packaging.model_tarball import extract_tarball  # noqa: E402
-from tasks.packaging.package_triton import package_run  # noqa: E402
 
 TOKEN_TARGETS = (30, 250, 510)
 MAX_LENGTH = 512
@@ -201,7 +200,7 @@ def run_benchmark(repeats: int, work: Path) -> dict[str, object]:
     export_minilm(work / "runs" / "bench-b" / "bench", "bench-b")
     repositories = []
     for customer in ("bench-a", "bench-b"):
-        summary = package_run(work / "runs" / customer / "bench", settings)
+        summary = package_triton(work / "runs" / customer / "bench", settings)
         tarball = Path(summary.packages[0].tarball)
         repositories.append(extract_tarball(tarball, work / "models" / customer / "model"))
     tokenizer = tokenizer_for(export)

@@ -48,34 +48,24 @@ from typing import Any
 
 import numpy as np
 import psutil
+from bench_report import machine_and_versions, print_table, write_results
+from warmup_scale_report import table
+
+from mme_factory.aws_clients import sagemaker_client
+from mme_factory.manifest import RegisteredTarget, registered_targets
+from mme_factory.model_kinds import ModelKind
+from mme_factory.naming import endpoint_name_for
+from mme_factory.settings import Settings, load_settings
+from mme_factory.store import open_store
+from mme_factory.triton.process_memory import process_tree_memory
+from tasks.deployment.promote import customer_lock, manifest_entry, promote
+from tasks.deployment.register_mme import register_mme, wait_in_service
+from tasks.deployment.warmup_models import warm_models
+from tasks.packaging.package_triton import PackageSummary, package_triton
+from test_support.mme_local_harness import ServiceProcess
+from test_support.tiny_exports import write_tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from mme_local_support import (  # noqa: E402
-    ServiceProcess,
-    machine_and_versions,
-    print_table,
-    write_results,
-)
-from warmup_scale_report import table  # noqa: E402
-
-from mme_factory.aws_clients import sagemaker_client  # noqa: E402
-from mme_factory.model_kinds import ModelKind  # noqa: E402
-from mme_factory.naming import endpoint_name_for  # noqa: E402
-from mme_factory.settings import Settings, load_settings  # noqa: E402
-from mme_factory.store import open_store  # noqa: E402
-from mme_factory.triton.process_memory import process_tree_memory  # noqa: E402
-from tasks.deployment.promote import customer_lock, manifest_entry, promote_entries  # noqa: E402
-from tasks.deployment.register_mme import register_package, wait_in_service  # noqa: E402
-from tasks.deployment.warmup_models import (  # noqa: E402
-    WarmupTarget,
-    registered_targets,
-    warm_all,
-)
-from tasks.packaging.package_triton import PackageSummary, package_run  # noqa: E402
-from test_support.tiny_exports import write_tiny_run  # noqa: E402
 
 ENV = "bench"
 ENDPOINTS = [endpoint_name_for(str(kind), ENV) for kind in ModelKind]
@@ -132,7 +122,7 @@ def build_packages(work: Path, customers: int, settings: Settings) -> list[Packa
     summaries = []
     for index in range(customers):
         run = write_tiny_run(work / "runs", f"cust{index:03d}", "bench", seed=1000 + 10 * index)
-        summaries.append(package_run(run, settings, version="v1"))
+        summaries.append(package_triton(run, settings, version="v1"))
     return summaries
 
 
@@ -143,11 +133,11 @@ def register_and_promote(summaries: list[PackageSummary], settings: Settings) ->
         with customer_lock(store, summary.customer, settings.sagemaker.lock_wait_s):
             by_kind = defaultdict(list)
             for package in summary.packages:
-                by_kind[package.kind].append(register_package(package, 1, settings))
+                by_kind[package.kind].append(register_mme(package, 1, settings))
             entries = {
                 kind: manifest_entry(group, {}, summary.run_id) for kind, group in by_kind.items()
             }
-            promote_entries(store, summary.customer, entries)
+            promote(store, summary.customer, entries)
 
 
 def stack_environ(work: Path, budget: str | None) -> dict[str, str]:
@@ -177,14 +167,14 @@ def metric_total(metrics: dict[str, float], name: str) -> int:
 def timed_pass(
     service: ServiceProcess,
     settings: Settings,
-    targets: list[WarmupTarget] | None,
+    targets: list[RegisteredTarget] | None,
     concurrency: int,
     state: str,
 ) -> dict[str, Any]:
     """One warm-up pass (every registered model when `targets` is None) and what it cost."""
     before, discarded = service.metrics(), DISCARDED.count
     started = time.perf_counter()
-    results = warm_all(settings, concurrency, targets)
+    results = warm_models(settings, concurrency, targets)
     wall_s = time.perf_counter() - started
     after = service.metrics()
     latencies = np.array([r.latency_ms for r in results])
@@ -211,7 +201,7 @@ def timed_pass(
 
 
 def median_of_repeats(
-    service: ServiceProcess, settings: Settings, targets: list[WarmupTarget], concurrency: int
+    service: ServiceProcess, settings: Settings, targets: list[RegisteredTarget], concurrency: int
 ) -> dict[str, Any]:
     passes = [
         timed_pass(service, settings, targets, concurrency, "warm") for _ in range(WARM_REPEATS)
@@ -271,7 +261,7 @@ class AvailableMemoryWatch:
 
 
 def warm_subsets(
-    service: ServiceProcess, settings: Settings, targets: list[WarmupTarget]
+    service: ServiceProcess, settings: Settings, targets: list[RegisteredTarget]
 ) -> list[dict[str, Any]]:
     """Warm passes over the loaded models, for each size that fits, at each concurrency."""
     loaded = loaded_target_models(service)
@@ -317,7 +307,7 @@ def on_first_stack(
 
 
 def cold_after_restart(
-    environ: dict[str, str], work: Path, targets: list[WarmupTarget]
+    environ: dict[str, str], work: Path, targets: list[RegisteredTarget]
 ) -> list[dict[str, Any]]:
     """The first COLD_MODELS, cold, at each of COLD_CONCURRENCIES: a fresh service per pass."""
     passes = []
@@ -385,7 +375,7 @@ SCALING_KEYS = ("models", "concurrency", "state", "wall_s", "p50_ms", "p95_ms", 
 
 
 def summary(
-    targets: list[WarmupTarget], passes: dict[str, Any], settings: Settings, fits: bool
+    targets: list[RegisteredTarget], passes: dict[str, Any], settings: Settings, fits: bool
 ) -> dict[str, Any]:
     cold, warm_all_pass = passes["cold"], passes["warm_all"]
     rows = [

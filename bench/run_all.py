@@ -1,4 +1,4 @@
-"""Every benchmark in one run, then one table side by side with the published case (DESIGN §7).
+"""Every benchmark in one run, then one table side by side with the published case's figures.
 
     .venv/bin/python bench/run_all.py [--out bench/results] [--skip NAME ...]
 
@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench_report import machine_and_versions, print_table, write_results
+from summary_rows import summary_rows
 
-from mme_local_support import machine_and_versions, print_table, write_results  # noqa: E402
-from summary_rows import summary_rows  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 WRAP_AT = 60
 PLAN_INSTANCE_TYPES = ("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.c5.2xlarge")

@@ -1,4 +1,5 @@
-"""The summary table of `bench/run_all.py`: each benchmark's JSON against DESIGN §7.
+"""The summary table of `bench/run_all.py`: each benchmark's JSON beside the published case's
+figures (measured on a T4 GPU, ml.g4dn instances).
 
 Each row is (measure, published figure, figure here, benchmark). A benchmark that failed or
 was skipped gives "not run" in its rows rather than hiding them.

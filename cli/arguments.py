@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mme_factory.model_kinds import ModelKind, parse_kinds
+from mme_factory.model_kinds import ModelKind, kind_names, parse_kinds
 
 
 def _kinds(value: str) -> list[ModelKind]:
@@ -21,7 +21,7 @@ def add_kinds_argument(parser: argparse.ArgumentParser, default: str) -> None:
         nargs="+",
         metavar="KIND",
         type=_kinds,
-        help=f"embedding, classifier, autocomplete or all (default: {default})",
+        help=f"{', '.join(kind_names())} or all (default: {default})",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mme_factory.model_kinds import describe, kind_names
 from mme_factory.settings import load_settings
 
 
@@ -13,19 +14,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         "rollback", help="point a customer's kind at its previous version"
     )
     rollback.add_argument("--customer", required=True)
-    rollback.add_argument(
-        "--kind", required=True, choices=["embedding", "classifier", "autocomplete"]
-    )
+    rollback.add_argument("--kind", required=True, choices=kind_names())
     rollback.set_defaults(handler=run_rollback)
 
     invoke = commands.add_parser(
         "invoke", help="call a customer's served model through its endpoint"
     )
     invoke.add_argument("--customer", required=True)
+    invoke.add_argument("--kind", required=True, choices=kind_names())
     invoke.add_argument(
-        "--kind", required=True, choices=["embedding", "classifier", "autocomplete"]
+        "--role",
+        default=None,
+        help="the TargetModel's role, for kinds that have several (embedding: query or article)",
     )
-    invoke.add_argument("--role", default=None, help="embedding role: query (default) or article")
     invoke.add_argument("--text", required=True, action="append", help="repeat for a batch")
     invoke.add_argument("--json", action="store_true", help="print the answer as JSON")
     invoke.set_defaults(handler=run_invoke)
@@ -50,16 +51,16 @@ def run_rollback(args: argparse.Namespace) -> int:
 def run_invoke(args: argparse.Namespace) -> int:
     from mme_factory.aws_clients import sagemaker_runtime_client
     from mme_factory.errors import MmeFactoryError
+    from mme_factory.kserve import kserve_outputs, kserve_request
+    from mme_factory.manifest import read_manifest
     from mme_factory.store import open_store
-    from mme_factory.triton.server import kserve_outputs, kserve_request
-    from tasks.deployment.promote import read_manifest
 
     settings = load_settings(args.settings)
     manifest = read_manifest(open_store(settings.store, settings), args.customer)
     entry = manifest["models"].get(args.kind)
     if entry is None:
         raise MmeFactoryError(f"customer {args.customer} has no {args.kind} model registered")
-    role = args.role or ("query" if args.kind == "embedding" else args.kind)
+    role = args.role or describe(args.kind).default_role or args.kind
     if role not in entry["targets"]:
         raise MmeFactoryError(f"no {role!r} target; choose from {sorted(entry['targets'])}")
     response = sagemaker_runtime_client(settings).invoke_endpoint(

@@ -28,10 +28,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tasks.packaging.package_triton import package_run
+    from tasks.packaging.package_triton import package_triton
 
     settings = load_settings(args.settings)
-    summary = package_run(
+    summary = package_triton(
         args.run_dir,
         settings,
         code_version=args.code_version,

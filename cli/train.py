@@ -10,13 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.arguments import add_kinds_argument
+from mme_factory.model_kinds import describe
 from mme_factory.settings import load_settings
-
-HEADLINE = {
-    "embedding": ("recall_at_1", "base", "fine_tuned"),
-    "classifier": ("accuracy", "base", "fine_tuned"),
-    "autocomplete": ("next_word_accuracy", "unigram", "fine_tuned"),
-}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,12 +28,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _row(kind: str, outcome: dict[str, Any]) -> str:
-    metric, baseline, tuned = HEADLINE[kind]
+    description = describe(kind)
+    metric, baseline = description.summary_metric, description.baseline
     metrics = outcome["metrics"]
     timings = outcome["timings"]
     return (
         f"{kind:<13} {metric:<19} {metrics[baseline][metric]:>8.3f} "
-        f"{metrics[tuned][metric]:>10.3f}  {outcome['status']:<9} "
+        f"{metrics['fine_tuned'][metric]:>10.3f}  {outcome['status']:<9} "
         f"{timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
     )
 

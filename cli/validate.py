@@ -18,10 +18,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tasks.data.validate_data import check_customer_data
+    from tasks.data.validate_data import validate_data
 
     settings = load_settings(args.settings)
-    summary, report = check_customer_data(args.data, settings, args.kinds)
+    summary, report = validate_data(args.data, settings, args.kinds)
     if args.json:
         print(json.dumps({**summary.to_dict(), "report": str(report)}, indent=2))
         return 0

@@ -11,21 +11,20 @@ from prefect.artifacts import create_markdown_artifact
 from flows.flow_settings import flow_settings
 from mme_factory.model_kinds import ModelKind
 from mme_factory.store import open_store
-from tasks.data.training_data import read_golden_set
-from tasks.data.validate_data import validate_data
-from tasks.deployment.promote import customer_lock, promote
-from tasks.deployment.publish_models import (
-    assign_version,
+from tasks.deployment import (
+    assign_version_task,
+    customer_lock,
     export_dir_for,
     manifest_entries,
+    promote_task,
+    register_mme_task,
     report_smoke_results,
+    smoke_inference_task,
     smoke_inputs_for,
     withdraw_uploads,
 )
-from tasks.deployment.register_mme import register_mme
-from tasks.deployment.smoke_inference import smoke_inference
-from tasks.packaging.package_triton import package_triton
-from tasks.training.training_tasks import start_training_run, train_model
+from tasks.packaging import package_triton_task
+from tasks.training import PREFECT_STEPS, train_customer
 
 
 @flow(name="onboard-customer", log_prints=True)
@@ -39,28 +38,26 @@ def onboard_customer(
 ) -> dict[str, Any]:
     """Onboard one customer: every model kind its data supports, from data to a promoted model."""
     settings = flow_settings(settings_file, overrides)
-    validation = validate_data(data_uri, settings, kinds)
-    golden = read_golden_set(test_data, settings) if test_data else None
-    data, training = start_training_run(customer_id, data_uri, settings, validation.report_path)
-    for kind in validation.kinds_validated:
-        train_model(kind, data, settings, training, golden)
+    training = train_customer(customer_id, data_uri, settings, kinds, test_data, PREFECT_STEPS)
 
     run = training.run
     registrations = []
     with customer_lock(
         open_store(settings.store, settings), customer_id, settings.sagemaker.lock_wait_s
     ):
-        version = assign_version(settings, customer_id)
-        packages = package_triton(Path(run.path), settings, version=f"v{version}")
+        version = assign_version_task(settings, customer_id)
+        packages = package_triton_task(Path(run.path), settings, version=f"v{version}")
         try:
             for package in packages.packages:
-                registrations.append(register_mme(package, version, settings))
+                registrations.append(register_mme_task(package, version, settings))
             smoke = [
-                smoke_inference(r, export_dir_for(run, r), smoke_inputs_for(run, r), settings)
+                smoke_inference_task(r, export_dir_for(run, r), smoke_inputs_for(run, r), settings)
                 for r in registrations
             ]
             report_smoke_results(smoke)
-            manifest = promote(settings, customer_id, manifest_entries(registrations, smoke, run))
+            manifest = promote_task(
+                settings, customer_id, manifest_entries(registrations, smoke, run)
+            )
         except Exception:
             withdraw_uploads(registrations, settings)
             raise

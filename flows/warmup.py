@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.flow_settings import flow_settings
 from mme_factory.errors import MmeFactoryError
-from tasks.deployment.warmup_models import warm_models
+from tasks.deployment import warm_models_task
 
 
 class WarmupFailed(MmeFactoryError):
@@ -24,7 +24,7 @@ def warmup(
 ) -> list[dict[str, Any]]:
     """Warm every registered TargetModel; fail the run if any model failed."""
     settings = flow_settings(settings_file, overrides)
-    results = warm_models(settings, concurrency or settings.sagemaker.warmup_concurrency)
+    results = warm_models_task(settings, concurrency or settings.sagemaker.warmup_concurrency)
     failed = [r for r in results if r.status != "ok"]
     print(f"warmed {len(results) - len(failed)} of {len(results)} models")
     if failed:

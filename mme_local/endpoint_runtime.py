@@ -23,7 +23,7 @@ from pathlib import Path
 from mme_factory.errors import StoreError
 from mme_factory.model_archive import ArchiveLimits, ModelArchiveError, extract_model
 from mme_factory.store import ArtifactStore
-from mme_factory.triton.server import TritonError
+from mme_factory.triton import TritonError
 from mme_local.aws_errors import AwsError, model_error, model_not_ready, service_unavailable
 from mme_local.metrics import Metrics
 from mme_local.model_cache import LoadedModel, ModelCache

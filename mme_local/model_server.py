@@ -15,7 +15,7 @@ from typing import Protocol
 
 import psutil
 
-from mme_factory.triton.server import TritonRuntime, TritonServer
+from mme_factory.triton import TritonRuntime, TritonServer
 from mme_local.triton_http import TritonHttpClient
 
 

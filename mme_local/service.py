@@ -25,7 +25,7 @@ from starlette.routing import Route
 from mme_factory.model_archive import ArchiveLimits
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, LocalStore, open_store
-from mme_factory.triton.server import TritonRuntime
+from mme_factory.triton import TritonRuntime
 from mme_local.aws_errors import (
     MAX_INVOKE_BODY_BYTES,
     AwsError,

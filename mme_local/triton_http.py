@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from mme_factory.triton.server import TritonError
+from mme_factory.triton import TritonError
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 MAX_IDLE_CONNECTIONS = 32

@@ -18,22 +18,15 @@ from typing import Any
 import psutil
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.kserve import kserve_request
 from mme_factory.model_archive import ArchiveLimits, extract_model
+from mme_factory.model_kinds import describe
 from mme_factory.settings import Settings
+from mme_factory.triton import TritonRuntime, TritonServer
 from mme_factory.triton.process_memory import process_tree_memory
-from mme_factory.triton.server import TritonRuntime, TritonServer, kserve_request
 
 MIB = 1024**2
 SETTLE_S = 1.0
-SUPPORT_TEXT = (
-    "Hello, I was charged twice for my order last week and would like the second payment "
-    "refunded to my card, order number A10234."
-)
-LATENCY_INPUTS: dict[str, dict[str, list[Any]]] = {
-    "embedding": {"text": [SUPPORT_TEXT]},
-    "classifier": {"text": [SUPPORT_TEXT]},
-    "autocomplete": {"text": ["Customer: " + SUPPORT_TEXT + "\nAgent:"], "max_new_tokens": [16]},
-}
 
 
 @dataclass(frozen=True)
@@ -85,8 +78,10 @@ def _invoke_ms(server: TritonServer, name: str, body: bytes) -> float:
 def measure_one(
     server: TritonServer, model: TarballToMeasure, work: Path, repeats: int, limits: ArchiveLimits
 ) -> MeasuredModel:
-    if model.kind not in LATENCY_INPUTS:
-        raise MmeFactoryError(f"{model.label}: unknown model kind {model.kind!r}")
+    try:
+        inputs = describe(model.kind).latency_inputs
+    except ValueError as error:
+        raise MmeFactoryError(f"{model.label}: {error}") from None
     name = f"footprint-{work.name}"
     repository = extract_model(model.path, work / "model", limits)
     assert server.pid is not None
@@ -95,7 +90,7 @@ def measure_one(
     server.load(name, repository)
     load_s = time.perf_counter() - started
     try:
-        body = kserve_request(LATENCY_INPUTS[model.kind])
+        body = kserve_request(inputs)
         first_ms = _invoke_ms(server, name, body)
         warm = sorted(_invoke_ms(server, name, body) for _ in range(repeats))
         time.sleep(SETTLE_S)

@@ -6,13 +6,14 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 from mme_factory.errors import MmeFactoryError
-from mme_factory.model_kinds import ModelKind
+from mme_factory.manifest import registered_targets
+from mme_factory.model_kinds import describe, kind_names
 from mme_factory.naming import TargetModelKey, model_data_prefix
 from mme_factory.store import ArtifactStore
 from planner.capacity import KindFootprint
 from planner.footprint import MeasuredModel, TarballToMeasure
 
-KINDS = [kind.value for kind in ModelKind]
+KINDS = kind_names()
 
 
 class PlanInputError(MmeFactoryError):
@@ -20,18 +21,14 @@ class PlanInputError(MmeFactoryError):
 
 
 def targets_per_customer(kind: str) -> int:
-    """TargetModels one customer has of `kind`: one per role in its Triton layout, else one."""
-    from tasks.packaging.triton_layout import read_layout
-
-    return len(read_layout(kind).roles) or 1
+    """TargetModels one customer has of `kind`: one per role, else one."""
+    return describe(kind).targets_per_customer
 
 
 def registered_tarballs(
     store: ArtifactStore, customers: list[str] | None, work: Path
 ) -> list[TarballToMeasure]:
     """The current TargetModels in the customers' manifests, copied out of the store."""
-    from tasks.deployment.warmup_models import registered_targets
-
     targets = [
         target
         for target in registered_targets(store)

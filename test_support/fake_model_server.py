@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from mme_factory.triton.server import TritonError
+from mme_factory.triton import TritonError
 
 MIB = 1024 * 1024
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,15 @@ def clients(url: str, config: Config | None = None) -> tuple[Any, Any]:
         "aws_secret_access_key": "testing",
     }
     return boto3.client("sagemaker", **options), boto3.client("sagemaker-runtime", **options)
+
+
+def pooled_config(max_attempts: int = 5) -> Config:
+    """Client settings for many concurrent callers: a 64-connection pool, a long read timeout."""
+    return Config(
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        read_timeout=120,
+        max_pool_connections=64,
+    )
 
 
 def create_endpoint(sagemaker: Any, name: str, model_data_url: str, wait: bool = True) -> None:
@@ -86,7 +97,11 @@ class ServiceInThread:
 
 
 class ServiceProcess:
-    """`python -m mme_local` with settings from environment variables; stopped by PID."""
+    """`python -m mme_local` with settings from environment variables; stopped by PID.
+
+    Also a context manager (start on entry, stop on exit) with helpers for the service's JSON
+    routes and its `/metrics`.
+    """
 
     def __init__(self, environ: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
@@ -100,6 +115,7 @@ class ServiceProcess:
         return str(Path(self.environ["MME_FACTORY_STATE_DIR"]).resolve())
 
     def start(self, timeout_s: float = 30.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mme_local"],
@@ -116,3 +132,25 @@ class ServiceProcess:
     def stop(self, timeout_s: float = 30.0) -> None:
         stop_process(self.process, timeout_s)
         time.sleep(0.1)
+
+    def __enter__(self) -> ServiceProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.loads(response.read())
+
+    def metrics(self) -> dict[str, float]:
+        """The Prometheus text of `/metrics` as {sample name with labels: value}."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        values: dict[str, float] = {}
+        for line in lines:
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values

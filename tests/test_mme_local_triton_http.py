@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mme_factory.triton.server import TritonError
+from mme_factory.triton import TritonError
 from mme_local.triton_http import TritonHttpClient
 
 

@@ -13,8 +13,9 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.onboard_customer import onboard_customer
 from mme_factory.aws_clients import s3_client
 from mme_factory.errors import ValidationFailed
+from mme_factory.manifest import read_manifest
 from mme_factory.store import open_store
-from tasks.deployment.promote import promote_entries, read_manifest
+from tasks.deployment.promote import promote
 from tasks.deployment.smoke_inference import SmokeTestFailed
 from tasks.training.quality_gate import QualityGateRejected
 from test_support.tiny_base_models import write_tiny_encoder
@@ -88,7 +89,7 @@ def test_smoke_failure_withdraws_uploads_and_keeps_the_manifest(flow_environment
         "version": 1,
         "targets": {"classifier": "smokeco/classifier/v1.tar.gz"},
     }
-    promote_entries(store, "smokeco", {"classifier": previous})
+    promote(store, "smokeco", {"classifier": previous})
     before = store.read_bytes("registry/smokeco.json")
     with pytest.raises(SmokeTestFailed):
         onboard_customer(customer_id="smokeco", data_uri=str(acme_copy), kinds=["classifier"])

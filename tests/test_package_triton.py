@@ -12,7 +12,7 @@ import yaml
 from cli.main import main
 from mme_factory.settings import Settings, load_settings
 from tasks.packaging.model_tarball import extract_tarball, tarball_names
-from tasks.packaging.package_triton import PackageSummary, package_run
+from tasks.packaging.package_triton import PackageSummary, package_triton
 from tasks.packaging.triton_config import PackagingError, parse_config
 from tasks.packaging.triton_layout import TRITON_MODELS
 from test_support.tiny_exports import write_tiny_run
@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def packaged(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> PackageSummary:
     out = tmp_path_factory.mktemp("package")
-    return package_run(tiny_run, load_settings(environ={}), output_dir=out)
+    return package_triton(tiny_run, load_settings(environ={}), output_dir=out)
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_tarball_root_is_the_model_repository(packaged: PackageSummary, tmp_path
 def test_same_inputs_give_the_same_bytes(
     tiny_run: Path, packaged: PackageSummary, tmp_path: Path
 ) -> None:
-    again = package_run(tiny_run, load_settings(environ={}), output_dir=tmp_path)
+    again = package_triton(tiny_run, load_settings(environ={}), output_dir=tmp_path)
     for first, second in zip(packaged.packages, again.packages, strict=True):
         assert first.sha256 == second.sha256
         assert Path(first.tarball).read_bytes() == Path(second.tarball).read_bytes()
@@ -87,7 +87,7 @@ def test_instances_and_batching_come_from_settings(tiny_run: Path, tmp_path: Pat
             "MME_FACTORY_TRITON__MAX_QUEUE_DELAY_MICROSECONDS": "500",
         }
     )
-    summary = package_run(tiny_run, settings, output_dir=tmp_path, kinds=None)
+    summary = package_triton(tiny_run, settings, output_dir=tmp_path, kinds=None)
     repository = extract_tarball(Path(summary.packages[0].tarball), tmp_path / "model")
     encoder = parse_config(
         (repository / "acme--embedding-query--run-1--encoder" / "config.pbtxt").read_text(), "e"
@@ -115,7 +115,7 @@ def test_broken_config_is_refused_at_packaging_with_the_parse_error(
         r"invalid config\.pbtxt for .*--classifier: \d+:\d+ .*no field named .max_queue_dealy"
     )
     with pytest.raises(PackagingError, match=expected):
-        package_run(tiny_run, settings, output_dir=tmp_path, layouts_root=layouts)
+        package_triton(tiny_run, settings, output_dir=tmp_path, layouts_root=layouts)
     assert not (tmp_path / "classifier" / "model.tar.gz").exists()
 
 
@@ -124,21 +124,21 @@ def test_latest_code_version_is_used_unless_one_is_requested(
 ) -> None:
     code = layouts / "autocomplete" / "code"
     shutil.copytree(code / "v1", code / "v2")
-    latest = package_run(tiny_run, settings, output_dir=tmp_path / "a", layouts_root=layouts)
+    latest = package_triton(tiny_run, settings, output_dir=tmp_path / "a", layouts_root=layouts)
     assert {p.target: p.code_version for p in latest.packages}["autocomplete"] == "v2"
-    pinned = package_run(
+    pinned = package_triton(
         tiny_run, settings, code_version="v1", output_dir=tmp_path / "b", layouts_root=layouts
     )
     assert {p.code_version for p in pinned.packages} == {"v1"}
     with pytest.raises(PackagingError, match="code version 'v9' does not exist; choose from v1"):
-        package_run(tiny_run, settings, code_version="v9", output_dir=tmp_path / "c")
+        package_triton(tiny_run, settings, code_version="v9", output_dir=tmp_path / "c")
 
 
 def test_missing_export_file_is_named(tiny_run: Path, tmp_path: Path, settings: Settings) -> None:
     run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     (run / "classifier" / "labels.txt").unlink()
     with pytest.raises(PackagingError, match=r"labels.txt is missing"):
-        package_run(run, settings, output_dir=tmp_path / "out")
+        package_triton(run, settings, output_dir=tmp_path / "out")
 
 
 def test_package_command_writes_tarballs_and_a_summary(

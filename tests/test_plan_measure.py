@@ -12,7 +12,7 @@ from mme_factory.naming import model_data_prefix
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, file_sha256
 from tasks.deployment.promote import write_manifest
-from tasks.packaging.package_triton import package_run
+from tasks.packaging.package_triton import package_triton
 from test_support.tiny_exports import write_tiny_run
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def registered_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local store holding one customer's four tiny TargetModels and its manifest."""
     work = tmp_path_factory.mktemp("plan")
     run = write_tiny_run(work / "state", "acme", "run-1", seed=3)
-    summary = package_run(run, load_settings(environ={}), version="v1")
+    summary = package_triton(run, load_settings(environ={}), version="v1")
     store = LocalStore(work / "store")
     models: dict[str, dict] = {}
     for package in summary.packages:

@@ -17,15 +17,15 @@ from mme_factory.store import LocalStore, open_store
 from tasks.deployment.promote import (
     ManifestError,
     customer_lock,
-    promote_entries,
+    promote,
     read_manifest,
     rollback,
 )
 from tasks.deployment.register_mme import (
     RegistrationError,
+    assign_version,
     ensure_endpoint,
-    next_version,
-    register_package,
+    register_mme,
     triton_image_uri,
     upload_tarball,
 )
@@ -85,7 +85,7 @@ def test_image_uri_is_resolved_by_the_sagemaker_sdk(aws):
 def test_register_creates_the_endpoint_once_and_uploads(aws, tmp_path):
     path, digest = tarball(tmp_path, b"model bytes")
     package = FakePackage("acme", "classifier", None, str(path), digest, path.stat().st_size)
-    first = register_package(package, 1, aws)
+    first = register_mme(package, 1, aws)
     assert first.endpoint_created and first.uploaded
     assert first.endpoint == endpoint_name_for("classifier", aws.env)
     assert first.target_model == "acme/classifier/v1.tar.gz"
@@ -93,12 +93,12 @@ def test_register_creates_the_endpoint_once_and_uploads(aws, tmp_path):
     described = sagemaker_client(aws).describe_model(ModelName=first.endpoint)
     assert described["PrimaryContainer"]["Mode"] == "MultiModel"
     assert described["PrimaryContainer"]["ModelDataUrl"] == first.model_data_url
-    again = register_package(package, 1, aws)
+    again = register_mme(package, 1, aws)
     assert not again.endpoint_created and not again.uploaded
     store = open_store(aws.store, aws)
     assert store.read_bytes(f"mme/{first.endpoint}/acme/classifier/v1.tar.gz") == b"model bytes"
-    assert next_version(store, aws, "acme") == 2
-    assert next_version(store, aws, "other") == 1
+    assert assign_version(store, aws, "acme") == 2
+    assert assign_version(store, aws, "other") == 1
 
 
 def test_different_bytes_for_an_existing_version_are_refused(aws, tmp_path):
@@ -134,8 +134,8 @@ def entry(version: int) -> dict:
 def test_promote_and_rollback(aws, tmp_path, where):
     store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
     customer = f"c{time.monotonic_ns() % 10**8}"
-    promote_entries(store, customer, {"classifier": entry(1)})
-    promote_entries(store, customer, {"classifier": entry(2)})
+    promote(store, customer, {"classifier": entry(1)})
+    promote(store, customer, {"classifier": entry(2)})
     assert read_manifest(store, customer)["models"]["classifier"]["version"] == 2
     rolled = rollback(store, customer, "classifier")
     assert rolled["models"]["classifier"]["version"] == 1
@@ -153,7 +153,7 @@ def test_concurrent_promotions_do_not_lose_updates(aws, tmp_path, where):
     def promote_under_lock(kind: str) -> None:
         try:
             with customer_lock(store, customer, wait_s=20):
-                promote_entries(store, customer, {kind: entry(1)})
+                promote(store, customer, {kind: entry(1)})
                 time.sleep(0.2)
         except Exception as error:
             errors.append(error)

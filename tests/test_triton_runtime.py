@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.kserve import kserve_outputs, kserve_request
 from mme_factory.settings import load_settings
-from mme_factory.triton.server import (
-    LOCAL_PYTORCH_BACKEND,
-    TritonRuntime,
-    TritonServer,
-    kserve_outputs,
-    kserve_request,
-)
+from mme_factory.triton import LOCAL_PYTORCH_BACKEND, TritonRuntime, TritonServer
 
 
 def fake_runtime(tmp_path: Path, script: str) -> TritonRuntime:

@@ -16,16 +16,11 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
+from mme_factory.kserve import kserve_outputs, kserve_request
 from mme_factory.settings import load_settings
-from mme_factory.triton.server import (
-    TritonError,
-    TritonRuntime,
-    TritonServer,
-    kserve_outputs,
-    kserve_request,
-)
+from mme_factory.triton import TritonError, TritonRuntime, TritonServer
 from tasks.packaging.model_tarball import extract_tarball
-from tasks.packaging.package_triton import PackagedModel, package_run
+from tasks.packaging.package_triton import PackagedModel, package_triton
 from test_support.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
 from triton_models.autocomplete.code.v1.llama_decoder import (
     LlamaDecoder,
@@ -68,7 +63,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         result = Served(server)
         for customer, seed, kinds in (("acme", 1, None), ("globex", 11, ["embedding"])):
             run = write_tiny_run(work / "state", customer, "run-1", seed)
-            summary = package_run(run, settings, kinds=kinds)
+            summary = package_triton(run, settings, kinds=kinds)
             for package in summary.packages:
                 _load_like_sagemaker(result, package, work / "models", run)
         yield result

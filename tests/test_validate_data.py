@@ -9,7 +9,7 @@ import pytest
 
 from mme_factory.errors import ValidationFailed
 from mme_factory.model_kinds import ModelKind
-from tasks.data.validate_data import check_customer_data, validate_customer_data
+from tasks.data.validate_data import validate_customer_data, validate_data
 from tests.conftest import ACME
 
 
@@ -25,7 +25,7 @@ def rewrite_line(path: Path, number: int, text: str) -> None:
 
 
 def test_sample_customer_passes_every_rule(settings):
-    summary, report = check_customer_data(str(ACME), settings)
+    summary, report = validate_data(str(ACME), settings)
     assert summary.passed
     assert summary.kinds_found == list(ModelKind)
     assert summary.rows == {
@@ -50,7 +50,7 @@ def test_intents_only_supports_classifier_and_embedding(acme_copy, settings):
 def test_missing_file_for_a_requested_kind(acme_copy, settings):
     (acme_copy / "replies.jsonl").unlink()
     with pytest.raises(ValidationFailed) as failure:
-        check_customer_data(str(acme_copy), settings, [ModelKind.AUTOCOMPLETE])
+        validate_data(str(acme_copy), settings, [ModelKind.AUTOCOMPLETE])
     assert "replies.jsonl · missing_file (autocomplete needs replies.jsonl)" in str(failure.value)
     assert "Failed rules (1)" in failure.value.report_markdown
 
@@ -140,7 +140,7 @@ def test_ten_megabyte_text_is_reported_not_crashed(acme_copy, settings):
     with (acme_copy / "intents.csv").open("a", encoding="utf-8") as handle:
         handle.write(f"{huge},refund_request\n")
     with pytest.raises(ValidationFailed) as failure:
-        check_customer_data(str(acme_copy), settings)
+        validate_data(str(acme_copy), settings)
     message = str(failure.value)
     assert "intents.csv · text_too_long" in message
     assert "line 1026" in message
@@ -181,7 +181,7 @@ def test_failure_lists_every_broken_rule_at_once(acme_copy, settings):
     rewrite_line(acme_copy / "intents.csv", 5, ",order_status\n")
     rewrite_line(acme_copy / "pairs.csv", 2, "hello?,kb-nowhere\n")
     with pytest.raises(ValidationFailed) as failure:
-        check_customer_data(str(acme_copy), settings)
+        validate_data(str(acme_copy), settings)
     assert "failed 2 validation rule(s)" in str(failure.value)
     report = failure.value.report_markdown
     assert "`empty_text`" in report and "`unknown_article_id`" in report

@@ -1,4 +1,4 @@
-"""A real Triton server with its SageMaker multi-model routes on (DESIGN §4, §6).
+"""A real Triton server with its SageMaker multi-model routes on.
 
 `TritonRuntime` (runtime.py) finds the `tritonserver` binary, its Python
 backend and the models' Python environment (`.triton-env`). `TritonServer` starts one server
@@ -20,26 +20,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-import numpy as np
 import psutil
 
 from mme_factory.errors import MmeFactoryError
 from mme_factory.triton.process_memory import process_tree_memory
-from mme_factory.triton.runtime import LOCAL_PYTORCH_BACKEND, TritonRuntime
+from mme_factory.triton.runtime import TritonRuntime
 
 LOG_TAIL_CHARS = 4_000
-
-__all__ = [
-    "LOCAL_PYTORCH_BACKEND",
-    "TritonError",
-    "TritonRuntime",
-    "TritonServer",
-    "free_port",
-    "kserve_outputs",
-    "kserve_request",
-]
 
 
 class TritonError(MmeFactoryError):
@@ -239,45 +227,6 @@ class TritonServer:
             return error.code, dict(error.headers.items()), error.read()
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
             raise TritonError(503, f"{method} {path} failed: {error}") from None
-
-
-_DATATYPES = {str: "BYTES", int: "INT32", float: "FP32"}
-
-
-def kserve_request(inputs: dict[str, list[Any]]) -> bytes:
-    """A KServe v2 JSON body: each input is one value per row (a list for list inputs).
-
-    `{"text": ["a", "b"], "max_new_tokens": [8, 8]}` gives tensors of shape [2, 1];
-    `{"stop": [["\\n"], ["."]]}` gives shape [2, 1] rows of strings.
-    """
-    tensors = []
-    for name, rows in inputs.items():
-        nested = bool(rows) and isinstance(rows[0], list)
-        width = len(rows[0]) if nested else 1
-        flat = [item for row in rows for item in row] if nested else list(rows)
-        sample = flat[0] if flat else ""
-        tensors.append(
-            {
-                "name": name,
-                "shape": [len(rows), width],
-                "datatype": _DATATYPES[type(sample)],
-                "data": flat,
-            }
-        )
-    return json.dumps({"inputs": tensors}).encode("utf-8")
-
-
-def kserve_outputs(body: bytes) -> dict[str, np.ndarray]:
-    """The outputs of a KServe v2 JSON response, by name, shaped as Triton says."""
-    outputs = {}
-    for item in json.loads(body)["outputs"]:
-        dtype = (
-            np.object_
-            if item["datatype"] == "BYTES"
-            else np.dtype(item["datatype"].lower().replace("fp", "float"))
-        )
-        outputs[item["name"]] = np.array(item["data"], dtype=dtype).reshape(item["shape"])
-    return outputs
 
 
 def _quote(name: str) -> str:

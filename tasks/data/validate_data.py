@@ -16,7 +16,7 @@ from mme_factory.model_kinds import (
     CUSTOMER_FILES,
     INTENTS_FILE,
     ModelKind,
-    files_needed,
+    describe,
     supported_kinds,
 )
 from mme_factory.settings import Settings
@@ -81,7 +81,7 @@ def validate_customer_data(
 
     needed: dict[str, list[str]] = {}
     for kind in summary.kinds_validated:
-        for name in files_needed(kind, present):
+        for name in describe(kind).files_needed(present):
             needed.setdefault(name, []).append(kind)
     for name, users in needed.items():
         summary.results.append(
@@ -161,7 +161,7 @@ def write_report(summary: ValidationSummary, settings: Settings) -> Path:
     return path
 
 
-def check_customer_data(
+def validate_data(
     data_uri: str, settings: Settings, kinds: list[ModelKind] | None = None
 ) -> tuple[ValidationSummary, Path]:
     """Validate and write the report; raise ValidationFailed listing every failed rule."""
@@ -175,12 +175,12 @@ def check_customer_data(
 
 
 @task(name="validate-data")
-def validate_data(
+def validate_data_task(
     data_uri: str, settings: Settings, kinds: list[ModelKind] | None = None
 ) -> ValidationSummary:
     """Validate customer data and attach the report to the run."""
     try:
-        summary, report = check_customer_data(data_uri, settings, kinds)
+        summary, report = validate_data(data_uri, settings, kinds)
     except ValidationFailed as failure:
         create_markdown_artifact(failure.report_markdown, key="validation-report")
         raise

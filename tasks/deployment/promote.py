@@ -1,4 +1,4 @@
-"""The customer manifest (`registry/{customer}.json`, DESIGN §3): promote and roll back.
+"""The customer manifest (`registry/{customer}.json`): promote and roll back.
 
 Writing the manifest is the promote step. Each kind keeps its previous entries, so rollback
 points the manifest back at the last one; their tarballs stay under the endpoint prefixes.
@@ -20,9 +20,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.manifest import read_manifest
 from mme_factory.naming import check_customer_id, manifest_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
+from tasks.deployment.register_mme import Registration
 
 LOCK_STALE_S = 3600.0
 
@@ -72,20 +74,13 @@ def _lock_holder(store: ArtifactStore, key: str) -> dict[str, Any] | None:
         return None
 
 
-def read_manifest(store: ArtifactStore, customer: str) -> dict[str, Any]:
-    key = manifest_key(customer)
-    if not store.exists(key):
-        return {"customer": customer, "models": {}, "history": {}}
-    return json.loads(store.read_bytes(key))
-
-
 def write_manifest(store: ArtifactStore, manifest: dict[str, Any]) -> None:
     manifest["updated_at"] = _now()
     data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
     store.write_bytes(manifest_key(manifest["customer"]), data)
 
 
-def manifest_entry(registrations: list[Any], metrics: dict[str, Any], run_id: str) -> dict:
+def manifest_entry(registrations: list[Registration], metrics: dict[str, Any], run_id: str) -> dict:
     """One kind's entry: its TargetModels (one per role), endpoint, version, code, metrics."""
     first = registrations[0]
     return {
@@ -100,7 +95,7 @@ def manifest_entry(registrations: list[Any], metrics: dict[str, Any], run_id: st
     }
 
 
-def promote_entries(store: ArtifactStore, customer: str, entries: dict[str, dict]) -> dict:
+def promote(store: ArtifactStore, customer: str, entries: dict[str, dict]) -> dict:
     """Point the manifest at new entries; the replaced ones go to the kind's history."""
     manifest = read_manifest(store, customer)
     for kind, entry in entries.items():
@@ -130,6 +125,6 @@ def rollback(store: ArtifactStore, customer: str, kind: str) -> dict[str, Any]:
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote(settings: Settings, customer: str, entries: dict[str, dict]) -> dict:
+def promote_task(settings: Settings, customer: str, entries: dict[str, dict]) -> dict:
     """Write the customer manifest: the new versions now serve."""
-    return promote_entries(open_store(settings.store, settings), customer, entries)
+    return promote(open_store(settings.store, settings), customer, entries)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
@@ -13,17 +13,18 @@ from mme_factory.naming import model_data_prefix
 from mme_factory.settings import Settings
 from mme_factory.store import open_store
 from tasks.deployment.promote import manifest_entry
-from tasks.deployment.register_mme import Registration, next_version
+from tasks.deployment.register_mme import Registration, assign_version
+from tasks.deployment.smoke_inference import SmokeResult
 from tasks.training.run_directory import RunDirectory
 
 
 @task(name="assign-version", cache_policy=NO_CACHE)
-def assign_version(settings: Settings, customer: str) -> int:
+def assign_version_task(settings: Settings, customer: str) -> int:
     """The next version number for the customer's TargetModels (call under the customer lock)."""
-    return next_version(open_store(settings.store, settings), settings, customer)
+    return assign_version(open_store(settings.store, settings), settings, customer)
 
 
-def export_dir_for(run: RunDirectory, registration: Registration) -> Any:
+def export_dir_for(run: RunDirectory, registration: Registration) -> Path:
     base = run.kind_dir(registration.kind)
     return base / registration.role if registration.role else base
 
@@ -33,7 +34,7 @@ def smoke_inputs_for(run: RunDirectory, registration: Registration) -> list[str]
 
 
 def manifest_entries(
-    registrations: list[Registration], smoke: list[Any], run: RunDirectory
+    registrations: list[Registration], smoke: list[SmokeResult], run: RunDirectory
 ) -> dict[str, dict]:
     """Each kind's manifest entry, with the smoke test's cold and warm latency per target."""
     by_kind: dict[str, list[Registration]] = defaultdict(list)
@@ -65,7 +66,7 @@ def withdraw_uploads(registrations: list[Registration], settings: Settings) -> l
 
 
 @task(name="report-smoke-results", cache_policy=NO_CACHE)
-def report_smoke_results(results: list[Any]) -> None:
+def report_smoke_results(results: list[SmokeResult]) -> None:
     create_table_artifact(
         [
             {

@@ -23,6 +23,7 @@ from mme_factory.naming import TargetModelKey, endpoint_name_for, model_data_pre
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
 from tasks.deployment.autoscaling import configure_autoscaling
+from tasks.packaging.package_triton import PackagedModel
 
 logger = logging.getLogger("mme_factory.register")
 
@@ -169,7 +170,7 @@ def upload_tarball(store: ArtifactStore, key: str, tarball: Path, sha256: str) -
     return True
 
 
-def next_version(store: ArtifactStore, settings: Settings, customer: str) -> int:
+def assign_version(store: ArtifactStore, settings: Settings, customer: str) -> int:
     """One past the highest version of any of the customer's TargetModels on any endpoint."""
     highest = 0
     for kind in ("embedding", "classifier", "autocomplete"):
@@ -182,7 +183,7 @@ def next_version(store: ArtifactStore, settings: Settings, customer: str) -> int
     return highest + 1
 
 
-def register_package(package: Any, version: int, settings: Settings) -> Registration:
+def register_mme(package: PackagedModel, version: int, settings: Settings) -> Registration:
     """Create the endpoint if needed and upload one packaged TargetModel under its prefix."""
     store = open_store(settings.store, settings)
     endpoint = endpoint_name_for(package.kind, settings.env)
@@ -211,6 +212,6 @@ def register_package(package: Any, version: int, settings: Settings) -> Registra
 
 
 @task(name="register-mme", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def register_mme(package: Any, version: int, settings: Settings) -> Registration:
+def register_mme_task(package: PackagedModel, version: int, settings: Settings) -> Registration:
     """Register one packaged TargetModel on its kind's multi-model endpoint."""
-    return register_package(package, version, settings)
+    return register_mme(package, version, settings)

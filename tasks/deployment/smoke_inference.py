@@ -22,12 +22,13 @@ from tokenizers import Tokenizer
 
 from mme_factory.aws_clients import sagemaker_runtime_client
 from mme_factory.errors import MmeFactoryError
+from mme_factory.kserve import kserve_outputs, kserve_request
+from mme_factory.model_kinds import AUTOCOMPLETE_TIME_LIMIT_MS, describe
 from mme_factory.settings import Settings
-from mme_factory.triton.server import kserve_outputs, kserve_request
+from tasks.deployment.register_mme import Registration
 
 RETRYABLE = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable"}
 EMBEDDING_TOLERANCE = 1e-3
-AUTOCOMPLETE_TIME_LIMIT_MS = 5_000
 
 
 class SmokeTestFailed(MmeFactoryError):
@@ -133,18 +134,6 @@ def check_autocomplete(
     }
 
 
-def _request(kind: str, texts: list[str]) -> bytes:
-    if kind == "autocomplete":
-        return kserve_request(
-            {
-                "text": texts,
-                "max_new_tokens": [16] * len(texts),
-                "time_limit_ms": [AUTOCOMPLETE_TIME_LIMIT_MS] * len(texts),
-            }
-        )
-    return kserve_request({"text": texts})
-
-
 CHECKS: dict[str, Callable[..., dict]] = {
     "embedding": check_embedding,
     "classifier": check_classifier,
@@ -156,14 +145,15 @@ REQUIRED = {
 }
 
 
-def smoke_test(
-    registration: Any, export_dir: Path, texts: list[str], settings: Settings
+def smoke_inference(
+    registration: Registration, export_dir: Path, texts: list[str], settings: Settings
 ) -> SmokeResult:
     """Invoke the TargetModel twice (cold, then warm) and check the second answer."""
     client = sagemaker_runtime_client(settings)
     kind = registration.kind
-    texts = texts[:1] if kind == "autocomplete" else texts
-    body = _request(kind, texts)
+    description = describe(kind)
+    texts = texts[: description.smoke_batch]
+    body = kserve_request(description.smoke_request(texts))
     retries = settings.sagemaker.invoke_retries
     _, cold_ms = invoke(client, registration.endpoint, registration.target_model, body, retries)
     outputs, warm_ms = invoke(
@@ -188,11 +178,11 @@ def smoke_test(
 
 
 @task(name="smoke-inference", cache_policy=NO_CACHE)
-def smoke_inference(
-    registration: Any, export_dir: Path, texts: list[str], settings: Settings
+def smoke_inference_task(
+    registration: Registration, export_dir: Path, texts: list[str], settings: Settings
 ) -> SmokeResult:
     """Call the new TargetModel through the endpoint; raise if any check fails."""
-    result = smoke_test(registration, export_dir, texts, settings)
+    result = smoke_inference(registration, export_dir, texts, settings)
     if not result.passed:
         raise SmokeTestFailed(
             f"{result.target_model} on {result.endpoint}: {result.detail} "

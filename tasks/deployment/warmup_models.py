@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -14,9 +13,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.aws_clients import sagemaker_runtime_client
+from mme_factory.kserve import kserve_request
+from mme_factory.manifest import RegisteredTarget, registered_targets
+from mme_factory.model_kinds import describe
 from mme_factory.settings import Settings
-from mme_factory.store import ArtifactStore, open_store
-from mme_factory.triton.server import kserve_request
+from mme_factory.store import open_store
 
 RETRYABLE = {
     "ModelNotReadyException",
@@ -24,19 +25,6 @@ RETRYABLE = {
     "ServiceUnavailable",
     "InternalFailure",
 }
-WARMUP_INPUTS = {
-    "embedding": {"text": ["warm-up"]},
-    "classifier": {"text": ["warm-up"]},
-    "autocomplete": {"text": ["Customer: hello"], "max_new_tokens": [1]},
-}
-
-
-@dataclass(frozen=True)
-class WarmupTarget:
-    customer: str
-    kind: str
-    endpoint: str
-    target_model: str
 
 
 @dataclass
@@ -52,21 +40,8 @@ class WarmupResult:
     error: str = ""
 
 
-def registered_targets(store: ArtifactStore) -> list[WarmupTarget]:
-    """Every current TargetModel in every customer manifest under `registry/`."""
-    targets = []
-    for key in store.list_keys("registry/"):
-        if not key.endswith(".json"):
-            continue
-        manifest = json.loads(store.read_bytes(key))
-        for kind, entry in sorted(manifest.get("models", {}).items()):
-            for target in sorted(entry["targets"].values()):
-                targets.append(WarmupTarget(manifest["customer"], kind, entry["endpoint"], target))
-    return targets
-
-
-def warm_one(client: Any, target: WarmupTarget, retries: int, cold_ms: float) -> WarmupResult:
-    body = kserve_request(WARMUP_INPUTS[target.kind])
+def warm_one(client: Any, target: RegisteredTarget, retries: int, cold_ms: float) -> WarmupResult:
+    body = kserve_request(describe(target.kind).warmup_inputs)
     started = time.perf_counter()
     error = ""
     for attempt in range(1, retries + 2):
@@ -101,8 +76,8 @@ def warm_one(client: Any, target: WarmupTarget, retries: int, cold_ms: float) ->
     )
 
 
-def warm_all(
-    settings: Settings, concurrency: int, targets: list[WarmupTarget] | None = None
+def warm_models(
+    settings: Settings, concurrency: int, targets: list[RegisteredTarget] | None = None
 ) -> list[WarmupResult]:
     """Warm `targets` (default: every registered TargetModel), `concurrency` at a time."""
     if targets is None:
@@ -118,9 +93,9 @@ def warm_all(
 
 
 @task(name="warm-models", cache_policy=NO_CACHE)
-def warm_models(settings: Settings, concurrency: int) -> list[WarmupResult]:
+def warm_models_task(settings: Settings, concurrency: int) -> list[WarmupResult]:
     """Invoke every registered model; attach the per-model table."""
-    results = warm_all(settings, concurrency)
+    results = warm_models(settings, concurrency)
     create_table_artifact(
         [
             {

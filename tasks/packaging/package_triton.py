@@ -21,7 +21,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from mme_factory.model_kinds import ModelKind
+from mme_factory.model_kinds import ModelKind, describe
 from mme_factory.settings import Settings
 from tasks.packaging.model_tarball import write_tarball
 from tasks.packaging.triton_config import PackagingError, render_config
@@ -185,11 +185,12 @@ def package_export(
 def export_dirs(run_dir: Path, layout: KindLayout) -> list[Path]:
     """The exported models of one kind in a run: one per role, or the kind's directory."""
     base = run_dir / layout.kind
-    candidates = [base / role for role in layout.roles] if layout.roles else [base]
+    roles = describe(layout.kind).roles
+    candidates = [base / role for role in roles] if roles else [base]
     return [path for path in candidates if (path / "export.json").is_file()]
 
 
-def package_run(
+def package_triton(
     run_dir: Path,
     settings: Settings,
     code_version: str | None = None,
@@ -231,11 +232,11 @@ def package_run(
 
 
 @task(name="package-triton")
-def package_triton(
+def package_triton_task(
     run_dir: Path, settings: Settings, code_version: str | None = None, version: str | None = None
 ) -> PackageSummary:
     """Package a run's exported models as Triton repositories and attach the table."""
-    summary = package_run(run_dir, settings, code_version, version)
+    summary = package_triton(run_dir, settings, code_version, version)
     create_markdown_artifact(summary.to_markdown(), key="triton-packages")
     return summary
 

@@ -40,7 +40,6 @@ class KindLayout:
     kind: str
     directory: Path
     entry: str
-    roles: tuple[str, ...]
     models: dict[str, dict[str, Any]]
     defaults: dict[str, Any]
 
@@ -88,7 +87,6 @@ def read_layout(kind: str, root: Path = TRITON_MODELS) -> KindLayout:
         kind=kind,
         directory=path.parent,
         entry=entry,
-        roles=tuple(loaded.get("roles") or ()),
         models=models,
         defaults=dict(loaded.get("defaults") or {}),
     )

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from prefect import task
 
 from mme_factory.settings.training import ClassifierTraining
 from tasks.data.training_data import CustomerDataset, check_intents, split_labelled
@@ -147,11 +146,3 @@ def evaluate_golden_set(model: ClassifierModel, golden: pd.DataFrame) -> dict[st
     metrics = classification_metrics(truth, predicted, sorted(set(model.labels) | set(truth)))
     metrics["unknown_intents"] = sorted(set(truth) - set(model.labels))
     return metrics
-
-
-@task(name="finetune-classifier")
-def finetune_classifier_task(
-    data: CustomerDataset, config: ClassifierTraining, fraction: float, seed: int
-) -> ClassifierModel:
-    """Fine-tune the customer's intent classifier."""
-    return finetune_classifier(data, config, fraction, seed)

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from prefect import task
 
 from mme_factory.settings.training import EmbeddingTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_labelled, split_rows
@@ -227,11 +226,3 @@ def evaluate_golden_set(model: EmbeddingModel, golden: pd.DataFrame) -> dict[str
         corpus = embed(article_encoder, tokenizer, texts, config.article_max_length)
         results[name] = retrieval_metrics(queries, corpus, relevant, exclude=itself)
     return results
-
-
-@task(name="finetune-embedding")
-def finetune_embedding_task(
-    data: CustomerDataset, config: EmbeddingTraining, fraction: float, seed: int
-) -> EmbeddingModel:
-    """Fine-tune the customer's query and article encoders."""
-    return finetune_embedding(data, config, fraction, seed)

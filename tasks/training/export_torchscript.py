@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from prefect import task
 from tokenizers import Tokenizer
 
 from mme_factory.errors import MmeFactoryError
-from mme_factory.model_kinds import ModelKind
 from tasks.training.autocomplete.examples import REPLY_MARKER, STOP_STRINGS
 from tasks.training.encoders import Probabilities, SentenceEncoder
 from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder
@@ -234,67 +232,3 @@ def export_autocomplete(
     }
     _write_json(directory / "export.json", export)
     return export
-
-
-def _export_embedding(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
-    config = trained.config
-    return {
-        "query": export_encoder(
-            trained.query_encoder,
-            trained.tokenizer,
-            directory / "query",
-            "query",
-            config.query_max_length,
-            tolerance,
-        ),
-        "article": export_encoder(
-            trained.article_encoder,
-            trained.tokenizer,
-            directory / "article",
-            "article",
-            config.article_max_length,
-            tolerance,
-        ),
-    }
-
-
-def _export_classifier(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
-    return export_classifier(
-        trained.classifier,
-        trained.tokenizer,
-        trained.labels,
-        directory,
-        trained.config.max_length,
-        tolerance,
-    )
-
-
-def _export_autocomplete(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
-    return export_autocomplete(
-        trained.model,
-        trained.tokenizer,
-        trained.eos_id,
-        directory,
-        trained.config.max_length,
-        tolerance,
-    )
-
-
-EXPORTERS = {
-    ModelKind.EMBEDDING: _export_embedding,
-    ModelKind.CLASSIFIER: _export_classifier,
-    ModelKind.AUTOCOMPLETE: _export_autocomplete,
-}
-
-
-def export_trained(kind: ModelKind, trained: Any, directory: Path, tolerance: float) -> dict:
-    """Export one trained model of `kind` into `directory` (the run's kind directory)."""
-    return EXPORTERS[kind](trained, directory, tolerance)
-
-
-@task(name="export-torchscript")
-def export_torchscript(
-    kind: ModelKind, trained: Any, directory: Path, tolerance: float
-) -> dict[str, Any]:
-    """Export a trained model for Triton, parity-checked against the eager model."""
-    return export_trained(kind, trained, directory, tolerance)

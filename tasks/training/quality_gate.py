@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
-
 from mme_factory.errors import MmeFactoryError
-from mme_factory.model_kinds import ModelKind
+from mme_factory.model_kinds import ModelKind, describe
 from mme_factory.settings.training import TrainingSettings
 
 
@@ -72,70 +69,27 @@ class GateVerdict:
         }
 
 
-def _embedding(metrics: dict, settings: TrainingSettings) -> list[Check]:
-    base, tuned = metrics["base"], metrics["fine_tuned"]
-    return [
-        Check("recall_at_1", tuned["recall_at_1"], base["recall_at_1"], True, "base"),
-        Check("mrr", tuned["mrr"], base["mrr"], True, "base"),
-        Check(
-            "recall_at_1", tuned["recall_at_1"], settings.embedding.min_recall_at_1, True, "minimum"
-        ),
-    ]
-
-
-def _classifier(metrics: dict, settings: TrainingSettings) -> list[Check]:
-    base, tuned = metrics["base"], metrics["fine_tuned"]
-    return [
-        Check("accuracy", tuned["accuracy"], base["accuracy"], True, "base"),
-        Check("accuracy", tuned["accuracy"], settings.classifier.min_accuracy, True, "minimum"),
-    ]
-
-
-def _autocomplete(metrics: dict, settings: TrainingSettings) -> list[Check]:
-    unigram, tuned = metrics["unigram"], metrics["fine_tuned"]
-    return [
-        Check(
-            "perplexity_per_word",
-            tuned["perplexity_per_word"],
-            unigram["perplexity_per_word"],
-            False,
-            "unigram",
-        ),
-        Check(
-            "next_word_accuracy",
-            tuned["next_word_accuracy"],
-            unigram["next_word_accuracy"],
-            True,
-            "unigram",
-        ),
-        Check(
-            "next_word_accuracy",
-            tuned["next_word_accuracy"],
-            settings.autocomplete.min_next_word_accuracy,
-            True,
-            "minimum",
-        ),
-    ]
-
-
-GATES: dict[ModelKind, Callable[[dict, TrainingSettings], list[Check]]] = {
-    ModelKind.EMBEDDING: _embedding,
-    ModelKind.CLASSIFIER: _classifier,
-    ModelKind.AUTOCOMPLETE: _autocomplete,
-}
+def checks_for(kind: ModelKind, metrics: dict, settings: TrainingSettings) -> list[Check]:
+    """The kind's gate rules applied to its metrics: beat the baseline, reach the minimums."""
+    description = describe(kind)
+    baseline, tuned = metrics[description.baseline], metrics["fine_tuned"]
+    section = getattr(settings, kind.value)
+    checks = []
+    for rule in description.gate:
+        value = tuned[rule.metric]
+        if rule.minimum_setting is None:
+            threshold, against = baseline[rule.metric], description.baseline
+        else:
+            threshold, against = getattr(section, rule.minimum_setting), "minimum"
+        checks.append(Check(rule.metric, value, threshold, rule.higher_is_better, against))
+    return checks
 
 
 def judge(kind: ModelKind, metrics: dict, settings: TrainingSettings) -> GateVerdict:
-    return GateVerdict(kind, tuple(GATES[kind](metrics, settings)))
+    return GateVerdict(kind, tuple(checks_for(kind, metrics, settings)))
 
 
 def enforce(verdict: GateVerdict) -> GateVerdict:
     if not verdict.passed:
         raise QualityGateRejected(verdict.summary())
     return verdict
-
-
-@task(name="quality-gate")
-def quality_gate(kind: ModelKind, metrics: dict, settings: TrainingSettings) -> GateVerdict:
-    """Accept the model or raise QualityGateRejected with the numbers."""
-    return enforce(judge(kind, metrics, settings))

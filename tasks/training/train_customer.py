@@ -1,7 +1,4 @@
-"""Train, evaluate, gate and export every requested kind for one customer into one run directory.
-
-This is what `mme-factory train` runs; the onboarding flow calls the same steps as tasks.
-"""
+"""Train, evaluate, gate and export every requested kind for one customer into one run directory."""
 
 from __future__ import annotations
 
@@ -19,10 +16,8 @@ from mme_factory.model_kinds import ModelKind
 from mme_factory.naming import check_customer_id
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset, load_dataset, read_golden_set
-from tasks.data.validate_data import check_customer_data
-from tasks.training import classifier, embedding
-from tasks.training.autocomplete.finetune import finetune_autocomplete
-from tasks.training.export_torchscript import export_trained
+from tasks.data.validate_data import ValidationSummary, validate_data
+from tasks.training.kind_training import TRAINING
 from tasks.training.quality_gate import judge
 from tasks.training.reproducibility import library_versions, seed_everything
 from tasks.training.run_directory import RunDirectory
@@ -30,47 +25,12 @@ from tasks.training.run_directory import RunDirectory
 logger = logging.getLogger("mme_factory.training")
 
 
-def _train_embedding(data: CustomerDataset, settings: Settings) -> Any:
-    t = settings.training
-    return embedding.finetune_embedding(data, t.embedding, t.held_out_fraction, t.seed)
+SMOKE_TEXTS = 8
 
 
-def _train_classifier(data: CustomerDataset, settings: Settings) -> Any:
-    t = settings.training
-    return classifier.finetune_classifier(data, t.classifier, t.held_out_fraction, t.seed)
-
-
-def _train_autocomplete(data: CustomerDataset, settings: Settings) -> Any:
-    t = settings.training
-    cache = settings.state_dir / "base-models"
-    return finetune_autocomplete(data, t.autocomplete, t.held_out_fraction, t.seed, cache)
-
-
-TRAINERS: dict[ModelKind, Callable[[CustomerDataset, Settings], Any]] = {
-    ModelKind.EMBEDDING: _train_embedding,
-    ModelKind.CLASSIFIER: _train_classifier,
-    ModelKind.AUTOCOMPLETE: _train_autocomplete,
-}
-GOLDEN_EVALUATORS: dict[ModelKind, Callable[[Any, pd.DataFrame], dict]] = {
-    ModelKind.EMBEDDING: embedding.evaluate_golden_set,
-    ModelKind.CLASSIFIER: classifier.evaluate_golden_set,
-}
-
-
-SMOKE_INPUTS = 8
-
-
-def smoke_inputs(kind: ModelKind, trained: Any, data: CustomerDataset) -> list[str]:
-    """A few held-out inputs that smoke inference later sends through the endpoint."""
-    if kind is ModelKind.CLASSIFIER:
-        texts = list(trained.held_out["text"])
-    elif kind is ModelKind.AUTOCOMPLETE:
-        texts = list(trained.held_out["context"])
-    elif data.pairs is not None and not data.pairs.empty:
-        texts = list(data.pairs["query"])
-    else:
-        texts = list(data.intents["text"]) if data.intents is not None else []
-    return [text for text in texts if text.strip()][:SMOKE_INPUTS]
+def smoke_texts(texts: list[str]) -> list[str]:
+    """A few non-blank held-out inputs that smoke inference later sends through the endpoint."""
+    return [text for text in texts if text.strip()][:SMOKE_TEXTS]
 
 
 def base_model_name(kind: ModelKind, settings: Settings) -> str:
@@ -96,7 +56,7 @@ class TrainingRun:
         return [kind for kind, o in self.outcomes.items() if o["status"] != "exported"]
 
 
-def train_kind(
+def train_model(
     kind: ModelKind,
     data: CustomerDataset,
     settings: Settings,
@@ -106,10 +66,11 @@ def train_kind(
     """Train one kind; export it only if the gate accepts it. Returns its metadata."""
     started = time.monotonic()
     logger.info("%s: training from %s", kind, base_model_name(kind, settings))
-    trained = TRAINERS[kind](data, settings)
+    steps = TRAINING[kind]
+    trained = steps.train(data, settings)
     metrics = dict(trained.metrics)
-    if golden is not None and kind in GOLDEN_EVALUATORS:
-        metrics["golden_set"] = GOLDEN_EVALUATORS[kind](trained, golden)
+    if golden is not None and steps.evaluate_golden_set is not None:
+        metrics["golden_set"] = steps.evaluate_golden_set(trained, golden)
         run.write_json(f"{kind}/golden_set.json", metrics["golden_set"])
     verdict = judge(kind, trained.metrics, settings.training)
     logger.info("%s", verdict.summary())
@@ -125,12 +86,12 @@ def train_kind(
         "metrics": metrics,
         "gate": verdict.to_dict(),
         "final_loss": trained.final_loss,
-        "smoke_inputs": smoke_inputs(kind, trained, data),
+        "smoke_inputs": smoke_texts(steps.smoke_texts(trained, data)),
     }
     if verdict.passed:
         exported_at = time.monotonic()
-        metadata["export"] = export_trained(
-            kind, trained, run.kind_dir(kind), settings.training.export_parity_tolerance
+        metadata["export"] = steps.export(
+            trained, run.kind_dir(kind), settings.training.export_parity_tolerance
         )
         timings["export_s"] = time.monotonic() - exported_at
         metadata["status"] = "exported"
@@ -144,7 +105,7 @@ def train_kind(
     return metadata
 
 
-def start_run(
+def start_training_run(
     customer: str, data_uri: str, settings: Settings, validation_report: str
 ) -> tuple[CustomerDataset, TrainingRun]:
     """Load the data, seed everything and create the run directory with its run.json."""
@@ -177,21 +138,59 @@ def record_outcome(result: TrainingRun, kind: ModelKind, metadata: dict[str, Any
     result.run.write_json("run.json", result.record)
 
 
+def train_and_record(
+    kind: ModelKind,
+    data: CustomerDataset,
+    settings: Settings,
+    result: TrainingRun,
+    golden: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """Train one kind and record its outcome in run.json, accepted or not."""
+    metadata = train_model(kind, data, settings, result.run, golden)
+    record_outcome(result, kind, metadata)
+    return metadata
+
+
+def _validate(
+    data_uri: str, settings: Settings, kinds: list[ModelKind] | None
+) -> ValidationSummary:
+    return validate_data(data_uri, settings, kinds)[0]
+
+
+@dataclass(frozen=True)
+class TrainingSteps:
+    """How each step of the training sequence runs: as plain calls, or as Prefect tasks."""
+
+    validate: Callable[[str, Settings, list[ModelKind] | None], ValidationSummary]
+    start: Callable[[str, str, Settings, str], tuple[CustomerDataset, TrainingRun]]
+    train: Callable[
+        [ModelKind, CustomerDataset, Settings, TrainingRun, pd.DataFrame | None], dict[str, Any]
+    ]
+
+
+PLAIN_STEPS = TrainingSteps(validate=_validate, start=start_training_run, train=train_and_record)
+
+
 def train_customer(
     customer: str,
     data_uri: str,
     settings: Settings,
     kinds: list[ModelKind] | None = None,
     golden_set: str | None = None,
+    steps: TrainingSteps = PLAIN_STEPS,
 ) -> TrainingRun:
-    """Validate, then train, gate and export each kind; the run directory records it all."""
+    """Validate, then train, gate and export each kind; the run directory records it all.
+
+    `mme-factory train` runs the steps plainly; the onboarding flow runs the same sequence with
+    each step as a Prefect task.
+    """
     check_customer_id(customer)
-    validation, report = check_customer_data(data_uri, settings, kinds)
+    validation = steps.validate(data_uri, settings, kinds)
     golden = read_golden_set(golden_set, settings) if golden_set else None
-    data, result = start_run(customer, data_uri, settings, str(report))
+    data, result = steps.start(customer, data_uri, settings, validation.report_path)
     started = time.monotonic()
     for kind in validation.kinds_validated:
-        record_outcome(result, kind, train_kind(kind, data, settings, result.run, golden))
+        steps.train(kind, data, settings, result, golden)
     result.record["total_s"] = time.monotonic() - started
     result.run.write_json("run.json", result.record)
     return result

@@ -9,21 +9,23 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.model_kinds import ModelKind
+from mme_factory.model_kinds import ModelKind, describe
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset
+from tasks.data.validate_data import validate_data_task
 from tasks.training.quality_gate import QualityGateRejected
-from tasks.training.train_customer import TrainingRun, record_outcome, start_run, train_kind
-
-HEADLINES = {
-    "embedding": ("base", ["recall_at_1", "recall_at_5", "mrr"]),
-    "classifier": ("base", ["accuracy", "macro_f1"]),
-    "autocomplete": ("unigram", ["perplexity_per_word", "next_word_accuracy"]),
-}
+from tasks.training.train_customer import (
+    TrainingRun,
+    TrainingSteps,
+    record_outcome,
+    start_training_run,
+    train_model,
+)
 
 
 def metrics_markdown(kind: str, metadata: dict[str, Any]) -> str:
-    baseline, names = HEADLINES[kind]
+    description = describe(kind)
+    baseline, names = description.baseline, description.headline_metrics
     metrics = metadata["metrics"]
     lines = [
         f"# {kind}: {metadata['status']}",
@@ -70,15 +72,15 @@ def metrics_markdown(kind: str, metadata: dict[str, Any]) -> str:
 
 
 @task(name="start-training-run", cache_policy=NO_CACHE)
-def start_training_run(
+def start_training_run_task(
     customer: str, data_uri: str, settings: Settings, validation_report: str
 ) -> tuple[CustomerDataset, TrainingRun]:
     """Load the customer's data and create the run directory."""
-    return start_run(customer, data_uri, settings, validation_report)
+    return start_training_run(customer, data_uri, settings, validation_report)
 
 
 @task(name="train-model", task_run_name="train-{kind}", cache_policy=NO_CACHE)
-def train_model(
+def train_model_task(
     kind: ModelKind,
     data: CustomerDataset,
     settings: Settings,
@@ -86,7 +88,7 @@ def train_model(
     golden: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Fine-tune, evaluate against the baseline, gate, and export one kind."""
-    metadata = train_kind(kind, data, settings, result.run, golden)
+    metadata = train_model(kind, data, settings, result.run, golden)
     record_outcome(result, kind, metadata)
     create_markdown_artifact(
         metrics_markdown(str(kind), metadata),
@@ -96,3 +98,8 @@ def train_model(
     if metadata["status"] != "exported":
         raise QualityGateRejected(metadata["message"])
     return metadata
+
+
+PREFECT_STEPS = TrainingSteps(
+    validate=validate_data_task, start=start_training_run_task, train=train_model_task
+)

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from prefect import task
 from tokenizers import Tokenizer
 
 from mme_factory.settings.training import AutocompleteTraining
@@ -185,11 +184,3 @@ def finetune_autocomplete(
         },
         final_loss,
     )
-
-
-@task(name="finetune-autocomplete")
-def finetune_autocomplete_task(
-    data: CustomerDataset, config: AutocompleteTraining, fraction: float, seed: int, cache_dir: Path
-) -> AutocompleteModel:
-    """Fine-tune the customer's reply-autocomplete model."""
-    return finetune_autocomplete(data, config, fraction, seed, cache_dir)

@@ -1,4 +1,4 @@
-"""Shared pieces of the mme_local benchmarks: the service process, clients, machine facts."""
+"""What every benchmark reports besides its figures: machine and versions, a table, a JSON file."""
 
 from __future__ import annotations
 
@@ -6,55 +6,13 @@ import importlib.metadata
 import json
 import os
 import platform
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-from botocore.config import Config
-
-from test_support.mme_local_harness import ServiceProcess as HarnessServiceProcess
-from test_support.mme_local_harness import clients as harness_clients
-from test_support.mme_local_harness import create_endpoint  # noqa: F401 - re-exported for the benchmarks
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class ServiceProcess(HarnessServiceProcess):
-    """The tests' mme_local process as a context manager, with its JSON and metrics routes."""
-
-    def __enter__(self) -> ServiceProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def get_json(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
-            return json.loads(response.read())
-
-    def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
-            lines = response.read().decode().splitlines()
-        values: dict[str, float] = {}
-        for line in lines:
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
-        return values
-
-
-def clients(url: str, max_attempts: int = 5) -> tuple[Any, Any]:
-    """The tests' boto3 clients, with a connection pool sized for the load benchmark."""
-    config = Config(
-        retries={"max_attempts": max_attempts, "mode": "standard"},
-        read_timeout=120,
-        max_pool_connections=64,
-    )
-    return harness_clients(url, config)
 
 
 def cpu_name() -> str:

@@ -1,0 +1,117 @@
+"""What training does for each model kind: fine-tune, evaluate a golden set, export, pick the
+held-out texts that smoke inference later sends through the endpoint.
+
+The facts about each kind (data files, gate, metrics, roles, requests) are its description in
+`mme_factory.model_kinds`; this table holds only the code that runs for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mme_factory.model_kinds import ModelKind
+from mme_factory.settings import Settings
+from tasks.data.training_data import CustomerDataset
+from tasks.training import classifier, embedding
+from tasks.training.autocomplete.finetune import finetune_autocomplete
+from tasks.training.export_torchscript import (
+    export_autocomplete,
+    export_classifier,
+    export_encoder,
+)
+
+
+@dataclass(frozen=True)
+class KindTraining:
+    train: Callable[[CustomerDataset, Settings], Any]
+    export: Callable[[Any, Path, float], dict[str, Any]]
+    smoke_texts: Callable[[Any, CustomerDataset], list[str]]
+    evaluate_golden_set: Callable[[Any, pd.DataFrame], dict] | None = None
+
+
+def _train_embedding(data: CustomerDataset, settings: Settings) -> Any:
+    t = settings.training
+    return embedding.finetune_embedding(data, t.embedding, t.held_out_fraction, t.seed)
+
+
+def _train_classifier(data: CustomerDataset, settings: Settings) -> Any:
+    t = settings.training
+    return classifier.finetune_classifier(data, t.classifier, t.held_out_fraction, t.seed)
+
+
+def _train_autocomplete(data: CustomerDataset, settings: Settings) -> Any:
+    t = settings.training
+    cache = settings.state_dir / "base-models"
+    return finetune_autocomplete(data, t.autocomplete, t.held_out_fraction, t.seed, cache)
+
+
+def _export_embedding(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+    config = trained.config
+    return {
+        role: export_encoder(
+            getattr(trained, f"{role}_encoder"),
+            trained.tokenizer,
+            directory / role,
+            role,
+            max_length,
+            tolerance,
+        )
+        for role, max_length in (
+            ("query", config.query_max_length),
+            ("article", config.article_max_length),
+        )
+    }
+
+
+def _export_classifier(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+    return export_classifier(
+        trained.classifier,
+        trained.tokenizer,
+        trained.labels,
+        directory,
+        trained.config.max_length,
+        tolerance,
+    )
+
+
+def _export_autocomplete(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+    return export_autocomplete(
+        trained.model,
+        trained.tokenizer,
+        trained.eos_id,
+        directory,
+        trained.config.max_length,
+        tolerance,
+    )
+
+
+def _embedding_texts(trained: Any, data: CustomerDataset) -> list[str]:
+    if data.pairs is not None and not data.pairs.empty:
+        return list(data.pairs["query"])
+    return list(data.intents["text"]) if data.intents is not None else []
+
+
+TRAINING: dict[ModelKind, KindTraining] = {
+    ModelKind.EMBEDDING: KindTraining(
+        train=_train_embedding,
+        export=_export_embedding,
+        smoke_texts=_embedding_texts,
+        evaluate_golden_set=embedding.evaluate_golden_set,
+    ),
+    ModelKind.CLASSIFIER: KindTraining(
+        train=_train_classifier,
+        export=_export_classifier,
+        smoke_texts=lambda trained, data: list(trained.held_out["text"]),
+        evaluate_golden_set=classifier.evaluate_golden_set,
+    ),
+    ModelKind.AUTOCOMPLETE: KindTraining(
+        train=_train_autocomplete,
+        export=_export_autocomplete,
+        smoke_texts=lambda trained, data: list(trained.held_out["context"]),
+    ),
+}
