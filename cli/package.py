@@ -12,7 +12,7 @@ from mme_factory.settings import load_settings
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "package", help="package a run's exported models as Triton model.tar.gz (DESIGN §3, §6)"
+        "package", help="package a run's exported models as Triton tarballs, one per TargetModel"
     )
     parser.add_argument(
         "--run-dir", required=True, type=Path, help="<state_dir>/runs/<customer>/<run_id>"

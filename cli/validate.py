@@ -10,7 +10,9 @@ from mme_factory.settings import load_settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("validate", help="validate a customer's data (DESIGN §5)")
+    parser = commands.add_parser(
+        "validate", help="check a customer's data files against the data rules"
+    )
     parser.add_argument("--data", required=True, help="directory or s3://bucket/prefix")
     add_kinds_argument(parser, "every kind the data supports")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

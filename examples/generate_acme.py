@@ -1,4 +1,4 @@
-"""Generate the sample customer "acme" (DESIGN §5 format) from examples/acme_templates.yaml.
+"""Generate the sample customer "acme" (the customer-data format) from examples/acme_templates.yaml.
 
 Deterministic: the same templates and seed give the same bytes. Usage:
     python examples/generate_acme.py examples/customers/acme

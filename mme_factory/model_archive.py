@@ -1,7 +1,7 @@
 """Verify a TargetModel tarball and unpack it safely into SageMaker's layout.
 
 SageMaker unpacks a TargetModel into `<models dir>/<hash>/model/` and Triton's SageMaker front
-end loads that directory (DESIGN §6). A tarball comes from a bucket that many writers share, so
+end loads that directory. A tarball comes from a bucket that many writers share, so
 nothing in it may leave that directory: absolute names, `..`, links pointing outside, device
 files and archives that unpack to more than a limit are all refused before anything is written.
 """

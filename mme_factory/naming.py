@@ -1,4 +1,4 @@
-"""Deterministic names derived from metadata (DESIGN §3)."""
+"""Names derived from metadata: endpoints, S3 prefixes, TargetModel keys, manifests."""
 
 from __future__ import annotations
 

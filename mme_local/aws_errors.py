@@ -1,4 +1,4 @@
-"""Errors in the shape AWS answers, so boto3 raises `ClientError` with AWS's codes (DESIGN §9).
+"""Errors in the shape AWS answers, so boto3 raises `ClientError` with AWS's codes.
 
 Both protocols botocore speaks here (JSON 1.1 for `sagemaker`, REST-JSON for
 `sagemaker-runtime`) read the code from the `x-amzn-ErrorType` header or the body's `__type`.

@@ -1,4 +1,4 @@
-"""One endpoint's model cache in front of its own Triton process (DESIGN §4, §6).
+"""One endpoint's model cache in front of its own Triton process.
 
 A cold TargetModel is downloaded from the endpoint's model-data prefix, verified, unpacked into
 `<models dir>/<hash>/model/` and loaded under its hash; concurrent first calls share that one

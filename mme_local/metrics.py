@@ -1,4 +1,4 @@
-"""Prometheus text for `/metrics`, named after SageMaker's MME CloudWatch metrics (DESIGN §9).
+"""Prometheus text for `/metrics`, named after SageMaker's MME CloudWatch metrics.
 
 Latencies are in microseconds like CloudWatch's. Timings are summaries (`_sum`, `_count`);
 `ModelCacheHit` is a summary of 1 (hit) and 0 (miss), so `_sum / _count` is CloudWatch's

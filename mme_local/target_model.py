@@ -1,6 +1,6 @@
 """TargetModel names: what InvokeEndpoint accepts and the Triton model name derived from it.
 
-A TargetModel is a key relative to the endpoint's model-data prefix (DESIGN §3, §9), e.g.
+A TargetModel is a key relative to the endpoint's model-data prefix, e.g.
 `acme/embedding-query/v3.tar.gz`. AWS allows any printable text; this service accepts a safer
 subset so a TargetModel can never name a file outside the prefix.
 """

@@ -2,7 +2,7 @@
 
 A general-purpose async client costs about 0.7 ms per request here; this one writes the request
 and reads a Content-Length (or chunked) answer on pooled connections, about 0.4 ms round trip
-on loopback, so the service adds well under the 2 ms the issue allows.
+on loopback, so the service adds well under 2 ms.
 """
 
 from __future__ import annotations

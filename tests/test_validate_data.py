@@ -1,4 +1,4 @@
-"""Each rule of DESIGN §5 against a deliberately broken copy of the sample customer."""
+"""Each customer-data rule against a deliberately broken copy of the sample customer."""
 
 from __future__ import annotations
 

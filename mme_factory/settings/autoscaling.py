@@ -1,15 +1,15 @@
-"""Autoscaling of the multi-model endpoints (DESIGN §9), applied at registration."""
+"""Autoscaling of the multi-model endpoints, applied at registration."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from mme_factory.settings.section import SettingsSection
 
 
-class ScalingPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ScalingPolicy(SettingsSection):
     # invocations: SageMakerVariantInvocationsPerInstance; gpu_memory / memory: the endpoint's
     # GPUMemoryUtilization / MemoryUtilization in /aws/sagemaker/Endpoints (percent).
     metric: Literal["invocations", "gpu_memory", "memory"] = "invocations"
@@ -28,13 +28,13 @@ class ScalingPolicy(BaseModel):
         return self
 
 
-class AutoscalingSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class AutoscalingSettings(SettingsSection):
     enabled: bool = False  # the embedded default has no Application Auto Scaling to talk to
     endpoint_url: str | None = None
-    policies: dict[str, ScalingPolicy] = {
-        "embedding": ScalingPolicy(metric="gpu_memory", target=80.0),
-        "classifier": ScalingPolicy(metric="gpu_memory", target=80.0),
-        "autocomplete": ScalingPolicy(metric="invocations", target=225.0),
-    }
+    policies: dict[str, ScalingPolicy] = Field(
+        default_factory=lambda: {
+            "embedding": ScalingPolicy(metric="gpu_memory", target=80.0),
+            "classifier": ScalingPolicy(metric="gpu_memory", target=80.0),
+            "autocomplete": ScalingPolicy(metric="invocations", target=225.0),
+        }
+    )

@@ -13,24 +13,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ByteSize, Field, ValidationError, model_validator
 
 from mme_factory.errors import SettingsError
 from mme_factory.settings.autoscaling import AutoscalingSettings
 from mme_factory.settings.prefect import PrefectSettings
 from mme_factory.settings.sagemaker import SageMakerSettings
+from mme_factory.settings.section import SettingsSection
 from mme_factory.settings.training import TrainingSettings
 
 ENV_PREFIX = "MME_FACTORY_"
 SETTINGS_FILE_VARIABLE = "MME_FACTORY_SETTINGS"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ValidationSettings(_Section):
-    """Thresholds of the customer-data rules (DESIGN §5)."""
+class ValidationSettings(SettingsSection):
+    """Thresholds of the customer-data rules."""
 
     min_intents: int = Field(2, ge=2)
     min_examples_per_intent: int = Field(20, ge=1)
@@ -44,7 +41,7 @@ class ValidationSettings(_Section):
     sample_rows: int = Field(5, ge=1, le=100)
 
 
-class EndpointSettings(_Section):
+class EndpointSettings(SettingsSection):
     """Where the AWS APIs are. None means AWS itself; the defaults are the local stack."""
 
     s3_endpoint_url: str | None = None
@@ -52,7 +49,7 @@ class EndpointSettings(_Section):
     sagemaker_runtime_endpoint_url: str | None = "http://127.0.0.1:8780"
 
 
-class MemorySettings(_Section):
+class MemorySettings(SettingsSection):
     """Model-cache memory per endpoint instance; the budget is what LRU eviction keeps under."""
 
     instance_memory: ByteSize = ByteSize(16 * 1024**3)
@@ -75,7 +72,7 @@ class MemorySettings(_Section):
         return self
 
 
-class TritonSettings(_Section):
+class TritonSettings(SettingsSection):
     """The Triton runtime and how packaged models are configured (instances, batching)."""
 
     env_dir: Path = Path(".triton-env")
@@ -89,8 +86,8 @@ class TritonSettings(_Section):
     load_timeout_s: float = Field(120.0, gt=0)
 
 
-class MmeLocalSettings(_Section):
-    """The embedded SageMaker multi-model endpoint service (`mme_local`, DESIGN §4)."""
+class MmeLocalSettings(SettingsSection):
+    """The embedded SageMaker multi-model endpoint service (`mme_local`)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8780, ge=1, le=65535)
@@ -105,7 +102,7 @@ class MmeLocalSettings(_Section):
         return f"http://{self.host}:{self.port}"
 
 
-class Settings(_Section):
+class Settings(SettingsSection):
     env: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,19}$")
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     store: str = Field(".mme-factory/store", min_length=1)

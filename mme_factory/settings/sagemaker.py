@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from mme_factory.settings.section import SettingsSection
 
 
-class SageMakerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SageMakerSettings(SettingsSection):
     role_arn: str = Field(
         "arn:aws:iam::000000000000:role/mme-factory-local", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:"
     )
     triton_version: str = Field("24.09", pattern=r"^\d{2}\.\d{2}$")
-    instance_types: dict[str, str] = {
-        "embedding": "ml.g4dn.xlarge",
-        "classifier": "ml.g4dn.xlarge",
-        "autocomplete": "ml.g4dn.2xlarge",
-    }
+    instance_types: dict[str, str] = Field(
+        default_factory=lambda: {
+            "embedding": "ml.g4dn.xlarge",
+            "classifier": "ml.g4dn.xlarge",
+            "autocomplete": "ml.g4dn.2xlarge",
+        }
+    )
     initial_instance_count: int = Field(1, ge=1)
     variant_name: str = "AllTraffic"
     # Waiting for InService: AWS takes minutes (poll every 30 s); the local service seconds.

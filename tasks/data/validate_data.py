@@ -1,4 +1,4 @@
-"""Validate a customer's data (DESIGN §5) before anything is trained or published from it."""
+"""Validate a customer's data before anything is trained or published from it."""
 
 from __future__ import annotations
 

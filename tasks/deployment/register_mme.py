@@ -1,4 +1,4 @@
-"""Register packaged models on their multi-model endpoints (DESIGN §3, §9).
+"""Register packaged models on their multi-model endpoints.
 
 The endpoint of each kind is created when missing (model in MultiModel mode, endpoint config,
 endpoint) and waited on until InService, with a bound. Tarballs are uploaded under the

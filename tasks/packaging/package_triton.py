@@ -8,7 +8,7 @@
       autocomplete/model.tar.gz          ...
 
 SageMaker's Triton container extracts a TargetModel to `<models>/<hash>/model/` and loads the
-model whose config says `platform: "ensemble"` with the others as its members (DESIGN §6).
+model whose config says `platform: "ensemble"` with the others as its members.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def read_layout(kind: str, root: Path = TRITON_MODELS) -> KindLayout:
 def triton_model_name(customer: str, target: str, version: str, member: str) -> str:
     """A Triton model name unique per customer, kind (and role), version and member.
 
-    Member names are global in one Triton server (DESIGN §6), so two customers, or two versions
+    Member names are global in one Triton server, so two customers, or two versions
     of one customer's model, never share one.
     """
     parts = [_NAME_PART.sub("-", part.lower()).strip("-") for part in (customer, target)]

@@ -1,4 +1,4 @@
-"""Fine-tune a query encoder and an article encoder with in-batch negatives (DESIGN §1)."""
+"""Fine-tune a query encoder and an article encoder with in-batch negatives."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fine-tune a causal LM to complete agent replies (DESIGN §1).
+"""Fine-tune a causal LM to complete agent replies.
 
 Two bases work offline: "compact", a small Llama-architecture decoder initialised from settings
 with a byte-level BPE tokenizer trained on the customer's conversations (the default: fast to

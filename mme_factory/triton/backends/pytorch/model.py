@@ -1,7 +1,7 @@
 """A Python-based Triton backend named `pytorch`: runs a `pytorch_libtorch` model's `model.pt`.
 
 The Triton build in nvidia-pytriton has no libtorch backend, so the local server installs this
-file as `<backend dir>/pytorch/model.py` (DESIGN §6). A model whose config says
+file as `<backend dir>/pytorch/model.py`. A model whose config says
 `platform: "pytorch_libtorch"` then loads unchanged, as it would on the production container:
 inputs are passed to the TorchScript `forward` in config order, outputs are taken in config
 order. Requests with equal input shapes are stacked into one forward call, which is what

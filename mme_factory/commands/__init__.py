@@ -1,1 +1,0 @@
-"""One module per `mme-factory` subcommand; each exposes `register(commands)`."""
