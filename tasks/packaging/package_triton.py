@@ -211,7 +211,7 @@ def package_triton(
     output_dir = output_dir or run_dir / PACKAGE_DIR
     summary = PackageSummary(str(run_dir), customer, run_id, version or run_id)
     for kind in kinds or list(ModelKind):
-        layout = read_layout(str(kind), layouts_root)
+        layout = read_layout(describe(kind).layout, layouts_root)
         for export_dir in export_dirs(run_dir, layout):
             summary.packages.append(
                 package_export(
