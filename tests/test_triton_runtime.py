@@ -12,11 +12,14 @@ from mme_factory.errors import MmeFactoryError
 from mme_factory.kserve import kserve_outputs, kserve_request
 from mme_factory.settings import load_settings
 from mme_factory.triton import LOCAL_PYTORCH_BACKEND, TritonRuntime, TritonServer
+from mme_factory.triton.runtime import LIBTORCH_SITE_FILE, site_packages
 
 
 def fake_runtime(tmp_path: Path, script: str) -> TritonRuntime:
-    """A runtime directory shaped like .triton-env whose `tritonserver` is a shell script."""
-    runtime = TritonRuntime(tmp_path / "env")
+    """A server env shaped like .triton-env whose `tritonserver` is a shell script, beside the
+    real models' environment."""
+    models_env = TritonRuntime.from_settings(load_settings(environ={})).python_env_dir
+    runtime = TritonRuntime(tmp_path / "env", models_env)
     runtime.binary.parent.mkdir(parents=True)
     runtime.binary.write_text(f"#!/bin/sh\n{script}\n")
     runtime.binary.chmod(0o755)
@@ -26,15 +29,21 @@ def fake_runtime(tmp_path: Path, script: str) -> TritonRuntime:
 
 
 def test_runtime_comes_from_settings() -> None:
-    settings = load_settings(environ={"MME_FACTORY_TRITON__ENV_DIR": "/opt/triton-env"})
+    settings = load_settings(
+        environ={
+            "MME_FACTORY_TRITON__ENV_DIR": "/opt/triton-env",
+            "MME_FACTORY_TRITON__PYTHON_ENV_DIR": "/opt/models-env",
+        }
+    )
     runtime = TritonRuntime.from_settings(settings)
     assert runtime.env_dir == Path("/opt/triton-env")
     assert runtime.binary.name == "tritonserver"
+    assert runtime.python == Path("/opt/models-env/bin/python")
 
 
 def test_missing_runtime_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(MmeFactoryError, match="run `make setup`"):
-        TritonRuntime(tmp_path / "nothing").check()
+        TritonRuntime(tmp_path / "nothing", tmp_path / "nothing-either").check()
 
 
 def test_backend_directory_links_python_and_holds_the_pytorch_backend(tmp_path: Path) -> None:
@@ -43,8 +52,19 @@ def test_backend_directory_links_python_and_holds_the_pytorch_backend(tmp_path: 
     assert (backends / "python").is_symlink()
     assert (backends / "python").resolve() == runtime.python_backend.resolve()
     assert (backends / "pytorch" / "model.py").read_bytes() == LOCAL_PYTORCH_BACKEND.read_bytes()
+    assert (backends / "pytorch" / "tensor_binding.py").is_file()
+    torch_site = (backends / "pytorch" / LIBTORCH_SITE_FILE).read_text().strip()
+    assert torch_site == str(site_packages(runtime.env_dir))
     runtime.prepare_backends(backends)  # idempotent
     assert (backends / "python").is_symlink()
+
+
+def test_server_runs_models_in_the_models_environment_only(tmp_path: Path) -> None:
+    runtime = fake_runtime(tmp_path, "exit 0")
+    env = runtime.environment()
+    assert env["PATH"].split(":")[0] == str(runtime.python_env_dir / "bin")
+    assert env["VIRTUAL_ENV"] == str(runtime.python_env_dir)
+    assert "PYTHONPATH" not in env
 
 
 def test_server_that_dies_at_start_raises_with_its_log(tmp_path: Path) -> None:

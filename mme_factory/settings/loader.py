@@ -75,7 +75,9 @@ class MemorySettings(SettingsSection):
 class TritonSettings(SettingsSection):
     """The Triton runtime and how packaged models are configured (instances, batching)."""
 
-    env_dir: Path = Path(".triton-env")
+    env_dir: Path = Path(".triton-env")  # tritonserver, and torch for the emulated libtorch
+    # What Python-backend models run in: the serving image's package list and nothing more.
+    python_env_dir: Path = Path(".triton-python-env")
     instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
     instance_count: int = Field(1, ge=1, le=16)
     max_batch_size: int = Field(8, ge=1, le=1024)

@@ -23,6 +23,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from mme_factory.model_kinds import ModelKind, describe
 from mme_factory.settings import Settings
+from tasks.packaging.endpoint_checks import check_for_endpoint
 from tasks.packaging.model_tarball import write_tarball
 from tasks.packaging.triton_config import PackagingError, render_config
 from tasks.packaging.triton_layout import (
@@ -131,7 +132,7 @@ def build_repository(
     batching: Batching,
     code_version: str,
 ) -> TritonRepository:
-    """Every file of the Triton model repository for one exported model, configs validated."""
+    """Every file of one exported model's Triton repository, checked as the endpoint would."""
     export = read_export(export_dir, layout)
     role = export.get("role")
     target = f"{layout.kind}-{role}" if role else layout.kind
@@ -147,6 +148,7 @@ def build_repository(
             entries[f"{spec.name}/{_inside(destination, layout)}"] = _source(
                 str(source), export_dir, code_dir, layout
             )
+    check_for_endpoint(list(specs.values()), entries)
     version_dirs = [f"{name}/1" for name in names.values()]
     return TritonRepository(target, role, names, entries, version_dirs)
 

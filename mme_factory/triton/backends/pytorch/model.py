@@ -2,24 +2,35 @@
 
 The Triton build in nvidia-pytriton has no libtorch backend, so the local server installs this
 file as `<backend dir>/pytorch/model.py`. A model whose config says
-`platform: "pytorch_libtorch"` then loads unchanged, as it would on the production container:
-inputs are passed to the TorchScript `forward` in config order, outputs are taken in config
-order. Requests with equal input shapes are stacked into one forward call, which is what
-Triton's dynamic batcher does for the real libtorch backend. Two of that backend's config
+`platform: "pytorch_libtorch"` then loads unchanged, as it would on the production container,
+and its tensors bind as the real backend binds them (tensor_binding.py): inputs by `forward`
+argument name, else by `<name>__<index>`, else in config order; outputs by `<name>__<index>`,
+else in config order. Requests with equal input shapes are stacked into one forward call, which
+is what Triton's dynamic batcher does for the real libtorch backend. Two of that backend's config
 parameters are honoured with the same meaning: `DISABLE_OPTIMIZED_EXECUTION` ("true": no JIT
 profiling and re-specialisation, which costs several slow calls per new sequence length) and
 `INFERENCE_MODE` (default "true").
+
+torch comes from the server's environment (named in libtorch_site_packages.txt beside this
+file), not the models' one: the real backend brings its own libtorch too.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import triton_python_backend_utils as pb_utils
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+sys.path.insert(0, (_HERE / "libtorch_site_packages.txt").read_text("utf-8").strip())
+
+import torch  # noqa: E402
+from tensor_binding import BindingError, bind_inputs, bind_outputs  # noqa: E402
 
 _NUMPY_TYPES = {
     "TYPE_BOOL": np.bool_,
@@ -47,6 +58,18 @@ class TritonPythonModel:
         filename = config.get("default_model_filename") or "model.pt"
         path = Path(args["model_repository"]) / args["model_version"] / filename
         self.module = torch.jit.load(str(path), map_location=self.device).eval()
+        arguments = [a.name for a in self.module.forward.schema.arguments[1:]]  # after self
+        try:
+            inputs = bind_inputs(config["name"], self.input_names, arguments)
+        except BindingError as error:
+            raise pb_utils.TritonModelException(str(error)) from None
+        self.input_positions = [inputs.positions[name] for name in self.input_names]
+        if sorted(self.input_positions) != list(range(len(arguments))):
+            raise pb_utils.TritonModelException(
+                f"model '{config['name']}': inputs {self.input_names} bind to positions "
+                f"{self.input_positions} of forward({', '.join(arguments)})"
+            )
+        self.output_positions = bind_outputs([name for name, _ in self.outputs]).positions
         pb_utils.Logger.log_info(
             f"pytorch backend: {path} on {self.device}, {torch.get_num_threads()} threads, "
             f"optimized execution {self.optimized}, inference mode {self.inference_mode}"
@@ -84,10 +107,15 @@ class TritonPythonModel:
             torch.jit.optimized_execution(self.optimized),
         ):
             tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in stacked]
-            produced = self.module(*tensors)
+            ordered: list[Any] = [None] * len(tensors)
+            for position, tensor in zip(self.input_positions, tensors, strict=True):
+                ordered[position] = tensor
+            produced = self.module(*ordered)
             if isinstance(produced, torch.Tensor):
                 produced = (produced,)
-            arrays = [t.detach().cpu().numpy() for t in produced]
+            arrays = [
+                self._output(produced, name).detach().cpu().numpy() for name, _ in self.outputs
+            ]
         responses = []
         start = 0
         for size in sizes:
@@ -100,3 +128,12 @@ class TritonPythonModel:
             )
             start += size
         return responses
+
+    def _output(self, produced: tuple[Any, ...], name: str) -> Any:
+        position = self.output_positions[name]
+        if position >= len(produced):
+            raise IndexError(
+                f"output '{name}' asks for element {position} but forward returned "
+                f"{len(produced)} tensor(s)"
+            )
+        return produced[position]

@@ -1,0 +1,81 @@
+"""The serving image: SageMaker's Triton image plus the pinned packages Python-backend models need.
+
+    mme_factory/serving_image/
+      stock-image.txt     what the stock image's Python backend has (numpy<2, pip, ...)
+      requirements.txt    the exact pins the serving image adds (and the local Triton installs)
+      Dockerfile          FROM the stock image, installs requirements.txt
+
+One list, read by the packager (which imports a Python step may make), by the local Triton's
+model environment (which installs exactly it) and by the image build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from mme_factory.errors import MmeFactoryError
+
+SERVING_IMAGE_DIR = Path(__file__).resolve().parent
+REQUIREMENTS = SERVING_IMAGE_DIR / "requirements.txt"
+STOCK_IMAGE = SERVING_IMAGE_DIR / "stock-image.txt"
+DOCKERFILE = SERVING_IMAGE_DIR / "Dockerfile"
+# The stub of the image's Python backend runs Python 3.10 (sagemaker-tritonserver:24.09-py3).
+IMAGE_PYTHON = (3, 10)
+
+
+class ServingImageError(MmeFactoryError):
+    """The serving image's package lists are malformed, or an image cannot be built or pushed."""
+
+
+@dataclass(frozen=True)
+class ServingPackage:
+    name: str  # canonical distribution name: "numpy", "tokenizers"
+    requirement: str  # the line as written: "numpy==1.26.4"
+    added: bool  # True: the serving image adds it; False: the stock image has it
+
+    @property
+    def pinned_version(self) -> str | None:
+        specifiers = list(Requirement(self.requirement).specifier)
+        exact = [s.version for s in specifiers if s.operator == "=="]
+        return exact[0] if len(specifiers) == 1 and exact else None
+
+
+def read_requirements(path: Path, added: bool) -> list[ServingPackage]:
+    packages = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as error:
+            raise ServingImageError(f"{path}:{number}: {error}") from None
+        packages.append(ServingPackage(canonicalize_name(requirement.name), line, added))
+    return packages
+
+
+def serving_packages() -> list[ServingPackage]:
+    """Every package a Python-backend model may import on the serving image.
+
+    A package in both lists is the serving image's pin (it replaces the stock one).
+    """
+    added = read_requirements(REQUIREMENTS, added=True)
+    names = {package.name for package in added}
+    stock = [p for p in read_requirements(STOCK_IMAGE, added=False) if p.name not in names]
+    unpinned = [p.requirement for p in added if p.pinned_version is None]
+    if unpinned:
+        raise ServingImageError(f"{REQUIREMENTS}: pin every package exactly: {unpinned}")
+    return stock + added
+
+
+def image_digest() -> str:
+    """sha256 of what defines the image (Dockerfile and both lists): a new list, a new tag."""
+    digest = hashlib.sha256()
+    for path in (DOCKERFILE, STOCK_IMAGE, REQUIREMENTS):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Triton backends written in Python that the local server installs (see runtime.py)."""
