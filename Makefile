@@ -8,6 +8,8 @@ TRITON_ENV := .triton-env
 TRITON_PYTHON_ENV := .triton-python-env
 SERVING_IMAGE := mme_factory/serving_image
 BIN := $(VENV)/bin
+# Code that runs inside Triton must run on the serving image's Python 3.10.
+PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
 
 .PHONY: help setup demo down test lint sample-data clean bench bench-triton
 
@@ -69,6 +71,7 @@ down:
 
 test: setup
 	$(BIN)/ruff check .
+	$(PY310_CHECK)
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
@@ -83,6 +86,7 @@ bench-triton: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(PY310_CHECK)
 	$(BIN)/lint-imports
 
 sample-data: $(VENV)/.installed
