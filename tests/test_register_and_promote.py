@@ -12,6 +12,7 @@ import pytest
 
 from mme_factory.aws_clients import s3_client, sagemaker_client
 from mme_factory.naming import TargetModelKey, endpoint_name_for
+from mme_factory.serving_image.image_uri import serving_image_uri, stock_image_uri
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, open_store
 from tasks.deployment.promote import (
@@ -26,7 +27,6 @@ from tasks.deployment.register_mme import (
     assign_version,
     ensure_endpoint,
     register_mme,
-    triton_image_uri,
     upload_tarball,
 )
 
@@ -78,7 +78,7 @@ def tarball(tmp_path: Path, content: bytes) -> tuple[Path, str]:
 
 
 def test_image_uri_is_resolved_by_the_sagemaker_sdk(aws):
-    uri = triton_image_uri(aws, "embedding")
+    uri = stock_image_uri(aws, aws.sagemaker.instance_types["embedding"])
     assert uri == "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
 
 
@@ -93,6 +93,8 @@ def test_register_creates_the_endpoint_once_and_uploads(aws, tmp_path):
     described = sagemaker_client(aws).describe_model(ModelName=first.endpoint)
     assert described["PrimaryContainer"]["Mode"] == "MultiModel"
     assert described["PrimaryContainer"]["ModelDataUrl"] == first.model_data_url
+    serving = serving_image_uri(aws, aws.sagemaker.instance_types["classifier"])
+    assert described["PrimaryContainer"]["Image"] == serving
     again = register_mme(package, 1, aws)
     assert not again.endpoint_created and not again.uploaded
     store = open_store(aws.store, aws)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from mme_factory.settings.section import SettingsSection
+
+# <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>(:<tag> | @sha256:<digest>)
+ECR_IMAGE_URI = re.compile(
+    r"^(?P<registry>(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
+    r"\.(?P<domain>amazonaws\.com(?:\.cn)?))"
+    r"/(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$"
+)
+ECR_REPOSITORY = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 
 
 class SageMakerSettings(SettingsSection):
@@ -12,6 +23,13 @@ class SageMakerSettings(SettingsSection):
         "arn:aws:iam::000000000000:role/mme-factory-local", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:"
     )
     triton_version: str = Field("24.09", pattern=r"^\d{2}\.\d{2}$")
+    # The image every endpoint's model runs. null: the serving image built by `mme-factory
+    # serving-image --push`, in the role's account and the settings' region, tagged
+    # <triton_version>-py3[-cpu]-<digest of its package lists>.
+    image_uri: str | None = None
+    image_repository: str = Field(
+        "mme-factory-triton", min_length=2, max_length=256, pattern=ECR_REPOSITORY
+    )
     instance_types: dict[str, str] = Field(
         default_factory=lambda: {
             "embedding": "ml.g4dn.xlarge",
@@ -28,3 +46,18 @@ class SageMakerSettings(SettingsSection):
     lock_wait_s: float = Field(600.0, ge=0)  # a second onboarding run of a customer waits this long
     warmup_concurrency: int = Field(8, ge=1)
     cold_threshold_ms: float = Field(1000.0, gt=0)  # slower first answers count as cold starts
+
+    @field_validator("image_uri")
+    @classmethod
+    def _ecr_image(cls, value: str | None) -> str | None:
+        if value is not None and not ECR_IMAGE_URI.match(value):
+            raise ValueError(
+                f"{value!r} is not an ECR image URI: expected <12-digit account>.dkr.ecr."
+                "<region>.amazonaws.com/<repository>:<tag> or ...@sha256:<digest>"
+            )
+        return value
+
+    @property
+    def account_id(self) -> str:
+        """The 12-digit account of `role_arn`: where the serving image's repository lives."""
+        return self.role_arn.split(":")[4]

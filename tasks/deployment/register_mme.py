@@ -1,9 +1,9 @@
 """Register packaged models on their multi-model endpoints.
 
-The endpoint of each kind is created when missing (model in MultiModel mode, endpoint config,
-endpoint) and waited on until InService, with a bound. Tarballs are uploaded under the
-endpoint's prefix with immutable keys: identical bytes again are a no-op, different bytes for an
-existing key are refused.
+The endpoint of each kind is created when missing (a model in MultiModel mode running the
+serving image, never the stock Triton image; endpoint config; endpoint) and waited on until
+InService, with a bound. Tarballs are uploaded under the endpoint's prefix with immutable keys:
+identical bytes again are a no-op, different bytes for an existing key are refused.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from mme_factory.aws_clients import autoscaling_client, sagemaker_client
 from mme_factory.errors import MmeFactoryError
 from mme_factory.naming import TargetModelKey, endpoint_name_for, model_data_prefix
+from mme_factory.serving_image.image_uri import serving_image_uri
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
 from tasks.deployment.autoscaling import configure_autoscaling
@@ -49,18 +50,6 @@ class Registration:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def triton_image_uri(settings: Settings, kind: str) -> str:
-    from sagemaker.core import image_uris
-
-    instance_type = settings.sagemaker.instance_types[kind]
-    return image_uris.retrieve(
-        "sagemaker-tritonserver",
-        settings.region,
-        version=settings.sagemaker.triton_version,
-        instance_type=instance_type,
-    )
 
 
 def model_data_url(store: ArtifactStore, endpoint: str) -> str:
@@ -105,7 +94,7 @@ def ensure_endpoint(client: Any, settings: Settings, kind: str, data_url: str) -
                 ModelName=name,
                 ExecutionRoleArn=sm.role_arn,
                 PrimaryContainer={
-                    "Image": triton_image_uri(settings, kind),
+                    "Image": serving_image_uri(settings, sm.instance_types[kind]),
                     "ModelDataUrl": data_url,
                     "Mode": "MultiModel",
                     "MultiModelConfig": {"ModelCacheSetting": "Enabled"},
