@@ -6,6 +6,7 @@ for its shape is refused here too, with the same `ValidationException`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +21,13 @@ EndpointStarter = Callable[[str, dict[str, Any]], Awaitable[None]]
 EndpointStopper = Callable[[str], Awaitable[None]]
 
 _SERVICE = botocore.session.get_session().get_service_model("sagemaker")
+# SageMaker takes a model's image only as registry/repository[:tag] or registry/repository@digest,
+# so a bare name such as "tritonserver:24.09" is refused when the model is created.
+CONTAINER_IMAGE = re.compile(
+    r"^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::\d+)?"
+    r"/[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?$"
+)
 
 
 def check_request(operation: str, params: dict[str, Any]) -> None:
@@ -68,6 +76,12 @@ class ControlPlane:
             raise control_validation("mme_local serves multi-model endpoints: set Mode=MultiModel")
         if not str(container.get("ModelDataUrl", "")):
             raise control_validation("a multi-model container needs ModelDataUrl (a prefix)")
+        image = str(container.get("Image", ""))
+        if not CONTAINER_IMAGE.match(image):
+            raise control_validation(
+                f"Image {image!r} is not a container image with a registry path: expected "
+                "<registry>/<repository>[:<tag>|@sha256:<digest>]"
+            )
         model_arn = arn(self.region, "model", name)
         self.state.models[name] = {
             "ModelName": name,
@@ -78,6 +92,13 @@ class ControlPlane:
         }
         self._save()
         return {"ModelArn": model_arn}
+
+    async def _DescribeModel(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self.state.models.get(params["ModelName"])
+        if record is None:
+            name = arn(self.region, "model", params["ModelName"])
+            raise control_validation(f'Could not find model "{name}".')
+        return dict(record)
 
     async def _CreateEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointConfigName"]

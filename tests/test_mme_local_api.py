@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError, WaiterError
 from mme_factory.settings import Settings, load_settings
 from mme_local.service import MmeLocalService
 from test_support.fake_model_server import FakeModelServer
-from test_support.mme_local_harness import ServiceInThread, clients, create_endpoint
+from test_support.mme_local_harness import TRITON_IMAGE, ServiceInThread, clients, create_endpoint
 from test_support.mme_local_models import model_tarball, write_model
 
 ENDPOINT = "dev-mme-test"
@@ -146,6 +146,29 @@ def test_single_model_mode_is_refused(running):
             ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
             PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"},
         )
+    assert _error(caught) == (400, "ValidationException")
+
+
+@pytest.mark.parametrize("image", ["", "tritonserver:24.09", "localhost/", "registry.io/Repo:1"])
+def test_image_without_a_registry_path_is_refused(running, image):
+    sagemaker, _ = clients(running.url)
+    with pytest.raises(ClientError) as caught:
+        sagemaker.create_model(
+            ModelName="bad-image",
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
+            PrimaryContainer={"Image": image, "ModelDataUrl": "s3://b/mme/", "Mode": "MultiModel"},
+        )
+    assert _error(caught) == (400, "ValidationException")
+    assert "registry path" in str(caught.value)
+
+
+def test_describe_model_shows_its_image(endpoint):
+    sagemaker, _ = clients(endpoint.url)
+    described = sagemaker.describe_model(ModelName=f"{ENDPOINT}-model")
+    assert described["PrimaryContainer"]["Image"] == TRITON_IMAGE
+    assert described["ModelArn"].endswith(f":model/{ENDPOINT}-model")
+    with pytest.raises(ClientError) as caught:
+        sagemaker.describe_model(ModelName="no-such-model")
     assert _error(caught) == (400, "ValidationException")
 
 
