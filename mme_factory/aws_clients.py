@@ -50,3 +50,12 @@ def sagemaker_runtime_client(
 
 def autoscaling_client(settings: Settings) -> Any:
     return _client("application-autoscaling", settings, settings.autoscaling.endpoint_url)
+
+
+def ecr_client(settings: Settings) -> Any:
+    """ECR of the settings' region, where the serving image is pushed (always AWS itself)."""
+    return _client("ecr", settings, None)
+
+
+def sts_client(settings: Settings) -> Any:
+    return _client("sts", settings, None)
