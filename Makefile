@@ -71,6 +71,7 @@ down:
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile
 	$(PY310_CHECK)
 	$(BIN)/lint-imports
 	$(BIN)/pytest
@@ -86,6 +87,7 @@ bench-triton: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile
 	$(PY310_CHECK)
 	$(BIN)/lint-imports
 
