@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 # Code that runs inside Triton must run on the serving image's Python 3.10.
 PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
 
-.PHONY: help setup demo down test lint sample-data clean bench bench-triton
+.PHONY: help setup demo down test lint sample-data clean bench bench-triton check-libtorch
 
 help:
 	@echo "make demo   set up both environments and run the main job on the embedded default"
@@ -19,6 +19,8 @@ help:
 	@echo "make setup  create .venv (pipeline), .triton-env (Triton server) and .triton-python-env"
 	@echo "            (what Python-backend models run in: the serving image's packages); idempotent"
 	@echo "make bench  run every benchmark and print one table against the published figures"
+	@echo "make check-libtorch  load the newest run's TorchScript (or RUN=dir) under the serving"
+	@echo "            image's libtorch version (installs that torch once, several GB)"
 
 setup: $(VENV)/.installed $(TRITON_ENV)/.installed $(TRITON_PYTHON_ENV)/.installed
 
@@ -84,6 +86,10 @@ bench: setup
 bench-triton: setup
 	$(BIN)/python bench/bench_triton_embedding.py
 
+# Not part of `make test`: the first run downloads the image's torch version (several GB).
+check-libtorch: $(VENV)/.installed
+	$(BIN)/mme-factory check-libtorch $(if $(RUN),--run-dir $(RUN))
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -95,4 +101,4 @@ sample-data: $(VENV)/.installed
 	$(BIN)/python examples/generate_acme.py examples/customers/acme
 
 clean:
-	rm -rf $(VENV) $(TRITON_ENV) $(TRITON_PYTHON_ENV) .mme-factory
+	rm -rf $(VENV) $(TRITON_ENV) $(TRITON_PYTHON_ENV) .libtorch-check-env .mme-factory

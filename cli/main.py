@@ -10,7 +10,16 @@ from collections.abc import Callable, Sequence
 from cli.arguments import flatten_kinds
 from mme_factory.errors import MmeFactoryError
 
-COMMAND_MODULES = ("validate", "train", "package", "models", "stack", "plan", "serving_image", "check_libtorch")
+COMMAND_MODULES = (
+    "validate",
+    "train",
+    "package",
+    "models",
+    "stack",
+    "plan",
+    "serving_image",
+    "check_libtorch",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

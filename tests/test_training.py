@@ -84,6 +84,9 @@ def test_exports_follow_the_packaging_contract(tmp_path, tiny_encoder, small_acm
     probabilities = traced(ids, (ids > 0).long())
     assert probabilities.shape == (2, 16)
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(2), atol=1e-5)
+    parity = torch.load(classifier / "parity.pt", weights_only=True)
+    recorded = traced(**parity["batches"][2])
+    torch.testing.assert_close(recorded, parity["outputs"][2], atol=1e-4, rtol=0)
     autocomplete = run / "autocomplete"
     export = json.loads((autocomplete / "export.json").read_text())
     assert export["parity_max_abs_diff"] <= 1e-4

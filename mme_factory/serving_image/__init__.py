@@ -26,6 +26,9 @@ STOCK_IMAGE = SERVING_IMAGE_DIR / "stock-image.txt"
 DOCKERFILE = SERVING_IMAGE_DIR / "Dockerfile"
 # The stub of the image's Python backend runs Python 3.10 (sagemaker-tritonserver:24.09-py3).
 IMAGE_PYTHON = (3, 10)
+# The libtorch inside each Triton image's PyTorch backend (NVIDIA's PyTorch container of the same
+# release; 24.09 ships 2.5.0a0), as the nearest public torch release.
+IMAGE_LIBTORCH = {"24.09": "2.5.0"}
 
 
 class ServingImageError(MmeFactoryError):
@@ -71,6 +74,17 @@ def serving_packages() -> list[ServingPackage]:
     if unpinned:
         raise ServingImageError(f"{REQUIREMENTS}: pin every package exactly: {unpinned}")
     return stock + added
+
+
+def image_libtorch(triton_version: str) -> str:
+    try:
+        return IMAGE_LIBTORCH[triton_version]
+    except KeyError:
+        known = ", ".join(sorted(IMAGE_LIBTORCH))
+        raise ServingImageError(
+            f"no known libtorch version for Triton image {triton_version} (known: {known}); "
+            "give one with --torch-version"
+        ) from None
 
 
 def image_digest() -> str:

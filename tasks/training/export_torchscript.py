@@ -40,6 +40,9 @@ LLAMA_FIELDS = (
 )
 
 
+PARITY_FILE = "parity.pt"  # the parity batches and the eager model's outputs on them
+
+
 class ExportParityError(MmeFactoryError):
     """An exported model's outputs differ from the eager model's beyond the tolerance."""
 
@@ -69,17 +72,29 @@ def check_parity(
     exported: torch.nn.Module,
     batches: list[dict[str, torch.Tensor]],
     tolerance: float,
+    record: Path | None = None,
 ) -> float:
+    """The largest difference between eager and exported outputs; raises beyond `tolerance`.
+
+    `record`: where to save the batches and the eager outputs (`parity.pt`), so the export can
+    be checked again later, e.g. under another libtorch.
+    """
     worst = 0.0
+    expected = []
     with torch.inference_mode():
         for batch in batches:
-            difference = (eager(**batch) - exported(**batch)).abs().max().item()
+            reference = eager(**batch)
+            difference = (reference - exported(**batch)).abs().max().item()
             worst = max(worst, difference)
+            expected.append(reference.clone())
     if not worst <= tolerance:
         raise ExportParityError(
             f"{name}: exported output differs from eager by {worst:.2e} "
             f"(tolerance {tolerance:.0e}); the export is not usable"
         )
+    if record is not None:
+        parity = {"batches": batches, "outputs": expected, "tolerance": tolerance}
+        torch.save(parity, record)
     return worst
 
 
@@ -126,7 +141,12 @@ def export_encoder(
     traced = _trace(encoder, directory / "model.pt", max_length)
     vocab = int(encoder.transformer.config.vocab_size)
     worst = check_parity(
-        f"embedding-{role}", encoder, traced, parity_batches(vocab, max_length), tolerance
+        f"embedding-{role}",
+        encoder,
+        traced,
+        parity_batches(vocab, max_length),
+        tolerance,
+        directory / PARITY_FILE,
     )
     _write_tokenizer(tokenizer, directory / "tokenizer.json", max_length)
     export = {
@@ -153,7 +173,12 @@ def export_classifier(
     traced = _trace(probabilities, directory / "model.pt", max_length)
     vocab = int(classifier.encoder.transformer.config.vocab_size)
     worst = check_parity(
-        "classifier", probabilities, traced, parity_batches(vocab, max_length), tolerance
+        "classifier",
+        probabilities,
+        traced,
+        parity_batches(vocab, max_length),
+        tolerance,
+        directory / PARITY_FILE,
     )
     _write_tokenizer(tokenizer, directory / "tokenizer.json", max_length)
     (directory / "labels.txt").write_text("".join(f"{label}\n" for label in labels), "utf-8")
