@@ -14,7 +14,7 @@ PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annota
 .PHONY: help setup demo down test lint sample-data clean bench bench-triton check-libtorch
 
 help:
-	@echo "make demo   set up both environments and run the main job on the embedded default"
+	@echo "make demo   set up the environments and run the main job on the embedded default"
 	@echo "make test   set up, lint, check the import layers and run the test suite"
 	@echo "make setup  create .venv (pipeline), .triton-env (Triton server) and .triton-python-env"
 	@echo "            (what Python-backend models run in: the serving image's packages); idempotent"
