@@ -106,8 +106,9 @@ def stack_environ(work: Path, store: Path) -> dict[str, str]:
         "MME_FACTORY_STATE_DIR": str(work / "state"),
         "MME_FACTORY_STORE": str(store),
         "MME_FACTORY_SAGEMAKER__WAIT_DELAY_S": "1",
-        # The default `.triton-env` is relative to the working directory; pin it to this checkout.
+        # The default environments are relative to the working directory; pin them to this checkout.
         "MME_FACTORY_TRITON__ENV_DIR": str(REPO / ".triton-env"),
+        "MME_FACTORY_TRITON__PYTHON_ENV_DIR": str(REPO / ".triton-python-env"),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
