@@ -5,13 +5,16 @@ SageMaker routes, one at a time: the server's process tree (tritonserver plus th
 processes) is measured before the load and after the first requests, then the model is
 unloaded. Resident memory (RSS) counts shared library pages in every stub; unique memory (USS)
 counts only what the model alone holds, so the truth for many loaded models lies in between.
+The unique memory of each stub process the load started is recorded too, by Triton model name.
+These are the local emulator's figures: its `pytorch` backend runs TorchScript in a Python stub,
+where a production server runs libtorch inside tritonserver.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +50,13 @@ class MeasuredModel:
     first_inference_ms: float
     warm_p50_ms: float
     warm_p95_ms: float
+    stub_uss_mib: dict[str, float] = field(default_factory=dict)  # Triton model name -> MiB
 
     def to_dict(self) -> dict[str, Any]:
         return {
             name: round(value, 3) if isinstance(value, float) else value
             for name, value in asdict(self).items()
-        }
+        } | {"stub_uss_mib": {name: round(mib, 3) for name, mib in self.stub_uss_mib.items()}}
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,31 @@ class FootprintReport:
 def tree_memory(pid: int) -> tuple[int, int]:
     """(RSS, USS) in bytes of a process and all its descendants."""
     return process_tree_memory(pid), process_tree_memory(pid, unique=True)
+
+
+def _stub_model_name(process: psutil.Process) -> str | None:
+    """A Python stub's first argument is its model file, `<repository>/<model>/<version>/...`."""
+    try:
+        arguments = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    if len(arguments) < 2 or "backend_stub" not in Path(arguments[0]).name:
+        return None
+    return Path(arguments[1]).parent.parent.name
+
+
+def stub_memory(server_pid: int, known: set[int]) -> dict[str, int]:
+    """USS in bytes of the stub processes not in `known`, summed per Triton model name."""
+    found: dict[str, int] = {}
+    for process in psutil.Process(server_pid).children(recursive=True):
+        name = None if process.pid in known else _stub_model_name(process)
+        if name is None:
+            continue
+        try:
+            found[name] = found.get(name, 0) + process.memory_full_info().uss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def _invoke_ms(server: TritonServer, name: str, body: bytes) -> float:
@@ -86,6 +115,7 @@ def measure_one(
     repository = extract_model(model.path, work / "model", limits)
     assert server.pid is not None
     rss_before, uss_before = tree_memory(server.pid)
+    known = {child.pid for child in psutil.Process(server.pid).children(recursive=True)}
     started = time.perf_counter()
     server.load(name, repository)
     load_s = time.perf_counter() - started
@@ -95,6 +125,7 @@ def measure_one(
         warm = sorted(_invoke_ms(server, name, body) for _ in range(repeats))
         time.sleep(SETTLE_S)
         rss_after, uss_after = tree_memory(server.pid)
+        stubs = stub_memory(server.pid, known)
     finally:
         server.unload(name)
     return MeasuredModel(
@@ -107,6 +138,7 @@ def measure_one(
         first_inference_ms=first_ms,
         warm_p50_ms=statistics.median(warm),
         warm_p95_ms=warm[min(len(warm) - 1, round(0.95 * (len(warm) - 1)))],
+        stub_uss_mib={name: uss / MIB for name, uss in stubs.items()},
     )
 
 
@@ -122,6 +154,13 @@ def _wait_for_stubs_to_exit(server: TritonServer, baseline: int, timeout_s: floa
         time.sleep(0.2)
 
 
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    """The limits SageMaker's unpacking is emulated with."""
+    return ArchiveLimits(
+        int(settings.mme_local.max_extracted_size), settings.mme_local.max_tarball_members
+    )
+
+
 def measure_tarballs(
     models: list[TarballToMeasure],
     settings: Settings,
@@ -130,9 +169,7 @@ def measure_tarballs(
     progress: Any = print,
 ) -> FootprintReport:
     """Load each tarball alone on one private Triton server and measure it."""
-    limits = ArchiveLimits(
-        int(settings.mme_local.max_extracted_size), settings.mme_local.max_tarball_members
-    )
+    limits = archive_limits(settings)
     server = TritonServer(TritonRuntime.from_settings(settings), work, work / "triton.log")
     server.start(timeout_s=settings.triton.server_start_timeout_s)
     try:
