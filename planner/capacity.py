@@ -1,10 +1,12 @@
 """How many TargetModels fit on an instance, how many instances N customers need, and the cost.
 
-Pure arithmetic over measured footprints. A TargetModel's footprint is the memory it holds
-while loaded. On a GPU instance it is counted against GPU memory (where the weights and their
+Pure arithmetic over footprints. A TargetModel's footprint is the memory it holds while
+loaded. On a GPU instance it is counted against GPU memory (where the weights and their
 activations live); on a CPU instance against host memory. On GPU instances a Python-backend
 model also holds host memory for its stub process and CUDA context; give that as
-`host_overhead_mib` to count it against host memory as well.
+`host_overhead_mib` to count it against host memory as well. What every instance holds before
+any model (the OS, the server and its CUDA context) is `reserved_mib` of the footprint's memory
+and `reserved_host_mib` of host memory on GPU instances; it comes out of the utilised share.
 
 The single-model baseline is what the platform replaces: one endpoint per customer model
 (an embedding model's two encoders share one), each on the same instance type.
@@ -34,6 +36,8 @@ class KindFootprint:
     host_overhead_mib: float = 0.0
     load_s: float | None = None
     warm_p50_ms: float | None = None
+    reserved_mib: float = 0.0  # per instance, of the memory `memory_mib` is counted against
+    reserved_host_mib: float = 0.0  # per instance, host memory on GPU instances
 
 
 @dataclass(frozen=True)
@@ -50,17 +54,17 @@ def targets_per_instance(
         raise CapacityError(f"utilisation must be in (0, 1], got {utilisation}")
     if footprint.memory_mib <= 0:
         raise CapacityError(f"{footprint.kind}: footprint must be positive")
+    host_usable = instance.memory_mib * utilisation
     limits: list[tuple[int, str]] = []
     if instance.has_gpu:
-        limits.append(
-            (math.floor(instance.gpu_memory_mib * utilisation / footprint.memory_mib), "GPU memory")
-        )
+        gpu_usable = instance.gpu_memory_mib * utilisation - footprint.reserved_mib
+        limits.append((math.floor(gpu_usable / footprint.memory_mib), "GPU memory"))
         if footprint.host_overhead_mib > 0:
-            host = math.floor(instance.memory_mib * utilisation / footprint.host_overhead_mib)
-            limits.append((host, "host memory"))
+            host_usable -= footprint.reserved_host_mib
+            limits.append((math.floor(host_usable / footprint.host_overhead_mib), "host memory"))
     else:
-        host = math.floor(instance.memory_mib * utilisation / footprint.memory_mib)
-        limits.append((host, "host memory"))
+        host_usable -= footprint.reserved_mib
+        limits.append((math.floor(host_usable / footprint.memory_mib), "host memory"))
     count, bound_by = min(limits)
     if count < 1:
         raise CapacityError(
