@@ -1,4 +1,10 @@
-"""`mme-factory plan`: measure served models, then size and price the endpoints for N customers."""
+"""`mme-factory plan`: measure served models, then size and price the endpoints for N customers.
+
+Each TargetModel is measured twice: loaded on the local Triton (the emulator's memory, load
+time and latency), and in-process with torch (weights, and activations at the largest
+configured request). The production estimate adds the modeled runtime overhead per instance
+type to the latter and sizes the plan from it.
+"""
 
 from __future__ import annotations
 
@@ -37,12 +43,16 @@ def _fraction(value: str) -> float:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "plan",
-        help="measure each kind's footprint on Triton; instances and monthly cost for N customers",
+        help="production memory per model as a breakdown; instances and monthly cost for N "
+        "customers",
         description=(
-            "Measure what each registered TargetModel (or each --tarball) costs when loaded on "
-            "a real Triton server, then compute how many fit on an instance type, how many "
-            "instances N customers need per endpoint kind, and the monthly cost against one "
-            "single-model endpoint per model."
+            "Measure each registered TargetModel (or each --tarball): loaded on the local Triton "
+            "(the emulator's memory, load time, latency) and in-process with torch (weights; "
+            "activations at the largest configured request). Add the modeled runtime overhead "
+            "of each instance type (CUDA contexts, Python stubs, the server's reserve) to get "
+            "the production memory per model, then compute how many fit on an instance, how "
+            "many instances N customers need per endpoint kind, and the monthly cost against "
+            "one single-model endpoint per model."
         ),
     )
     source = parser.add_argument_group("what to measure (default: every registered customer)")
@@ -73,7 +83,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--host-overhead-mib",
         type=float,
         default=0.0,
-        help="host memory per model on GPU instances (stub process, CUDA context); default 0",
+        help="host memory per model on GPU instances in the plan from the local emulator's "
+        "figures (the production estimate models it); default 0",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        help="rows per request the activations are measured at (default: each model's "
+        "packaged max_batch_size)",
     )
     parser.add_argument("--repeats", type=int, default=20, help="warm requests per model")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -84,7 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mme_factory.store import open_store
     from planner.capacity import CapacityError, plan_customers
-    from planner.footprint import measure_tarballs
+    from planner.footprint import archive_limits, measure_tarballs
     from planner.instance_catalog import load_catalog
     from planner.plan_inputs import (
         footprint_argument,
@@ -93,9 +111,13 @@ def run(args: argparse.Namespace) -> int:
         tarball_argument,
     )
     from planner.plan_report import plan_document, plan_text
+    from planner.production_estimate import estimate_production
+    from planner.weights_and_activations import measure_tarballs_in_process
 
     if args.replicas < 1 or args.repeats < 1 or args.host_overhead_mib < 0:
         raise CapacityError("--replicas and --repeats must be at least 1; overhead at least 0")
+    if args.max_batch is not None and args.max_batch < 1:
+        raise CapacityError("--max-batch must be at least 1")
     settings = load_settings(args.settings)
     catalog = load_catalog(args.instance_types)
     instances = [catalog.get(name) for name in args.instance_type or DEFAULT_INSTANCE_TYPES]
@@ -104,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         for f in map(footprint_argument, args.footprint or [])
     }
     report = None
+    in_process = []
     progress = (lambda message: print(message, file=sys.stderr)) if args.json else print
     with tempfile.TemporaryDirectory(prefix="mme-plan-") as work_dir:
         work = Path(work_dir)
@@ -114,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
         tarballs = [t for t in tarballs if t.kind not in given]
         if tarballs:
             report = measure_tarballs(tarballs, settings, work, args.repeats, progress)
+            in_process = measure_tarballs_in_process(
+                tarballs, archive_limits(settings), work, args.max_batch, progress
+            )
     measured = footprints_from(report.models, args.host_overhead_mib) if report else []
     footprints = [f for f in measured if f.kind not in given] + list(given.values())
     plans = [
@@ -121,12 +147,26 @@ def run(args: argparse.Namespace) -> int:
         for instance in instances
         for count in args.customers
     ]
-    document = plan_document(report, footprints, plans, catalog)
+    production = None
+    if report is not None:
+        production = estimate_production(
+            in_process,
+            instances,
+            catalog,
+            args.customers,
+            args.utilisation,
+            args.replicas,
+            given=list(given.values()),
+            stub_uss_mib={k: v for model in report.models for k, v in model.stub_uss_mib.items()},
+            max_batch=args.max_batch,
+        )
+    document = plan_document(report, footprints, plans, catalog, production)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(document, indent=2), encoding="utf-8")
     if args.json:
         print(json.dumps(document, indent=2))
     else:
-        print(plan_text(report, footprints, plans, catalog))
+        shown = list(given.values()) if production is not None else footprints
+        print(plan_text(report, shown, plans, catalog, production))
     return 0

@@ -5,23 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from planner.breakdown_report import breakdown_document, breakdown_lines
 from planner.capacity import CustomerPlan, KindFootprint
 from planner.footprint import FootprintReport
 from planner.instance_catalog import InstanceCatalog
-
-
-def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
-    """Text columns first, left-aligned; numbers after them, right-aligned."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        aligned = [
-            cell.ljust(width) if index < text_columns else cell.rjust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(aligned).rstrip()
-
-    return [line(header), *(line(row) for row in rows)]
+from planner.production_estimate import ProductionEstimate
+from planner.text_table import text_table
 
 
 def footprint_lines(report: FootprintReport) -> list[str]:
@@ -42,9 +31,11 @@ def footprint_lines(report: FootprintReport) -> list[str]:
     header = ["kind", "TargetModel", "tarball MiB", "load s", "RSS added MiB", "USS added MiB"]
     header += ["first ms", "warm p50 ms", "warm p95 ms"]
     return [
-        "Measured on the local Triton, one model at a time "
-        f"(tritonserver alone: {report.server_rss_mib:.0f} MiB resident)",
-        *_table(header, rows, text_columns=2),
+        "Local emulator's figures: measured on this machine's CPU Triton, one model at a time",
+        f"(tritonserver alone: {report.server_rss_mib:.0f} MiB resident). Its pytorch backend "
+        "runs TorchScript in a",
+        "Python stub, not libtorch: these are not what a production instance holds.",
+        *text_table(header, rows, text_columns=2),
     ]
 
 
@@ -60,7 +51,7 @@ def footprints_used_lines(footprints: list[KindFootprint]) -> list[str]:
     ]
     return [
         "Footprint planned with, per TargetModel",
-        *_table(["kind", "TargetModels per customer", "MiB", "host overhead MiB"], rows),
+        *text_table(["kind", "TargetModels per customer", "MiB", "host overhead MiB"], rows),
     ]
 
 
@@ -108,7 +99,7 @@ def plan_lines(plans: list[CustomerPlan], catalog: InstanceCatalog) -> list[str]
         header = ["customers", "kind", "bound by", "TargetModels", "per instance (customers)"]
         header += ["MME instances", f"MME {catalog.currency}/month", "single-model endpoints"]
         header += [f"single-model {catalog.currency}/month", "saving"]
-        lines += _table(header, rows, text_columns=3)
+        lines += text_table(header, rows, text_columns=3)
     return lines
 
 
@@ -117,27 +108,42 @@ def plan_text(
     footprints: list[KindFootprint],
     plans: list[CustomerPlan],
     catalog: InstanceCatalog,
+    production: ProductionEstimate | None = None,
 ) -> str:
+    """With a production estimate, the plan shown is sized from it; `footprints` are then the
+    given ones (`--footprint`) that fill in kinds it did not measure."""
     lines: list[str] = []
     if report is not None:
         lines += [*footprint_lines(report), ""]
-    lines += footprints_used_lines(footprints)
-    first = plans[0]
+    shown = plans
+    if production is not None:
+        has_gpu = {name: catalog.get(name).has_gpu for name in production.estimates}
+        lines += breakdown_lines(production.estimates, has_gpu, plans[0].utilisation)
+        shown = production.plans
+    if footprints:
+        lines += ["", *footprints_used_lines(footprints)]
+    first = shown[0]
     lines += [
         "",
         f"Plan: one multi-model endpoint per kind, loaded to at most {first.utilisation:.0%} of "
-        f"memory, each model on {first.replicas} instance(s).",
+        f"memory, each model on {first.replicas} instance(s)"
+        + (", sized from the production estimate." if production is not None else "."),
         "Baseline: one single-model endpoint per customer model, same instance type.",
         f"Prices: {catalog.region} on-demand, retrieved {catalog.retrieved}, "
         f"{catalog.hours_per_month:g} h/month.",
     ]
-    lines += plan_lines(plans, catalog)
+    lines += plan_lines(shown, catalog)
     lines += [
         "",
-        "Measured footprints are host resident memory on this machine's CPU runtime; on a GPU",
-        "instance they stand in for GPU memory. To plan from production, pass --footprint",
-        "KIND=MIB with memory per model from the endpoint's CloudWatch metrics.",
+        "To plan from production, pass --footprint KIND=MIB with memory per model from the",
+        "endpoint's CloudWatch metrics (GPUMemoryUtilization or MemoryUtilization, and",
+        "LoadedModelCount).",
     ]
+    if production is not None:
+        lines += [
+            "The JSON document also holds the plan sized from the local emulator's figures "
+            "(footprints, plans).",
+        ]
     return "\n".join(lines)
 
 
@@ -146,11 +152,16 @@ def plan_document(
     footprints: list[KindFootprint],
     plans: list[CustomerPlan],
     catalog: InstanceCatalog,
+    production: ProductionEstimate | None = None,
 ) -> dict[str, Any]:
+    """`footprints` and `plans` are sized from the local emulator's figures (or the given
+    ones); `production_estimate` holds the breakdown and the plans sized from it."""
+    instance_types = dict.fromkeys(plan.instance_type for plan in plans)
     return {
         "measured": None
         if report is None
         else {
+            "runtime": "local emulator (CPU Triton; pytorch backend as a Python stub)",
             "server_rss_mib": round(report.server_rss_mib, 1),
             "models": [model.to_dict() for model in report.models],
         },
@@ -161,10 +172,15 @@ def plan_document(
             "region": catalog.region,
             "currency": catalog.currency,
             "hours_per_month": catalog.hours_per_month,
-            "instance_types": {
-                name: catalog.get(name).model_dump()
-                for name in dict.fromkeys(plan.instance_type for plan in plans)
-            },
+            "instance_types": {name: catalog.get(name).model_dump() for name in instance_types},
         },
         "plans": [plan.to_dict() for plan in plans],
+        "production_estimate": None
+        if production is None
+        else {
+            **breakdown_document(
+                production.measurements, production.estimates, production.max_batch
+            ),
+            "plans": [plan.to_dict() for plan in production.plans],
+        },
     }
