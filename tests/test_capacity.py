@@ -139,6 +139,7 @@ def test_plan_command_from_given_footprints(capsys: pytest.CaptureFixture[str]) 
     assert code == 0
     document = json.loads(capsys.readouterr().out)
     assert document["measured"] is None
+    assert document["production_estimate"] is None
     assert [(p["instance_type"], p["customers"]) for p in document["plans"]] == [
         ("ml.g4dn.xlarge", 100),
         ("ml.g4dn.xlarge", 1000),

@@ -70,6 +70,36 @@ def test_plan_measures_every_registered_target_model(
     assert plans["ml.c5.2xlarge", 1000]["instances"] >= plans["ml.c5.2xlarge", 100]["instances"]
 
 
+def test_plan_estimates_production_memory_as_a_breakdown(
+    registered_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MME_FACTORY_STORE", str(registered_store))
+    assert main(["plan", "--customers", "100", "--repeats", "2", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    classifier = next(m for m in document["measured"]["models"] if m["kind"] == "classifier")
+    assert classifier["stub_uss_mib"]["acme--classifier--v1--tokenizer"] > 0
+    production = document["production_estimate"]
+    rows = {(row["instance_type"], row["kind"]): row for row in production["breakdown"]}
+    assert set(rows) == {
+        (instance, kind)
+        for instance in ("ml.g4dn.xlarge", "ml.c5.2xlarge")
+        for kind in ("embedding", "classifier", "autocomplete")
+    }
+    autocomplete = rows["ml.g4dn.xlarge", "autocomplete"]
+    assert autocomplete["overhead_gpu"]["source"] == "modeled"
+    assert autocomplete["bound_by"] == "host memory"
+    embedding = rows["ml.g4dn.xlarge", "embedding"]
+    assert embedding["overhead_gpu"]["mib"] == 0
+    # The tokenizer stub's memory comes from the local run.
+    assert embedding["overhead_host"]["source"] == "measured"
+    assert embedding["weights"]["mib"] > 3 and embedding["measured_at"] == "8 x 16 tokens"
+    assert rows["ml.c5.2xlarge", "autocomplete"]["total_gpu"]["mib"] == 0
+    assert {plan["instance_type"] for plan in production["plans"]} == {
+        "ml.g4dn.xlarge",
+        "ml.c5.2xlarge",
+    }
+
+
 def test_plan_names_a_customer_with_no_registered_models(
     registered_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -85,4 +115,5 @@ def test_plan_measures_a_tarball_given_by_path(
     code = main(["plan", "--tarball", str(tarball), "--repeats", "2", "--customers", "10"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "classifier" in out and "embedding" not in out.split("Footprint planned")[1]
+    assert "Local emulator's figures" in out and "Production estimate per TargetModel" in out
+    assert "classifier" in out and "embedding" not in out.split("Production estimate")[1]
