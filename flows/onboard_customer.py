@@ -21,6 +21,7 @@ from tasks.deployment import (
     report_smoke_results,
     smoke_inference_task,
     smoke_inputs_for,
+    withdraw_unpromoted_task,
     withdraw_uploads,
 )
 from tasks.packaging import package_triton_task
@@ -45,6 +46,7 @@ def onboard_customer(
     with customer_lock(
         open_store(settings.store, settings), customer_id, settings.sagemaker.lock_wait_s
     ):
+        withdraw_unpromoted_task(settings, customer_id)
         version = assign_version_task(settings, customer_id)
         packages = package_triton_task(Path(run.path), settings, version=f"v{version}")
         try:

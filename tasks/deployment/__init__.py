@@ -12,6 +12,7 @@ from tasks.deployment.publish_models import (
 from tasks.deployment.register_mme import Registration, register_mme, register_mme_task
 from tasks.deployment.smoke_inference import SmokeResult, smoke_inference, smoke_inference_task
 from tasks.deployment.warmup_models import WarmupResult, warm_models, warm_models_task
+from tasks.deployment.withdraw_unpromoted import withdraw_unpromoted, withdraw_unpromoted_task
 
 __all__ = [
     "Registration",
@@ -31,5 +32,7 @@ __all__ = [
     "smoke_inputs_for",
     "warm_models",
     "warm_models_task",
+    "withdraw_unpromoted",
+    "withdraw_unpromoted_task",
     "withdraw_uploads",
 ]
