@@ -28,6 +28,7 @@ from mme_local.aws_errors import AwsError, model_error, model_not_ready, service
 from mme_local.metrics import Metrics
 from mme_local.model_cache import LoadedModel, ModelCache
 from mme_local.model_server import ModelServer
+from mme_local.model_source import ModelSource
 from mme_local.target_model import TargetModel
 
 OUT_OF_MEMORY = 507
@@ -58,6 +59,7 @@ class EndpointRuntime:
     ) -> None:
         self.name, self.store, self.server = name, store, server
         self.models_dir, self.policy, self.metrics = models_dir, policy, metrics
+        self.source = ModelSource(store, policy.limits.max_extracted_bytes)
         self.cache = ModelCache()
         self._loads: dict[str, asyncio.Task[LoadedModel]] = {}
         self._load_lock = asyncio.Lock()
@@ -110,6 +112,8 @@ class EndpointRuntime:
         """The loaded model, loading it once for all concurrent callers (single-flight)."""
         name, labels = target.triton_name, {"endpoint": self.name}
         entry = self.cache.get(name)
+        if entry is not None and not await self._holds_current_bytes(entry):
+            entry = None  # the key holds other bytes now: load those, never serve the old ones
         self.metrics.observe("ModelCacheHit", 1.0 if entry else 0.0, **labels)
         started = time.monotonic()
         # A model can be evicted between its load finishing and this caller resuming: reload.
@@ -131,6 +135,14 @@ class EndpointRuntime:
                 self.metrics.observe_seconds("ModelLoadingWaitTime", waited, **labels)
             entry = self.cache.get(name)
         raise service_unavailable(f"TargetModel {target.key!r} was evicted while loading; retry")
+
+    async def _holds_current_bytes(self, entry: LoadedModel) -> bool:
+        try:
+            current = await asyncio.to_thread(self.source.current_sha256, entry.target.key)
+        except StoreError as error:
+            message = f"cannot download model data: {error}"
+            raise model_error(404, message, entry.target.key) from None
+        return current == entry.sha256
 
     def _load_finished(self, name: str, task: asyncio.Task[LoadedModel]) -> None:
         self._loads.pop(name, None)
@@ -164,7 +176,7 @@ class EndpointRuntime:
             try:
                 archive = model_root / "model.tar.gz"
                 started = time.monotonic()
-                await asyncio.to_thread(self._download, target, archive)
+                entry.sha256 = await asyncio.to_thread(self.source.download, target.key, archive)
                 entry.timings_s["download"] = time.monotonic() - started
                 started = time.monotonic()
                 await asyncio.to_thread(
@@ -183,6 +195,9 @@ class EndpointRuntime:
             except ModelArchiveError as error:
                 shutil.rmtree(model_root, ignore_errors=True)
                 raise model_error(400, str(error), target.key) from None
+            except OSError as error:
+                shutil.rmtree(model_root, ignore_errors=True)
+                raise model_error(500, f"cannot store model data: {error}", target.key) from None
             except TritonError as error:
                 shutil.rmtree(model_root, ignore_errors=True)
                 if error.status == 503 and not self.server.alive:
@@ -196,17 +211,6 @@ class EndpointRuntime:
             self.metrics.set("LoadedModelCount", len(self.cache), endpoint=self.name)
             await self._enforce_budget(used, exclude=name)
         return entry
-
-    def _download(self, target: TargetModel, archive: Path) -> None:
-        size, limit = self.store.size(target.key), self.policy.limits.max_extracted_bytes
-        if size > limit:
-            raise ModelArchiveError(
-                f"TargetModel tarball is {size:,} bytes; at most {limit:,} "
-                "(mme_local.max_extracted_size)"
-            )
-        data = self.store.read_bytes(target.key)
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        archive.write_bytes(data)
 
     async def _load_with_retry(self, name: str, model_dir: Path) -> None:
         while True:

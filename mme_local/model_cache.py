@@ -12,6 +12,7 @@ from mme_local.target_model import TargetModel
 @dataclass
 class LoadedModel:
     target: TargetModel
+    sha256: str = ""
     memory_bytes: int = 0
     in_flight: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -25,6 +26,7 @@ class LoadedModel:
         return {
             "target_model": self.target.key,
             "triton_name": self.name,
+            "sha256": self.sha256,
             "memory_bytes": self.memory_bytes,
             "in_flight": self.in_flight,
             "idle_s": round(time.monotonic() - self.last_used, 3),

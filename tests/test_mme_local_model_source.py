@@ -1,0 +1,113 @@
+"""An endpoint serves the bytes a key holds now: downloads are checked, overwritten keys reload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from mme_factory.model_archive import ArchiveLimits
+from mme_factory.store import LocalStore
+from mme_local.aws_errors import AwsError
+from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
+from mme_local.metrics import Metrics
+from mme_local.model_source import ModelSource
+from mme_local.target_model import TargetModel
+from test_support.fake_model_server import MIB, FakeModelServer
+from test_support.mme_local_models import model_tarball
+
+TARGET = TargetModel.parse("acme/classifier/v1.tar.gz")
+
+
+class DamagingStore(LocalStore):
+    """A store whose reads lose a byte, as a damaged transfer would."""
+
+    def read_bytes(self, key: str) -> bytes:
+        return super().read_bytes(key)[:-1]
+
+
+def _run(
+    tmp_path: Path,
+    store: LocalStore,
+    scenario: Callable[[EndpointRuntime, FakeModelServer], Awaitable[None]],
+) -> None:
+    server = FakeModelServer()
+    policy = CachePolicy(1024 * MIB, 5.0, ArchiveLimits(10 * MIB, 100))
+
+    async def main() -> None:
+        runtime = EndpointRuntime(
+            "dev-mme-test", store, server, tmp_path / "models", policy, Metrics()
+        )
+        await runtime.start()
+        try:
+            await scenario(runtime, server)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+def test_overwritten_target_model_is_reloaded_not_served_from_cache(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes(TARGET.key, model_tarball(factor=2.0))
+
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(TARGET, b"x", "a/b")
+        await runtime.invoke(TARGET, b"x", "a/b")
+        assert server.load_calls == [TARGET.triton_name]
+        store.write_bytes(TARGET.key, model_tarball(factor=3.0))
+        await runtime.invoke(TARGET, b"x", "a/b")
+        assert server.load_calls == [TARGET.triton_name] * 2
+        assert runtime.cache.get(TARGET.triton_name).sha256 == store.stored_sha256(TARGET.key)
+
+    _run(tmp_path, store, scenario)
+
+
+def test_deleted_target_model_is_no_longer_served(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes(TARGET.key, model_tarball())
+
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(TARGET, b"x", "a/b")
+        store.delete(TARGET.key)
+        with pytest.raises(AwsError) as caught:
+            await runtime.invoke(TARGET, b"x", "a/b")
+        assert (caught.value.status, caught.value.code) == (424, "ModelError")
+        assert caught.value.fields["OriginalStatusCode"] == 404
+
+    _run(tmp_path, store, scenario)
+
+
+def test_download_whose_sha256_differs_from_the_store_is_refused(tmp_path):
+    store = DamagingStore(tmp_path / "store")
+    store.write_bytes(TARGET.key, model_tarball())
+
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        with pytest.raises(AwsError) as caught:
+            await runtime.invoke(TARGET, b"x", "a/b")
+        assert (caught.value.status, caught.value.code) == (424, "ModelError")
+        assert "sha256" in caught.value.message
+        assert server.load_calls == []
+        assert not (runtime.models_dir / TARGET.triton_name).exists()
+
+    _run(tmp_path, store, scenario)
+
+
+def test_current_sha256_of_a_local_key_is_hashed_once_per_write(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes(TARGET.key, b"first")
+    source = ModelSource(store, 1024)
+    hashed: list[str] = []
+    stored_sha256 = store.stored_sha256
+
+    def counted(key: str) -> str:
+        hashed.append(key)
+        return stored_sha256(key)
+
+    monkeypatch.setattr(store, "stored_sha256", counted)
+    first = source.current_sha256(TARGET.key)
+    assert source.current_sha256(TARGET.key) == first and len(hashed) == 1
+    store.write_bytes(TARGET.key, b"second")
+    assert source.current_sha256(TARGET.key) != first and len(hashed) == 2
