@@ -1,15 +1,16 @@
 """The local stack's background services: start, stop and report them by PID.
 
-Each service writes its log to `<state_dir>/logs/<name>.log` and its PID to
-`<state_dir>/run/<name>.pid`. `local_services` lists them in start order: mme_local, a Prefect
-server (SQLite under `<state_dir>/prefect`), and the process serving the deployments.
+Each service writes its log to `<state_dir>/logs/<name>.log` and its identity (PID, start time,
+executable, command line) to `<state_dir>/run/<name>.pid`; a PID whose process no longer matches
+that record belongs to someone else and is never signalled. `local_services` lists them in
+start order: mme_local, a Prefect server (SQLite under `<state_dir>/prefect`), and the process
+serving the deployments.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.process_identity import ProcessIdentity, stop_process_tree
 from mme_factory.settings import Settings
 
 
@@ -106,18 +108,19 @@ def local_services(settings: Settings, settings_path: str | None = None) -> list
     ]
 
 
+def running_process(service: LocalService) -> psutil.Process | None:
+    """The process the service's PID file records, while that same process still runs."""
+    try:
+        identity = ProcessIdentity.from_json(service.pid_file.read_text())
+    except FileNotFoundError:
+        return None
+    return identity.process() if identity is not None else None
+
+
 def running_pid(service: LocalService) -> int | None:
-    """The PID in the service's PID file when that process still runs."""
-    try:
-        pid = int(service.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return None
-    except psutil.NoSuchProcess:
-        return None
-    return pid
+    """The PID in the service's PID file when that process still runs and is the one started."""
+    process = running_process(service)
+    return process.pid if process is not None else None
 
 
 def healthy(service: LocalService, timeout_s: float = 2.0) -> bool:
@@ -150,7 +153,8 @@ def start(service: LocalService) -> int:
             start_new_session=True,
             env={**os.environ, **dict(service.env)},
         )
-    service.pid_file.write_text(f"{process.pid}\n")
+    with contextlib.suppress(psutil.NoSuchProcess):  # exited at once: the poll below reports it
+        service.pid_file.write_text(ProcessIdentity.of(process.pid).to_json())
     deadline = time.monotonic() + service.start_timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -175,27 +179,16 @@ def start(service: LocalService) -> int:
 
 
 def stop(service: LocalService, timeout_s: float = 30.0) -> bool:
-    """Stop the service by its PID (terminate, then kill); False when it was not running."""
-    pid = running_pid(service)
+    """Stop the service (terminate, then kill) and its children; False when it was not running.
+
+    Only the process its PID file records is signalled, and only while it is that process.
+    """
+    process = running_process(service)
     service.pid_file.unlink(missing_ok=True)
-    if pid is None:
+    if process is None:
         return False
-    try:
-        process = psutil.Process(pid)
-        children = process.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return True
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except psutil.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout_s)
     # A service's own children (Prefect's workers, Triton) must not outlive it.
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
+    stop_process_tree(process, timeout_s)
     return True
 
 

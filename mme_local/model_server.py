@@ -8,12 +8,8 @@ which keeps the service's overhead per request near half a millisecond.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from pathlib import Path
 from typing import Protocol
-
-import psutil
 
 from mme_factory.triton import TritonRuntime, TritonServer
 from mme_local.triton_http import TritonHttpClient
@@ -36,24 +32,6 @@ class ModelServer(Protocol):
         self, name: str, body: bytes, content_type: str
     ) -> tuple[int, dict[str, str], bytes]: ...
     async def resident_memory_bytes(self) -> int: ...
-
-
-def stop_leftover_processes(workdir: Path) -> list[int]:
-    """Kill what an earlier Triton of this endpoint left running: the server itself when the
-    service was killed, or its Python-backend stubs when Triton was.
-
-    They are recognised by `workdir` in their command line, so nothing else is touched.
-    """
-    marker = f"{workdir}/"
-    stopped = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if process.pid != os.getpid() and any(marker in part for part in cmdline):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
-                process.kill()
-                process.wait(timeout=10)
-                stopped.append(process.pid)
-    return stopped
 
 
 class TritonModelServer:
@@ -82,7 +60,7 @@ class TritonModelServer:
         return self.server.sagemaker_url
 
     async def start(self) -> None:
-        await asyncio.to_thread(stop_leftover_processes, self.server.workdir)
+        await asyncio.to_thread(self.server.stop_leftovers)
         await asyncio.to_thread(self.server.start, self.start_timeout_s)
 
     async def stop(self) -> None:

@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from cli.main import main
+from mme_factory.process_identity import ProcessIdentity
 from test_support.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,9 @@ def test_up_status_down(stack_env, capsys):
     assert report["url"] == f"http://127.0.0.1:{port}"
     assert report["healthy"] is True
     assert psutil.pid_exists(report["pid"])
-    assert (state_dir / "run" / "mme_local.pid").read_text().strip() == str(report["pid"])
+    recorded = ProcessIdentity.from_json((state_dir / "run" / "mme_local.pid").read_text())
+    assert recorded is not None and recorded.pid == report["pid"]
+    assert recorded.create_time == psutil.Process(report["pid"]).create_time()
     assert (state_dir / "logs" / "mme_local.log").exists()
 
     assert main(["up"]) == 0, "up is idempotent while the stack runs"

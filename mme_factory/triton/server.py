@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import socket
 import subprocess
 import time
@@ -24,6 +23,7 @@ from types import TracebackType
 import psutil
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.process_identity import processes_running, stop_process_tree
 from mme_factory.triton.process_memory import process_tree_memory
 from mme_factory.triton.runtime import TritonRuntime
 
@@ -125,20 +125,33 @@ class TritonServer:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server by its PID: terminate, then kill; the stub processes go with it."""
         process, self._process = self._process, None
-        if process is None:
+        # A reaped child's PID may already be someone else's: only signal one not yet waited for.
+        if process is None or process.poll() is not None:
             return
-        children = self._children(process.pid)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout_s)
-        # Stubs normally exit with the server; any left behind are ours and go by PID too.
-        for child in children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            stop_process_tree(psutil.Process(process.pid), timeout_s)
+        process.poll()
+
+    def stop_leftovers(self, timeout_s: float = 10.0) -> list[int]:
+        """Stop what an earlier server of this workdir left running; their PIDs.
+
+        After the owning service was killed the server itself survives; after the server was
+        killed its Python-backend stubs do. Both are recognised by their exact executable and
+        arguments naming this workdir, so nothing else (a `tail -f` of the log) is touched.
+        """
+        repository = f"--model-repository={self.workdir / 'empty-repository'}"
+        stub = str(self.workdir / "backends" / "python" / "triton_python_backend_stub")
+        own = self._process.pid if self._process is not None else None
+        found = [
+            *processes_running(str(self.runtime.binary), repository),
+            *processes_running(stub),
+        ]
+        stopped = []
+        for process in found:
+            if process.pid != own:
+                stop_process_tree(process, timeout_s)
+                stopped.append(process.pid)
+        return stopped
 
     def __enter__(self) -> TritonServer:
         self.start()
@@ -201,13 +214,6 @@ class TritonServer:
         except TritonError:
             return False
         return status == 200
-
-    @staticmethod
-    def _children(pid: int) -> list[psutil.Process]:
-        try:
-            return psutil.Process(pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
 
     def _request(
         self,

@@ -1,0 +1,113 @@
+"""Processes we started, recognised by more than their PID, and stopped with a bound.
+
+A PID outlives its process: after an exit or a reboot the number can belong to anything. So a
+process is recorded at launch with its start time, executable and command line, and is signalled
+only while all three still match. Processes found by scanning are matched on their exact
+executable path and arguments, never on a substring of the command line (a `tail -f` of a log
+under the same directory is not ours).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+# create_time() is derived from clock ticks since boot, so one process always reads the same.
+START_TIME_TOLERANCE_S = 0.05
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    pid: int
+    create_time: float
+    exe: str
+    cmdline: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity:
+        """The identity of the running process `pid` (psutil.NoSuchProcess when there is none)."""
+        process = psutil.Process(pid)
+        with process.oneshot():
+            return cls(pid, process.create_time(), _exe(process), tuple(process.cmdline()))
+
+    def to_json(self) -> str:
+        record = {
+            "pid": self.pid,
+            "create_time": self.create_time,
+            "exe": self.exe,
+            "cmdline": list(self.cmdline),
+        }
+        return json.dumps(record) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ProcessIdentity | None:
+        """The recorded identity, or None when `text` is not one (a bare PID proves nothing)."""
+        try:
+            record = json.loads(text)
+            return cls(
+                int(record["pid"]),
+                float(record["create_time"]),
+                str(record["exe"]),
+                tuple(str(part) for part in record["cmdline"]),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def process(self) -> psutil.Process | None:
+        """The live process when it is still this one; None when gone, a zombie or not ours."""
+        try:
+            process = psutil.Process(self.pid)
+            with process.oneshot():
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    return None
+                same = (
+                    abs(process.create_time() - self.create_time) <= START_TIME_TOLERANCE_S
+                    and _exe(process) == self.exe
+                    and tuple(process.cmdline()) == self.cmdline
+                )
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        return process if same else None
+
+
+def processes_running(executable: str, argument: str | None = None) -> Iterator[psutil.Process]:
+    """Processes whose argv[0] is exactly `executable` (and with `argument` among their args)."""
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline: Sequence[str] = process.info.get("cmdline") or ()
+        if cmdline and cmdline[0] == executable and (argument is None or argument in cmdline[1:]):
+            yield process
+
+
+def stop_process_tree(process: psutil.Process, timeout_s: float = 10.0) -> None:
+    """SIGTERM `process`, SIGKILL it after `timeout_s`; then kill the descendants it had.
+
+    psutil refuses to signal a `Process` whose PID was reused since it was looked up, so the
+    descendants recorded before the signal are never confused with newer processes.
+    """
+    try:
+        descendants = process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except psutil.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+    for child in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
+            child.kill()
+            child.wait(timeout=timeout_s)
+
+
+def _exe(process: psutil.Process) -> str:
+    try:
+        return str(Path(process.exe()))
+    except (psutil.AccessDenied, psutil.ZombieProcess, FileNotFoundError, OSError):
+        return ""
