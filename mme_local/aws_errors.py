@@ -38,6 +38,11 @@ def validation_error(message: str) -> AwsError:
     return AwsError(400, "ValidationError", message)
 
 
+def endpoint_not_found(name: str) -> AwsError:
+    """Runtime API: the endpoint does not exist, or was deleted while the request waited (400)."""
+    return validation_error(f"Endpoint {name} of account 000000000000 not found.")
+
+
 def control_validation(message: str) -> AwsError:
     """Control-plane API: bad request shape or unknown resource (400)."""
     return AwsError(400, "ValidationException", message)

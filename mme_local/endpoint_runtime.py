@@ -2,13 +2,15 @@
 
 A cold TargetModel is downloaded from the endpoint's model-data prefix, verified, unpacked into
 `<models dir>/<hash>/model/` and loaded under its hash; concurrent first calls share that one
-load, and calls to warm models never wait for it. Loads and evictions of one endpoint run one
-at a time, and a load starts only once memory is under the budget, so memory stays under the
-budget plus at most the model being loaded. The least-recently-used models are chosen after the
-load, not before: requests served while it loaded count, and warm models keep serving during it
-(the load benchmark's p50 fell from 1.5 s to 34 ms with this order). A model with requests in
-flight is never evicted. If Triton dies it is restarted and callers get a retryable 503
-meanwhile.
+load, and calls to warm models never wait for it. Every change to what is loaded (load,
+eviction, the unload-and-retry after a 507, restarting the server) goes through the cache's one
+serialisation point, one at a time, and a load starts only once memory is under the budget, so
+memory stays under the budget plus at most the model being loaded. The least-recently-used
+models are chosen after the load, not before: requests served while it loaded count, and warm
+models keep serving during it (the load benchmark's p50 fell from 1.5 s to 34 ms with this
+order). A model with requests in flight is never evicted. If Triton dies it is restarted and
+callers get a retryable 503 meanwhile. Once the endpoint is stopped (deleted), its callers,
+including those waiting on a load, get the AWS error for an endpoint that does not exist.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from mme_factory.errors import StoreError
 from mme_factory.model_archive import ArchiveLimits, ModelArchiveError, extract_model
 from mme_factory.store import ArtifactStore
 from mme_factory.triton import TritonError
-from mme_local.aws_errors import AwsError, model_error, model_not_ready, service_unavailable
+from mme_local.aws_errors import (
+    AwsError,
+    endpoint_not_found,
+    model_error,
+    model_not_ready,
+    service_unavailable,
+)
 from mme_local.metrics import Metrics
 from mme_local.model_cache import LoadedModel, ModelCache
 from mme_local.model_server import ModelServer
@@ -62,7 +70,7 @@ class EndpointRuntime:
         self.source = ModelSource(store, policy.limits.max_extracted_bytes)
         self.cache = ModelCache()
         self._loads: dict[str, asyncio.Task[LoadedModel]] = {}
-        self._load_lock = asyncio.Lock()
+        self._stopped = False
         self._released = asyncio.Condition()
         self._ready = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -82,18 +90,22 @@ class EndpointRuntime:
             self._watcher = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
+        self._stopped = True
         self._ready.clear()
         for task in (self._watcher, self._restart, *self._loads.values()):
             if task is not None:
                 task.cancel()
         self._watcher = self._restart = None
-        await self.server.stop()
-        self.cache.clear()
+        async with self.cache.changing():
+            await self.server.stop()
+            self.cache.clear()
 
     async def invoke(
         self, target: TargetModel, body: bytes, content_type: str
     ) -> tuple[int, dict[str, str], bytes]:
         """Triton's answer for `target`; AwsError for anything the client must see as an error."""
+        if self._stopped:
+            raise endpoint_not_found(self.name)
         if not self.ready:
             if self._ready.is_set():
                 self._schedule_restart()
@@ -114,6 +126,8 @@ class EndpointRuntime:
         entry = self.cache.get(name)
         if entry is not None and not await self._holds_current_bytes(entry):
             entry = None  # the key holds other bytes now: load those, never serve the old ones
+        elif entry is not None:
+            entry = self.cache.get(name)  # it may have been evicted while the store answered
         self.metrics.observe("ModelCacheHit", 1.0 if entry else 0.0, **labels)
         started = time.monotonic()
         # A model can be evicted between its load finishing and this caller resuming: reload.
@@ -130,6 +144,11 @@ class EndpointRuntime:
                 await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.0))
             except TimeoutError:
                 raise model_not_ready(target.key, self.policy.load_wait_s) from None
+            except asyncio.CancelledError:
+                # The load was cancelled by stop(), not this caller: the endpoint is gone.
+                if self._stopped and not _cancelling():
+                    raise endpoint_not_found(self.name) from None
+                raise
             finally:
                 waited = time.monotonic() - started
                 self.metrics.observe_seconds("ModelLoadingWaitTime", waited, **labels)
@@ -161,8 +180,11 @@ class EndpointRuntime:
             except TritonError as error:
                 raise self._server_failure(error) from None
             self.metrics.observe_seconds("ModelLatency", time.perf_counter() - started, **labels)
-            if status == OUT_OF_MEMORY and await self._evict_one(exclude=entry.name):
-                continue
+            if status == OUT_OF_MEMORY:
+                async with self.cache.changing():
+                    evicted = await self._evict_one(exclude=entry.name)
+                if evicted:
+                    continue
             if status == 200:
                 return status, headers, answer
             text = answer.decode("utf-8", errors="replace").strip() or f"HTTP {status}"
@@ -171,7 +193,7 @@ class EndpointRuntime:
     async def _load(self, target: TargetModel) -> LoadedModel:
         name, labels = target.triton_name, {"endpoint": self.name, "target_model": target.key}
         entry = LoadedModel(target)
-        async with self._load_lock:
+        async with self.cache.changing():
             model_root = self.models_dir / name
             try:
                 archive = model_root / "model.tar.gz"
@@ -264,26 +286,31 @@ class EndpointRuntime:
         return used
 
     def _server_failure(self, error: TritonError) -> AwsError:
+        if self._stopped:
+            return endpoint_not_found(self.name)
         if not self.server.alive:
             self._schedule_restart()
             return service_unavailable(f"endpoint {self.name}: model server restarting; retry")
         return service_unavailable(f"endpoint {self.name}: {error.message}")
 
     def _schedule_restart(self) -> None:
+        if self._stopped:
+            return
         if self._restart is None or self._restart.done():
             self._ready.clear()
             self._restart = asyncio.create_task(self._restart_server())
 
     async def _restart_server(self) -> None:
         """Triton died: forget what it had loaded and start a fresh one; loads come on demand."""
-        self.cache.clear()
         self.metrics.add("TritonRestarts", endpoint=self.name)
         while True:
-            with contextlib.suppress(Exception):
-                await self.server.stop()
-                await self.server.start()
-                self._ready.set()
-                return
+            async with self.cache.changing():
+                self.cache.clear()
+                with contextlib.suppress(Exception):
+                    await self.server.stop()
+                    await self.server.start()
+                    self._ready.set()
+                    return
             await asyncio.sleep(1.0)
 
     async def _watch(self) -> None:
@@ -291,9 +318,9 @@ class EndpointRuntime:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self._ready.is_set() and not self.server.alive:
                 self._schedule_restart()
-            elif self._ready.is_set() and not self._load_lock.locked():
+            elif self._ready.is_set() and not self.cache.changes_in_progress:
                 # Models that were busy when a load pushed memory over budget go once idle.
-                async with self._load_lock:
+                async with self.cache.changing():
                     await self._enforce_budget(await self._measure_memory())
 
     def describe(self) -> dict[str, object]:
@@ -306,3 +333,9 @@ class EndpointRuntime:
             "peak_memory_bytes": self.peak_memory_bytes,
             "models": [entry.to_dict() for entry in self.cache.models()],
         }
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (not only something it awaits)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

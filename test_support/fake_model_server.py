@@ -27,6 +27,9 @@ class FakeModelServer:
         self.out_of_memory_loads = 0
         self.out_of_memory_invokes = 0
         self.peak_bytes = 0
+        # Set `unload_gate` to hold unloads until the test sets it; `unloading` says one waits.
+        self.unload_gate: asyncio.Event | None = None
+        self.unloading = asyncio.Event()
 
     @property
     def alive(self) -> bool:
@@ -65,6 +68,9 @@ class FakeModelServer:
 
     async def unload(self, name: str) -> None:
         self.unload_calls.append(name)
+        if self.unload_gate is not None:
+            self.unloading.set()
+            await self.unload_gate.wait()
         self.loaded.discard(name)
 
     async def invoke(

@@ -14,7 +14,7 @@ from mme_factory.store import LocalStore
 from mme_local.aws_errors import AwsError
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
-from mme_local.model_cache import LoadedModel, ModelCache
+from mme_local.model_cache import CacheChangedOutsideItsLock, LoadedModel, ModelCache
 from mme_local.target_model import TargetModel
 from test_support.fake_model_server import MIB, FakeModelServer
 from test_support.mme_local_models import model_tarball, write_model
@@ -54,8 +54,13 @@ def _run(
 def test_lru_order_follows_use():
     cache = ModelCache()
     first, second = LoadedModel(MODELS[0]), LoadedModel(MODELS[1])
-    cache.add(first)
-    cache.add(second)
+
+    async def load_both() -> None:
+        async with cache.changing():
+            cache.add(first)
+            cache.add(second)
+
+    asyncio.run(load_both())
     assert cache.least_recently_used_idle() is first
     cache.get(first.name)
     assert cache.least_recently_used_idle() is second
@@ -189,5 +194,59 @@ def test_missing_target_model_is_a_model_error(tmp_path):
         assert caught.value.fields["OriginalStatusCode"] == 404
         status, _, _ = await runtime.invoke(MODELS[0], b"x", "a/b")
         assert status == 200
+
+    _run(tmp_path, scenario)
+
+
+def test_reload_during_an_eviction_waits_for_it_to_finish(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(MODELS[0], b"x", "a/b")
+        await runtime.invoke(MODELS[1], b"x", "a/b")
+        server.unload_gate, server.out_of_memory_invokes = asyncio.Event(), 1
+        # The 507 evicts MODELS[0]; its unload is held while a request for it arrives.
+        evicting = asyncio.create_task(runtime.invoke(MODELS[1], b"x", "a/b"))
+        await asyncio.wait_for(server.unloading.wait(), 5)
+        reloading = asyncio.create_task(runtime.invoke(MODELS[0], b"x", "a/b"))
+        await asyncio.sleep(0.3)
+        server.unload_gate.set()
+        assert (await evicting)[0] == 200
+        assert (await reloading)[0] == 200
+        status, _, _ = await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert status == 200, "the model the cache holds is the one the server has loaded"
+        assert MODELS[0].triton_name in server.loaded
+        assert (runtime.models_dir / MODELS[0].triton_name / "model").is_dir()
+
+    _run(tmp_path, scenario)
+
+
+def test_cache_refuses_changes_outside_its_serialisation_point():
+    cache = ModelCache()
+
+    async def main() -> None:
+        with pytest.raises(CacheChangedOutsideItsLock):
+            cache.add(LoadedModel(MODELS[0]))
+        async with cache.changing():
+            cache.add(LoadedModel(MODELS[0]))
+        with pytest.raises(CacheChangedOutsideItsLock):
+            cache.remove(MODELS[0].triton_name)
+        assert MODELS[0].triton_name in cache
+
+    asyncio.run(main())
+
+
+def test_request_waiting_on_a_load_of_a_deleted_endpoint_gets_an_aws_error(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        server.load_s = 1.0
+        waiting = asyncio.create_task(runtime.invoke(MODELS[0], b"x", "a/b"))
+        await asyncio.sleep(0.1)
+        await runtime.stop()
+        with pytest.raises(AwsError) as caught:
+            await waiting
+        assert (caught.value.status, caught.value.code) == (400, "ValidationError")
+        assert "not found" in caught.value.message
+        with pytest.raises(AwsError) as later:
+            await runtime.invoke(MODELS[0], b"x", "a/b")
+        assert later.value.code == "ValidationError"
+        assert server.starts == 1, "a deleted endpoint's model server is never restarted"
 
     _run(tmp_path, scenario)
