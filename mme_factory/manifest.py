@@ -9,10 +9,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mme_factory.errors import MmeFactoryError
 from mme_factory.naming import manifest_key
 from mme_factory.store import ArtifactStore
 
 REGISTRY_PREFIX = "registry/"
+
+
+class ManifestError(MmeFactoryError):
+    """A manifest is unreadable, the customer is locked, or there is nothing to roll back to."""
 
 
 @dataclass(frozen=True)

@@ -8,70 +8,34 @@ Changes happen under the customer's lock, so two runs never interleave their wri
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.errors import MmeFactoryError
-from mme_factory.manifest import read_manifest
-from mme_factory.naming import check_customer_id, manifest_key
+from mme_factory.manifest import ManifestError, read_manifest
+from mme_factory.naming import manifest_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
+from tasks.deployment.customer_lock import LOCK_STALE_S, customer_lock
 from tasks.deployment.register_mme import Registration
 
-LOCK_STALE_S = 3600.0
-
-
-class ManifestError(MmeFactoryError):
-    """The manifest is missing, locked by another run, or has nothing to roll back to."""
+__all__ = [
+    "LOCK_STALE_S",
+    "ManifestError",
+    "customer_lock",
+    "manifest_entry",
+    "promote",
+    "promote_task",
+    "read_manifest",
+    "rollback",
+    "write_manifest",
+]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextmanager
-def customer_lock(store: ArtifactStore, customer: str, wait_s: float) -> Iterator[None]:
-    """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it."""
-    key = f"registry/{check_customer_id(customer)}.lock"
-    owner = json.dumps(
-        {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "since": _now(),
-            "since_epoch": time.time(),
-        }
-    ).encode()
-    deadline = time.monotonic() + wait_s
-    while not store.create_exclusive(key, owner):
-        holder = _lock_holder(store, key)
-        if holder and time.time() - holder.get("since_epoch", time.time()) > LOCK_STALE_S:
-            store.delete(key)  # a crashed run's lock
-            continue
-        if time.monotonic() >= deadline:
-            raise ManifestError(
-                f"customer {customer} is locked by another run ({holder}); "
-                f"waited {wait_s:.0f} s. Retry when it has finished."
-            )
-        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-    try:
-        yield
-    finally:
-        store.delete(key)
-
-
-def _lock_holder(store: ArtifactStore, key: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(store.read_bytes(key))
-    except (MmeFactoryError, ValueError):
-        return None
 
 
 def write_manifest(store: ArtifactStore, manifest: dict[str, Any]) -> None:

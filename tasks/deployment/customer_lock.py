@@ -1,0 +1,173 @@
+"""The customer lock (`registry/{customer}.lock`): one run at a time changes a customer.
+
+The lock is a lease with an owner token. Its holder renews it from a heartbeat thread for as
+long as it works and deletes it only while it still holds the version it last wrote. A lock
+that has not been written for the stale limit (its run died, or crashed before writing it)
+is taken over with a conditional replace: of several waiters that saw the same stale version,
+exactly one gets the lock. Every change is conditional on the version last seen, so no run
+removes or overwrites another's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from mme_factory.errors import StoreError
+from mme_factory.manifest import ManifestError
+from mme_factory.naming import check_customer_id
+from mme_factory.store import ArtifactStore, StoreUnavailable, VersionedObject
+
+LOCK_STALE_S = 3600.0
+RENEWALS_PER_STALE_LIMIT = 4
+RELEASE_ATTEMPTS = 3
+
+logger = logging.getLogger("mme_factory.lock")
+
+
+def lock_key(customer: str) -> str:
+    return f"registry/{check_customer_id(customer)}.lock"
+
+
+class Lease:
+    """One run's hold on one lock key."""
+
+    def __init__(self, store: ArtifactStore, key: str, stale_s: float) -> None:
+        self.store, self.key, self.stale_s = store, key, stale_s
+        self.token = uuid.uuid4().hex
+        self.since = datetime.now(UTC).isoformat(timespec="seconds")
+        self.tag: str | None = None
+        self.lost = ""  # why the lease was lost while held
+        self.holder: dict[str, Any] | None = None  # the other run's record, while waiting
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._renewed = time.monotonic()
+
+    def _record(self) -> bytes:
+        renewed = datetime.now(UTC).isoformat(timespec="seconds")
+        return json.dumps(
+            {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid()}
+            | {"since": self.since, "renewed_at": renewed}
+        ).encode()
+
+    def try_take(self) -> bool:
+        """Create the lock, or take it over when it is stale; False while another run holds it."""
+        self.tag = self.store.create_exclusive(self.key, self._record())
+        if self.tag is not None:
+            return True
+        current = self.store.read_versioned(self.key)
+        if current is None:
+            return False  # released meanwhile: the next attempt creates it
+        if self._is_ours(current):
+            return True
+        self.holder = _parse(current.data)
+        if time.time() - current.modified > self.stale_s:
+            self.tag = self.store.replace_if(self.key, self._record(), current.tag)
+        return self.tag is not None
+
+    def _is_ours(self, current: VersionedObject) -> bool:
+        """An earlier write of ours that went through although its answer was lost."""
+        if _parse(current.data).get("owner") == self.token:
+            self.tag = current.tag
+            return True
+        return False
+
+    def start_renewing(self) -> None:
+        self._renewed = time.monotonic()
+        self._heartbeat = threading.Thread(target=self._renew_until_released, daemon=True)
+        self._heartbeat.start()
+
+    def _renew_until_released(self) -> None:
+        while not self._stop.wait(self.stale_s / RENEWALS_PER_STALE_LIMIT):
+            with self._guard:
+                self._renew()
+            if self.lost:
+                logger.error("%s: %s", self.store.uri(self.key), self.lost)
+                return
+
+    def _renew(self) -> None:
+        assert self.tag is not None
+        try:
+            tag = self.store.replace_if(self.key, self._record(), self.tag)
+            if tag is None:
+                current = self.store.read_versioned(self.key)
+                if current is None or not self._is_ours(current):
+                    self.lost = "another run took the lock over while this run held it"
+                    return
+                tag = self.tag
+        except StoreError as error:
+            if time.monotonic() - self._renewed > self.stale_s:
+                self.lost = f"the lock could not be renewed for {self.stale_s:.0f} s: {error}"
+            return
+        self.tag, self._renewed = tag, time.monotonic()
+
+    def release(self) -> None:
+        """Stop renewing; delete the lock only if it is still the version this run wrote."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=60)
+        with self._guard:
+            if self.lost or self.tag is None:
+                return
+            for attempt in range(RELEASE_ATTEMPTS):
+                try:
+                    if not self.store.delete_if(self.key, self.tag):
+                        current = self.store.read_versioned(self.key)
+                        if current is not None and self._is_ours(current):
+                            continue
+                        self.lost = "another run took the lock over while this run held it"
+                    return
+                except StoreUnavailable as error:
+                    logger.warning("releasing %s: %s", self.store.uri(self.key), error)
+                    time.sleep(0.5 * 2**attempt)
+            logger.warning("%s stays until it is stale", self.store.uri(self.key))
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+@contextmanager
+def customer_lock(
+    store: ArtifactStore, customer: str, wait_s: float, stale_s: float = LOCK_STALE_S
+) -> Iterator[None]:
+    """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it."""
+    lease = Lease(store, lock_key(customer), stale_s)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if lease.try_take():
+                break
+        except StoreUnavailable as error:  # as if another run had won this attempt
+            logger.warning("taking %s: %s", store.uri(lease.key), error)
+        if time.monotonic() >= deadline:
+            raise ManifestError(
+                f"customer {customer} is locked by another run ({lease.holder or 'unreadable'}); "
+                f"waited {wait_s:.0f} s. Retry when it has finished."
+            )
+        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+    lease.start_renewing()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        lease.release()
+        if lease.lost and not failed:
+            raise ManifestError(
+                f"customer {customer}: {lease.lost}; check its manifest before running again"
+            )
