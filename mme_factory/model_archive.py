@@ -1,90 +1,43 @@
-"""Verify a TargetModel tarball and unpack it safely into SageMaker's layout.
+"""Unpack a TargetModel tarball safely into SageMaker's layout.
 
 SageMaker unpacks a TargetModel into `<models dir>/<hash>/model/` and Triton's SageMaker front
-end loads that directory. A tarball comes from a bucket that many writers share, so
-nothing in it may leave that directory: absolute names, `..`, links pointing outside, device
-files and archives that unpack to more than a limit are all refused before anything is written.
+end loads that directory. A tarball comes from a bucket that many writers share, so this does
+not trust tarfile's extraction (its filters have been bypassed by long link chains): the
+tarball is read as a stream, each entry judged before anything is written for it (see
+`archive_entries`), and files are created here, only below a fresh directory that holds
+nothing but what this wrote, so no name can lead outside it. That directory takes
+`destination`'s place once the whole tarball was read; on any failure it is removed.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
+import lzma
+import os
 import shutil
 import tarfile
-import zlib
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
 
-from mme_factory.errors import MmeFactoryError
+from mme_factory.archive_entries import (
+    ArchiveLimits,
+    CheckedTarInfo,
+    EntryChecker,
+    ModelArchiveError,
+)
 
+__all__ = ["ArchiveLimits", "ModelArchiveError", "check_model_repository", "extract_model"]
 
-class ModelArchiveError(MmeFactoryError):
-    """A TargetModel tarball is corrupt, unsafe or not a Triton model repository."""
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    max_extracted_bytes: int
-    max_members: int
-
-
-def _member_path(name: str) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if path.is_absolute() or name.startswith(("/", "\\")) or "\\" in name:
-        raise ModelArchiveError(f"tarball entry {name!r} is an absolute path")
-    if ".." in path.parts:
-        raise ModelArchiveError(f"tarball entry {name!r} contains '..'")
-    return path
-
-
-def _stays_inside(base: PurePosixPath, target: str) -> bool:
-    """Whether a link target, resolved lexically from `base`, stays in the extraction root."""
-    if target.startswith("/"):
-        return False
-    depth: list[str] = list(base.parts)
-    for part in PurePosixPath(target).parts:
-        if part == "..":
-            if not depth:
-                return False
-            depth.pop()
-        elif part != ".":
-            depth.append(part)
-    return True
-
-
-def check_members(members: list[tarfile.TarInfo], limits: ArchiveLimits) -> None:
-    """Refuse unsafe or oversized tarballs; raises ModelArchiveError naming the entry."""
-    if len(members) > limits.max_members:
-        raise ModelArchiveError(
-            f"tarball holds {len(members)} entries; at most {limits.max_members}"
-        )
-    total = 0
-    for member in members:
-        path = _member_path(member.name)
-        if member.isdev() or member.isfifo():
-            raise ModelArchiveError(f"tarball entry {member.name!r} is a device or FIFO")
-        if member.issym() and not _stays_inside(path.parent, member.linkname):
-            raise ModelArchiveError(
-                f"tarball entry {member.name!r} is a symlink leaving the model directory "
-                f"({member.linkname!r})"
-            )
-        if member.islnk():
-            _member_path(member.linkname)
-            if not _stays_inside(PurePosixPath(), member.linkname):
-                raise ModelArchiveError(
-                    f"tarball entry {member.name!r} is a hard link leaving the model directory"
-                )
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise ModelArchiveError(f"tarball entry {member.name!r} has an unsupported type")
-        total += max(member.size, 0)
-        if total > limits.max_extracted_bytes:
-            raise ModelArchiveError(
-                f"tarball unpacks to more than {limits.max_extracted_bytes:,} bytes "
-                "(mme_local.max_extracted_size)"
-            )
+_CHUNK_BYTES = 1 << 20
+_MAX_TRAILER_BYTES = 16 << 20
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def extract_model(archive: Path, destination: Path, limits: ArchiveLimits) -> Path:
-    """Unpack `archive` into `destination` (SageMaker's `<hash>/model/`), checked first.
+    """Unpack `archive` into `destination` (SageMaker's `<hash>/model/`), checked entry by entry.
 
     Returns the extracted directory. On any failure nothing is left at `destination`.
     """
@@ -92,21 +45,97 @@ def extract_model(archive: Path, destination: Path, limits: ArchiveLimits) -> Pa
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(destination, ignore_errors=True)
     try:
-        with tarfile.open(archive, mode="r:*") as tar:
-            members = tar.getmembers()
-            check_members(members, limits)
-            partial.mkdir(parents=True)
-            # The "data" filter repeats the checks above inside the standard library.
-            tar.extractall(partial, members=members, filter="data")
+        partial.mkdir(parents=True)
+        _unpack(archive, partial, EntryChecker(limits))
         check_model_repository(partial)
         partial.rename(destination)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise ModelArchiveError(f"TargetModel tarball is corrupt or truncated: {error}") from None
-    except ModelArchiveError:
+    except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return destination
+
+
+def _unpack(archive: Path, root: Path, checker: EntryChecker) -> None:
+    for member, data in _entries(archive):
+        path = checker.check(member)
+        if path is None:
+            continue
+        target = root.joinpath(*path.parts)
+        try:
+            if member.isdir():
+                target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            mode = 0o755 if member.mode & 0o100 else 0o644
+            descriptor = os.open(target, _CREATE, mode)
+        except OSError as error:
+            raise ModelArchiveError(f"cannot unpack TargetModel tarball: {error}") from None
+        with os.fdopen(descriptor, "wb") as handle:
+            _copy(member, data, handle)
+
+
+def _entries(archive: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """The tarball's members in order, read as a stream; reading errors become ModelArchiveError."""
+    with _reading(), _decompressed(archive) as stream:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=CheckedTarInfo) as tar:
+            while True:
+                with _reading():
+                    member = tar.next()
+                if member is None:
+                    break
+                yield member, tar
+        # gzip, bzip2 and xz check their checksums at the end of the stream, which tarfile
+        # never reaches: read the padding after the last entry, up to a bound.
+        with _reading():
+            for _ in range(_MAX_TRAILER_BYTES // _CHUNK_BYTES):
+                if not stream.read(_CHUNK_BYTES):
+                    break
+
+
+def _decompressed(archive: Path) -> BinaryIO:
+    with archive.open("rb") as handle:
+        magic = handle.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(archive, "rb")  # type: ignore[return-value]
+    if magic.startswith(b"BZh"):
+        return bz2.open(archive, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(archive, "rb")
+    return archive.open("rb")
+
+
+def _copy(member: tarfile.TarInfo, tar: tarfile.TarFile, handle: BinaryIO) -> None:
+    remaining = member.size
+    with _reading():
+        source = tar.extractfile(member)
+        assert source is not None
+        while remaining:
+            block = source.read(min(remaining, _CHUNK_BYTES))
+            if not block:
+                raise EOFError(f"{member.name!r} ends {remaining:,} bytes early")
+            remaining -= len(block)
+            try:
+                handle.write(block)
+            except OSError as error:
+                raise ModelArchiveError(f"cannot unpack TargetModel tarball: {error}") from None
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """Turn any failure of tarfile or a decompressor on the tarball's bytes into 'corrupt'.
+
+    Those libraries raise many types for bad input (ReadError, EOFError, zlib.error, LZMAError,
+    OSError from gzip and bz2, ValueError, OverflowError, RecursionError on a chain of extended
+    headers); each means the tarball cannot be read, so all but this module's refusals map here.
+    """
+    try:
+        yield
+    except ModelArchiveError:
+        raise
+    except Exception as error:
+        raise ModelArchiveError(
+            f"TargetModel tarball is corrupt or truncated: {type(error).__name__}: {error}"
+        ) from None
 
 
 def check_model_repository(directory: Path) -> None:

@@ -79,7 +79,7 @@ def test_valid_tarball_is_extracted_into_sagemaker_layout(tmp_path):
 
 def test_tarball_with_absolute_path_is_refused(tmp_path):
     archive = _archive(tmp_path, tarball({**model_files(), "/tmp/evil.py": b"x"}))
-    with pytest.raises(ModelArchiveError, match="absolute"):
+    with pytest.raises(ModelArchiveError, match=r"unsafe.*absolute"):
         _extract(tmp_path, archive)
     assert not (tmp_path / "models" / "abc").exists() or not any(
         (tmp_path / "models" / "abc").iterdir()
@@ -88,59 +88,33 @@ def test_tarball_with_absolute_path_is_refused(tmp_path):
 
 def test_tarball_with_dotdot_entry_is_refused(tmp_path):
     archive = _archive(tmp_path, tarball({**model_files(), "doubler/../../evil.py": b"x"}))
-    with pytest.raises(ModelArchiveError, match=r"'\.\.'"):
+    with pytest.raises(ModelArchiveError, match=r"unsafe.*'\.\.'"):
         _extract(tmp_path, archive)
     assert not (tmp_path / "models" / "evil.py").exists()
 
 
-def test_tarball_with_symlink_outside_is_refused(tmp_path):
-    def add(tar: tarfile.TarFile) -> None:
-        link = tarfile.TarInfo("doubler/1/secrets")
-        link.type, link.linkname = tarfile.SYMTYPE, "../../../../etc/passwd"
-        tar.addfile(link)
-
-    with pytest.raises(ModelArchiveError, match="symlink leaving"):
-        _extract(tmp_path, _tar_with(tmp_path, add))
-
-
-def test_tarball_with_absolute_symlink_is_refused(tmp_path):
-    def add(tar: tarfile.TarFile) -> None:
-        link = tarfile.TarInfo("doubler/1/passwd")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        tar.addfile(link)
-
-    with pytest.raises(ModelArchiveError, match="symlink leaving"):
-        _extract(tmp_path, _tar_with(tmp_path, add))
-
-
-def test_tarball_with_symlink_inside_is_accepted(tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "linkname", "what"),
+    [
+        (tarfile.SYMTYPE, "../../../../etc/passwd", "symbolic link"),
+        (tarfile.SYMTYPE, "/etc/passwd", "symbolic link"),
+        (tarfile.SYMTYPE, "1", "symbolic link"),
+        (tarfile.LNKTYPE, "../etc/shadow", "hard link"),
+        (tarfile.LNKTYPE, "/etc/shadow", "hard link"),
+        (tarfile.LNKTYPE, "doubler/config.pbtxt", "hard link"),
+    ],
+)
+def test_tarball_with_any_link_is_refused_as_unsafe(tmp_path, kind, linkname, what):
     def add(tar: tarfile.TarFile) -> None:
         link = tarfile.TarInfo("doubler/2")
-        link.type, link.linkname = tarfile.SYMTYPE, "1"
+        link.type, link.linkname = kind, linkname
         tar.addfile(link)
 
-    destination = _extract(tmp_path, _tar_with(tmp_path, add))
-    assert (destination / "doubler" / "2" / "model.py").is_file()
-
-
-def test_tarball_with_hardlink_outside_is_refused(tmp_path):
-    def add(tar: tarfile.TarFile) -> None:
-        link = tarfile.TarInfo("doubler/1/shadow")
-        link.type, link.linkname = tarfile.LNKTYPE, "../etc/shadow"
-        tar.addfile(link)
-
-    with pytest.raises(ModelArchiveError, match=r"'\.\.'|hard link"):
+    with pytest.raises(ModelArchiveError, match=rf"unsafe.*{what}"):
         _extract(tmp_path, _tar_with(tmp_path, add))
-
-
-def test_tarball_with_absolute_hardlink_is_refused(tmp_path):
-    def add(tar: tarfile.TarFile) -> None:
-        link = tarfile.TarInfo("doubler/1/shadow")
-        link.type, link.linkname = tarfile.LNKTYPE, "/etc/shadow"
-        tar.addfile(link)
-
-    with pytest.raises(ModelArchiveError, match="absolute"):
-        _extract(tmp_path, _tar_with(tmp_path, add))
+    assert not (tmp_path / "models" / "abc").exists() or not any(
+        (tmp_path / "models" / "abc").iterdir()
+    )
 
 
 @pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE])
@@ -150,7 +124,7 @@ def test_tarball_with_device_file_is_refused(tmp_path, kind):
         device.type, device.devmajor, device.devminor = kind, 1, 3
         tar.addfile(device)
 
-    with pytest.raises(ModelArchiveError, match="device or FIFO"):
+    with pytest.raises(ModelArchiveError, match=r"unsafe.*device or FIFO"):
         _extract(tmp_path, _tar_with(tmp_path, add))
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
+import lzma
+import os
+import tarfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +21,7 @@ from mme_local.metrics import Metrics
 from mme_local.model_source import ModelSource
 from mme_local.target_model import TargetModel
 from test_support.fake_model_server import MIB, FakeModelServer
-from test_support.mme_local_models import model_tarball
+from test_support.mme_local_models import model_files, model_tarball, tarball
 
 TARGET = TargetModel.parse("acme/classifier/v1.tar.gz")
 
@@ -111,3 +116,36 @@ def test_current_sha256_of_a_local_key_is_hashed_once_per_write(tmp_path, monkey
     assert source.current_sha256(TARGET.key) == first and len(hashed) == 1
     store.write_bytes(TARGET.key, b"second")
     assert source.current_sha256(TARGET.key) != first and len(hashed) == 2
+
+
+def _unreadable_tarballs() -> dict[str, bytes]:
+    weights = {"doubler/1/weights.bin": os.urandom(65536)}
+    xz = lzma.compress(gzip.decompress(tarball({**model_files(), **weights})))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo("doubler/1/x")
+        link.type, link.linkname = tarfile.SYMTYPE, "."
+        tar.addfile(link)
+    return {
+        "corrupt xz": xz[: len(xz) // 2] + bytes(1024) + xz[len(xz) // 2 + 1024 :],
+        "truncated gzip": model_tarball()[:-40],
+        "not a tarball": b"<html>Access Denied</html>",
+        "unsafe": buffer.getvalue(),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_unreadable_tarballs()))
+def test_unreadable_target_model_is_a_model_error_and_leaves_nothing(tmp_path, kind):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes(TARGET.key, _unreadable_tarballs()[kind])
+
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        for _ in range(2):
+            with pytest.raises(AwsError) as caught:
+                await runtime.invoke(TARGET, b"x", "a/b")
+            assert (caught.value.status, caught.value.code) == (424, "ModelError")
+            assert ("unsafe" in caught.value.message) == (kind == "unsafe")
+            assert server.load_calls == []
+            assert not runtime.models_dir.exists() or not any(runtime.models_dir.iterdir())
+
+    _run(tmp_path, store, scenario)
