@@ -24,11 +24,11 @@ from tasks.deployment.promote import (
 )
 from tasks.deployment.register_mme import (
     RegistrationError,
-    assign_version,
     ensure_endpoint,
     register_mme,
     upload_tarball,
 )
+from tasks.deployment.version_numbers import assign_version
 
 pytestmark = pytest.mark.integration
 BUCKET = "mme-artifacts"
@@ -194,3 +194,15 @@ def test_target_model_keys():
     assert TargetModelKey.parse("acme/classifier/v12.tar.gz").version == 12
     with pytest.raises(ValueError, match="not a TargetModel key"):
         TargetModelKey.parse("../acme/classifier/v1.tar.gz")
+
+
+def test_a_withdrawn_version_number_is_never_reused(tmp_path):
+    store = LocalStore(tmp_path / "bucket")
+    settings = load_settings(environ={"MME_FACTORY_STATE_DIR": str(tmp_path / "state")})
+    key = f"mme/{endpoint_name_for('classifier', settings.env)}/acme/classifier/v1.tar.gz"
+    assert assign_version(store, settings, "acme") == 1
+    store.write_bytes(key, b"bytes the smoke test rejected")
+    store.delete(key)  # the failed run withdraws its upload
+    assert assign_version(store, settings, "acme") == 2
+    assert assign_version(store, settings, "acme") == 3  # a run killed before uploading anything
+    assert assign_version(store, settings, "other") == 1

@@ -13,8 +13,9 @@ from mme_factory.naming import model_data_prefix
 from mme_factory.settings import Settings
 from mme_factory.store import open_store
 from tasks.deployment.promote import manifest_entry
-from tasks.deployment.register_mme import Registration, assign_version
+from tasks.deployment.register_mme import Registration
 from tasks.deployment.smoke_inference import SmokeResult
+from tasks.deployment.version_numbers import assign_version
 from tasks.training.run_directory import RunDirectory
 
 

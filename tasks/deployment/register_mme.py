@@ -159,19 +159,6 @@ def upload_tarball(store: ArtifactStore, key: str, tarball: Path, sha256: str) -
     return True
 
 
-def assign_version(store: ArtifactStore, settings: Settings, customer: str) -> int:
-    """One past the highest version of any of the customer's TargetModels on any endpoint."""
-    highest = 0
-    for kind in ("embedding", "classifier", "autocomplete"):
-        endpoint_prefix = model_data_prefix(endpoint_name_for(kind, settings.env))
-        for key in store.list_keys(f"{endpoint_prefix}{customer}/"):
-            try:
-                highest = max(highest, TargetModelKey.parse(key[len(endpoint_prefix) :]).version)
-            except ValueError:
-                continue
-    return highest + 1
-
-
 def register_mme(package: PackagedModel, version: int, settings: Settings) -> Registration:
     """Create the endpoint if needed and upload one packaged TargetModel under its prefix."""
     store = open_store(settings.store, settings)

@@ -1,0 +1,75 @@
+"""Version numbers: one per onboarding run of a customer, never handed out twice.
+
+A run's uploads can be withdrawn (a failed smoke test, a killed run), and then nothing under the
+endpoints names their version any more; yet an endpoint may still hold those bytes under that
+key. So the highest number ever assigned is recorded in `registry/{customer}.version`, written
+under the customer lock before anything is uploaded, and the next run is assigned one above it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from mme_factory.errors import StoreError
+from mme_factory.manifest import ManifestError, read_manifest
+from mme_factory.model_kinds import ModelKind
+from mme_factory.naming import (
+    TargetModelKey,
+    check_customer_id,
+    endpoint_name_for,
+    model_data_prefix,
+)
+from mme_factory.settings import Settings
+from mme_factory.store import ArtifactStore, KeyMissing
+
+
+def version_record_key(customer: str) -> str:
+    # Not `.json`: every `registry/*.json` is a manifest to the readers of the registry.
+    return f"registry/{check_customer_id(customer)}.version"
+
+
+def recorded_highest(store: ArtifactStore, customer: str) -> int:
+    """The highest version ever assigned to the customer, 0 when none was."""
+    key = version_record_key(customer)
+    try:
+        record = json.loads(store.read_bytes(key))
+        return int(record["highest"])
+    except KeyMissing:
+        return 0
+    except (StoreError, ValueError, TypeError, KeyError) as error:
+        raise ManifestError(
+            f"{store.uri(key)} is unreadable ({error}): restore it, or write "
+            '{"highest": N} with N at least the highest version ever uploaded for the customer'
+        ) from None
+
+
+def published_highest(store: ArtifactStore, settings: Settings, customer: str) -> int:
+    """The highest version on any endpoint or named by the manifest (a lower bound)."""
+    manifest = read_manifest(store, customer)
+    entries = list(manifest.get("models", {}).values())
+    for section in ("history", "retired"):
+        for kept in manifest.get(section, {}).values():
+            entries += kept
+    highest = max((int(entry.get("version", 0)) for entry in entries), default=0)
+    for kind in ModelKind:
+        prefix = model_data_prefix(endpoint_name_for(kind.value, settings.env))
+        for key in store.list_keys(f"{prefix}{customer}/"):
+            try:
+                highest = max(highest, TargetModelKey.parse(key[len(prefix) :]).version)
+            except ValueError:
+                continue
+    return highest
+
+
+def assign_version(store: ArtifactStore, settings: Settings, customer: str) -> int:
+    """One past any version the customer ever had; recorded before it is used."""
+    version = max(recorded_highest(store, customer), published_highest(store, settings, customer))
+    version += 1
+    record = {
+        "customer": customer,
+        "highest": version,
+        "assigned_at": datetime.now(UTC).isoformat(),
+    }
+    store.write_bytes(version_record_key(customer), json.dumps(record).encode() + b"\n")
+    return version
