@@ -1,11 +1,14 @@
 """The SageMaker control-plane subset over AWS JSON 1.1 (`X-Amz-Target: SageMaker.<Op>`).
 
 Requests are checked against botocore's own service model, so a call the real API would refuse
-for its shape is refused here too, with the same `ValidationException`.
+for its shape is refused here too, with the same `ValidationException`. A request this service
+could not act on is refused when it is made, never saved to fail later: an endpoint is created
+only once what it will serve is known, and it keeps that even if its config and model go.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +22,7 @@ from mme_local.control_state import ControlState, ControlStateFile, arn
 
 EndpointStarter = Callable[[str, dict[str, Any]], Awaitable[None]]
 EndpointStopper = Callable[[str], Awaitable[None]]
+logger = logging.getLogger("mme_local")
 
 _SERVICE = botocore.session.get_session().get_service_model("sagemaker")
 # SageMaker takes a model's image only as registry/repository[:tag] or registry/repository@digest,
@@ -28,6 +32,8 @@ CONTAINER_IMAGE = re.compile(
     r"/[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?$"
 )
+# A multi-model container's model data is an S3 prefix (or, locally, a directory as file:///...).
+MODEL_DATA_URL = re.compile(r"s3://[^/\s]+(?:/\S*)?|file:///\S*")
 
 
 def check_request(operation: str, params: dict[str, Any]) -> None:
@@ -74,8 +80,7 @@ class ControlPlane:
         container = params.get("PrimaryContainer") or (params.get("Containers") or [{}])[0]
         if container.get("Mode") != "MultiModel":
             raise control_validation("mme_local serves multi-model endpoints: set Mode=MultiModel")
-        if not str(container.get("ModelDataUrl", "")):
-            raise control_validation("a multi-model container needs ModelDataUrl (a prefix)")
+        _check_model_data_url(str(container.get("ModelDataUrl", "")))
         image = str(container.get("Image", ""))
         if not CONTAINER_IMAGE.match(image):
             raise control_validation(
@@ -128,8 +133,7 @@ class ControlPlane:
             raise control_validation(
                 f'Cannot create already existing endpoint "{arn(self.region, "endpoint", name)}".'
             )
-        if config_name not in self.state.endpoint_configs:
-            raise control_validation(f'Could not find endpoint configuration "{config_name}".')
+        spec = self._resolve_spec(config_name)
         now = time.time()
         record = {
             "EndpointName": name,
@@ -139,20 +143,38 @@ class ControlPlane:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
-        self.state.endpoints[name] = record
+        self.state.endpoints[name], self.state.endpoint_specs[name] = record, spec
         self._save()
-        await self._start(name, self.endpoint_spec(name))
+        try:
+            await self._start(name, spec)
+        except Exception as error:
+            logger.exception("endpoint %s did not start", name)
+            self.set_status(name, "Failed", f"endpoint did not start: {error}")
         return {"EndpointArn": record["EndpointArn"]}
 
+    def _resolve_spec(self, config_name: str) -> dict[str, Any]:
+        """What an endpoint on `config_name` serves; ValidationException when it cannot serve."""
+        config = self.state.endpoint_configs.get(config_name)
+        if config is None:
+            raise control_validation(f'Could not find endpoint configuration "{config_name}".')
+        variant = config["ProductionVariants"][0]
+        model = self.state.models.get(variant.get("ModelName"))
+        if model is None:
+            raise control_validation(f'Could not find model "{variant.get("ModelName")}".')
+        url = str(model["PrimaryContainer"].get("ModelDataUrl", ""))
+        _check_model_data_url(url)
+        return {"variant": variant["VariantName"], "model_data_url": url}
+
     def endpoint_spec(self, name: str) -> dict[str, Any]:
-        """The variant and model-data prefix an endpoint serves."""
-        record = self.state.endpoints[name]
-        variant = self.state.endpoint_configs[record["EndpointConfigName"]]["ProductionVariants"][0]
-        model = self.state.models[variant["ModelName"]]
-        return {
-            "variant": variant["VariantName"],
-            "model_data_url": model["PrimaryContainer"]["ModelDataUrl"],
-        }
+        """The variant and model-data prefix an endpoint serves, as resolved when it was created.
+
+        AwsError, with the reason, when it cannot be known (a state saved before endpoints kept
+        theirs, whose config or model has been deleted since).
+        """
+        spec = self.state.endpoint_specs.get(name)
+        if spec is not None:
+            return spec
+        return self._resolve_spec(str(self.state.endpoints[name].get("EndpointConfigName")))
 
     def set_status(self, name: str, status: str, reason: str | None = None) -> None:
         record = self.state.endpoints.get(name)
@@ -161,6 +183,8 @@ class ControlPlane:
         record["EndpointStatus"], record["LastModifiedTime"] = status, time.time()
         if reason:
             record["FailureReason"] = reason
+        else:
+            record.pop("FailureReason", None)
         self._save()
 
     def _endpoint(self, name: str) -> dict[str, Any]:
@@ -202,6 +226,7 @@ class ControlPlane:
         self._endpoint(name)
         await self._stop(name)
         del self.state.endpoints[name]
+        self.state.endpoint_specs.pop(name, None)
         self._save()
         return {}
 
@@ -218,3 +243,11 @@ class ControlPlane:
             raise control_validation(f'Could not find model "{arn(self.region, "model", name)}".')
         self._save()
         return {}
+
+
+def _check_model_data_url(url: str) -> None:
+    if not MODEL_DATA_URL.fullmatch(url):
+        raise control_validation(
+            f"ModelDataUrl {url!r} is not a model-data prefix: expected s3://<bucket>/<prefix>/ "
+            "(or file:///<directory>/ for a local store)"
+        )
