@@ -85,17 +85,23 @@ class EndpointRuntime:
     async def start(self) -> None:
         """Start Triton; the endpoint is InService once this returns."""
         await self.server.start()
+        if self._stopped:
+            return  # closed while starting: stop() takes the server down
         self._ready.set()
         if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch())
 
-    async def stop(self) -> None:
+    def close(self) -> None:
+        """Refuse callers from now on and cancel loads; `stop()` then takes the server down."""
         self._stopped = True
         self._ready.clear()
         for task in (self._watcher, self._restart, *self._loads.values()):
             if task is not None:
                 task.cancel()
         self._watcher = self._restart = None
+
+    async def stop(self) -> None:
+        self.close()
         async with self.cache.changing():
             await self.server.stop()
             self.cache.clear()

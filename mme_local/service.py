@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from mme_factory.triton import TritonRuntime
 from mme_local.aws_errors import (
     MAX_INVOKE_BODY_BYTES,
     AwsError,
-    body_too_large,
     control_validation,
     internal_failure,
     validation_error,
@@ -39,6 +38,7 @@ from mme_local.control_state import ControlStateFile
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
 from mme_local.model_server import ModelServer, TritonModelServer
+from mme_local.request_body import MAX_CONTROL_BODY_BYTES, read_body
 from mme_local.target_model import InvalidTargetModel, TargetModel
 
 logger = logging.getLogger("mme_local")
@@ -72,7 +72,10 @@ class MmeLocalService:
             self.start_endpoint,
             self.stop_endpoint,
         )
-        self._starts: set[asyncio.Task[None]] = set()
+        # Starts and stops of one endpoint run in the order they were asked for, one at a time,
+        # so a stop always finds what the start before it left, and a start never races one.
+        self._lifecycle_locks: dict[str, asyncio.Lock] = {}
+        self._lifecycle_tasks: set[asyncio.Task[None]] = set()
 
     def _triton_server(self, name: str) -> ModelServer:
         triton = self.settings.triton
@@ -92,6 +95,7 @@ class MmeLocalService:
             load_wait_s=local.model_load_wait_s,
             limits=ArchiveLimits(int(local.max_extracted_size), local.max_tarball_members),
         )
+        self.metrics.add_endpoint(name)
         runtime = EndpointRuntime(
             name,
             model_data_store(spec["model_data_url"], self.settings),
@@ -101,37 +105,71 @@ class MmeLocalService:
             self.metrics,
         )
         self.runtimes[name], self.variants[name] = runtime, spec["variant"]
-        task = asyncio.create_task(self._bring_up(name, runtime))
-        self._starts.add(task)
-        task.add_done_callback(self._starts.discard)
+        self._in_order(name, self._bring_up(name, runtime))
+
+    def _in_order(self, name: str, change: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `change` after every earlier start or stop of endpoint `name` has finished."""
+        lock = self._lifecycle_locks.setdefault(name, asyncio.Lock())
+
+        async def ordered() -> None:
+            async with lock:
+                await change
+
+        task = asyncio.create_task(ordered())
+        self._lifecycle_tasks.add(task)
+        task.add_done_callback(self._lifecycle_tasks.discard)
+        return task
+
+    def _current(self, name: str, runtime: EndpointRuntime) -> bool:
+        """Whether `runtime` is still the endpoint's (not one deleted, maybe re-created since)."""
+        return self.runtimes.get(name) is runtime
 
     async def _bring_up(self, name: str, runtime: EndpointRuntime) -> None:
+        if not self._current(name, runtime):
+            return  # deleted before its turn
         try:
             await runtime.start()
         except Exception as error:
-            self.control.set_status(name, "Failed", f"model server did not start: {error}")
+            if self._current(name, runtime):
+                self.control.set_status(name, "Failed", f"model server did not start: {error}")
             return
-        if self.runtimes.get(name) is not runtime:
-            # Deleted while it was starting: stop the server nobody can reach any more.
-            await runtime.stop()
-            return
-        self.control.set_status(name, "InService")
+        # Deleted while it was starting: the stop queued behind this start takes it down.
+        if self._current(name, runtime):
+            self.control.set_status(name, "InService")
 
     async def stop_endpoint(self, name: str) -> None:
+        """Forget the endpoint now; its server stops once a start in progress has finished."""
         runtime = self.runtimes.pop(name, None)
+        self.metrics.remove_endpoint(name)
         self.variants.pop(name, None)
-        if runtime is not None:
-            await runtime.stop()
+        if runtime is None:
+            return
+        runtime.close()
+        starting = self._lifecycle_locks.setdefault(name, asyncio.Lock()).locked()
+        stopping = self._in_order(name, runtime.stop())
+        if not starting:
+            await asyncio.shield(stopping)
 
     async def restore(self) -> None:
-        """Bring back every endpoint the state file holds (after a restart of the service)."""
+        """Bring back every endpoint the state file holds (after a restart of the service).
+
+        Saved state never stops the service from starting: an endpoint that cannot be brought
+        back comes back Failed, with the reason.
+        """
         for name in list(self.control.state.endpoints):
-            await self.start_endpoint(name, self.control.endpoint_spec(name))
+            try:
+                await self.start_endpoint(name, self.control.endpoint_spec(name))
+            except Exception as error:
+                reason = error.message if isinstance(error, AwsError) else str(error)
+                logger.error("endpoint %s cannot be restored: %s", name, reason)
+                self.control.set_status(name, "Failed", f"cannot be restored: {reason}")
 
     async def shutdown(self) -> None:
         for name in list(self.runtimes):
-            runtime = self.runtimes.pop(name)
-            await runtime.stop()
+            await self.stop_endpoint(name)
+        # Bounded: a start gives up after the server start timeout, and each stop follows it.
+        while self._lifecycle_tasks:
+            await asyncio.gather(*self._lifecycle_tasks, return_exceptions=True)
 
     async def control_plane(self, request: Request) -> Response:
         target = request.headers.get("x-amz-target", "")
@@ -140,7 +178,7 @@ class MmeLocalService:
             if service != "SageMaker" or not operation:
                 raise AwsError(400, "UnknownOperationException", f"unknown target {target!r}")
             try:
-                params = json.loads(await request.body() or b"{}")
+                params = json.loads(await read_body(request, MAX_CONTROL_BODY_BYTES) or b"{}")
             except ValueError:
                 raise control_validation("request body is not JSON") from None
             answer = await self.control.handle(operation, params)
@@ -174,12 +212,7 @@ class MmeLocalService:
         runtime = self.runtimes.get(name)
         if runtime is None:
             raise validation_error(f"Endpoint {name} of account 000000000000 not found.")
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_INVOKE_BODY_BYTES:
-            raise body_too_large(declared)
-        body = await request.body()
-        if len(body) > MAX_INVOKE_BODY_BYTES:
-            raise body_too_large(len(body))
+        body = await read_body(request, MAX_INVOKE_BODY_BYTES)
         try:
             target = TargetModel.parse(request.headers.get(TARGET_MODEL_HEADER))
         except InvalidTargetModel as error:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 
 from mme_factory.settings import Settings, load_settings
@@ -254,3 +260,171 @@ def test_tarball_larger_than_the_limit_is_refused_before_download(tmp_path):
             runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
         assert _error(caught) == (424, "ModelError")
         assert "max_extracted_size" in caught.value.response["OriginalMessage"]
+
+
+def _delete_config_and_model(sagemaker: Any, name: str) -> None:
+    sagemaker.delete_endpoint_config(EndpointConfigName=f"{name}-config")
+    sagemaker.delete_model(ModelName=f"{name}-model")
+
+
+def test_endpoint_outlives_its_config_and_model_across_a_restart(mme_settings):
+    with _service(mme_settings) as first:
+        sagemaker, runtime = clients(first.url)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        _delete_config_and_model(sagemaker, ENDPOINT)
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+    with _service(mme_settings) as second:
+        sagemaker, runtime = clients(second.url)
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+        )
+        answer = runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+
+
+@pytest.mark.parametrize("url", ["https://example.com/models/", "/var/models/", "s3:///x/"])
+def test_model_data_url_that_is_not_a_prefix_is_refused_when_the_model_is_created(running, url):
+    sagemaker, _ = clients(running.url)
+    with pytest.raises(ClientError) as caught:
+        sagemaker.create_model(
+            ModelName="elsewhere",
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
+            PrimaryContainer={"Image": TRITON_IMAGE, "ModelDataUrl": url, "Mode": "MultiModel"},
+        )
+    assert _error(caught) == (400, "ValidationException")
+    assert "ModelDataUrl" in str(caught.value)
+
+
+def _saved_state(settings: Settings, state: dict[str, Any]) -> Path:
+    path = settings.state_dir / "mme_local" / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state))
+    return path
+
+
+def _endpoint_record(name: str, config: str, status: str) -> dict[str, Any]:
+    return {
+        "EndpointName": name,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:000000000000:endpoint/{name}",
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": 1.0,
+        "LastModifiedTime": 1.0,
+    }
+
+
+def test_saved_endpoints_that_cannot_be_served_come_back_failed(mme_settings):
+    model = {
+        "ModelName": "ftp-model",
+        "PrimaryContainer": {"Image": TRITON_IMAGE, "ModelDataUrl": "ftp://host/models/"},
+    }
+    config = {
+        "EndpointConfigName": "ftp-config",
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "ftp-model"}],
+    }
+    _saved_state(
+        mme_settings,
+        {
+            "models": {"ftp-model": model},
+            "endpoint_configs": {"ftp-config": config},
+            "endpoints": {
+                "orphaned": _endpoint_record("orphaned", "deleted-config", "InService"),
+                "ftp": _endpoint_record("ftp", "ftp-config", "Creating"),
+            },
+        },
+    )
+    with _service(mme_settings) as running:
+        sagemaker, _ = clients(running.url)
+        for name, reason in (("orphaned", "deleted-config"), ("ftp", "ModelDataUrl")):
+            described = sagemaker.describe_endpoint(EndpointName=name)
+            assert described["EndpointStatus"] == "Failed"
+            assert reason in described["FailureReason"]
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+
+
+def test_create_endpoint_on_a_model_it_cannot_serve_is_refused(mme_settings):
+    model = {
+        "ModelName": "ftp-model",
+        "PrimaryContainer": {"Image": TRITON_IMAGE, "ModelDataUrl": "ftp://host/models/"},
+    }
+    config = {
+        "EndpointConfigName": "ftp-config",
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "ftp-model"}],
+    }
+    _saved_state(
+        mme_settings, {"models": {"ftp-model": model}, "endpoint_configs": {"ftp-config": config}}
+    )
+    with _service(mme_settings) as running:
+        sagemaker, _ = clients(running.url)
+        with pytest.raises(ClientError) as caught:
+            sagemaker.create_endpoint(EndpointName="ftp", EndpointConfigName="ftp-config")
+        assert _error(caught) == (400, "ValidationException")
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_unreadable_saved_state_is_moved_aside_and_the_service_starts(mme_settings):
+    path = _saved_state(mme_settings, {})
+    path.write_text('{"endpoints": ["not", "records"]}')
+    with _service(mme_settings) as running:
+        sagemaker, _ = clients(running.url)
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert [p.name.split("-")[0] for p in path.parent.glob("state.json.unreadable-*")] == [
+        "state.json.unreadable"
+    ]
+
+
+class _StartsThenDies(FakeModelServer):
+    """A server whose start waits for `release`, then fails (as when a newer start killed it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release, self.finished = threading.Event(), threading.Event()
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self.release.wait, 10)
+            raise RuntimeError("tritonserver exited with -9 while starting")
+        finally:
+            self.finished.set()
+
+
+def test_endpoint_recreated_while_its_old_server_starts_is_not_failed_by_it(mme_settings):
+    servers: list[FakeModelServer] = [_StartsThenDies(), FakeModelServer()]
+    first = servers[0]
+    assert isinstance(first, _StartsThenDies)
+    with ServiceInThread(MmeLocalService(mme_settings, lambda name: servers.pop(0))) as running:
+        sagemaker, runtime = clients(running.url)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/", wait=False)
+        sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+        _delete_config_and_model(sagemaker, ENDPOINT)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/", wait=False)
+        first.release.set()
+        assert first.finished.wait(10)
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+        )
+        time.sleep(0.3)
+        described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+        assert described["EndpointStatus"] == "InService"
+        assert "FailureReason" not in described
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
+
+
+def test_delete_during_a_cold_load_answers_the_waiting_request_with_an_aws_error(mme_settings):
+    slow = FakeModelServer(load_s=5.0)
+    with ServiceInThread(MmeLocalService(mme_settings, lambda name: slow)) as running:
+        sagemaker, _ = clients(running.url)
+        _, runtime = clients(
+            running.url, Config(retries={"total_max_attempts": 1}, read_timeout=30)
+        )
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                runtime.invoke_endpoint, EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}"
+            )
+            time.sleep(0.5)
+            sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+            with pytest.raises(ClientError) as caught:
+                waiting.result(timeout=20)
+    assert _error(caught) == (400, "ValidationError")
+    assert "not found" in caught.value.response["Error"]["Message"]
