@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mme_factory.errors import MmeFactoryError
+from mme_factory.errors import MmeFactoryError, StoreError
 from mme_factory.naming import manifest_key
-from mme_factory.store import ArtifactStore
+from mme_factory.store import ArtifactStore, KeyMissing
 
 REGISTRY_PREFIX = "registry/"
 
@@ -28,24 +28,83 @@ class RegisteredTarget:
     target_model: str
 
 
+@dataclass(frozen=True)
+class UnreadableManifest:
+    key: str
+    customer: str  # as the key names it
+    reason: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    targets: list[RegisteredTarget]
+    unreadable: list[UnreadableManifest]
+
+
+def parse_manifest(data: bytes, customer: str) -> dict[str, Any]:
+    """A manifest's content, checked for the shape its readers rely on."""
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:
+        raise ManifestError(f"not JSON: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("customer") != customer:
+        raise ManifestError(f"not a manifest of customer {customer}")
+    for section in ("models", "history", "retired"):
+        if not isinstance(manifest.setdefault(section, {}), dict):
+            raise ManifestError(f"{section!r} is not an object")
+    return manifest
+
+
+def current_targets(manifest: dict[str, Any]) -> list[RegisteredTarget]:
+    """The TargetModels a manifest serves now, one per kind and role."""
+    targets = []
+    for kind, entry in sorted(manifest["models"].items()):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("endpoint"), str)
+            and isinstance(entry.get("targets"), dict)
+            and all(isinstance(target, str) for target in entry["targets"].values())
+        ):
+            raise ManifestError(f"the {kind!r} entry has no endpoint and targets")
+        for target in sorted(entry["targets"].values()):
+            targets.append(RegisteredTarget(manifest["customer"], kind, entry["endpoint"], target))
+    return targets
+
+
 def read_manifest(store: ArtifactStore, customer: str) -> dict[str, Any]:
     """The customer's manifest, or an empty one when nothing was promoted yet."""
     key = manifest_key(customer)
-    if not store.exists(key):
+    try:
+        data = store.read_bytes(key)
+    except KeyMissing:
         return {"customer": customer, "models": {}, "history": {}}
-    return json.loads(store.read_bytes(key))
+    try:
+        return parse_manifest(data, customer)
+    except ManifestError as error:
+        raise ManifestError(f"{store.uri(key)} is an unreadable manifest: {error}") from None
+
+
+def read_registry(store: ArtifactStore) -> Registry:
+    """Every current TargetModel of every readable manifest, and the manifests that are not."""
+    targets: list[RegisteredTarget] = []
+    unreadable: list[UnreadableManifest] = []
+    for key in store.list_keys(REGISTRY_PREFIX):
+        customer = key[len(REGISTRY_PREFIX) :].removesuffix(".json")
+        if not key.endswith(".json"):
+            continue
+        try:
+            targets += current_targets(parse_manifest(store.read_bytes(key), customer))
+        except (ManifestError, StoreError) as error:
+            unreadable.append(UnreadableManifest(key, customer, str(error)))
+    return Registry(targets, unreadable)
 
 
 def registered_targets(store: ArtifactStore) -> list[RegisteredTarget]:
-    """Every current TargetModel in every customer manifest under `registry/`."""
-    targets = []
-    for key in store.list_keys(REGISTRY_PREFIX):
-        if not key.endswith(".json"):
-            continue
-        manifest = json.loads(store.read_bytes(key))
-        for kind, entry in sorted(manifest.get("models", {}).items()):
-            for target in sorted(entry["targets"].values()):
-                targets.append(
-                    RegisteredTarget(manifest["customer"], kind, entry["endpoint"], target)
-                )
-    return targets
+    """Every current TargetModel in every customer manifest; unreadable manifests are an error."""
+    registry = read_registry(store)
+    if registry.unreadable:
+        raise ManifestError(
+            "unreadable manifests: "
+            + "; ".join(f"{store.uri(m.key)}: {m.reason}" for m in registry.unreadable)
+        )
+    return registry.targets

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from mme_factory.aws_clients import sagemaker_runtime_client
 from mme_factory.kserve import kserve_request
-from mme_factory.manifest import RegisteredTarget, registered_targets
+from mme_factory.manifest import RegisteredTarget, UnreadableManifest, read_registry
 from mme_factory.model_kinds import describe
 from mme_factory.settings import Settings
 from mme_factory.store import open_store
@@ -76,20 +76,41 @@ def warm_one(client: Any, target: RegisteredTarget, retries: int, cold_ms: float
     )
 
 
+def unreadable_result(manifest: UnreadableManifest) -> WarmupResult:
+    """A manifest that could not be read, as a failed row of the warm-up table."""
+    return WarmupResult(
+        customer=manifest.customer,
+        kind="-",
+        endpoint="-",
+        target_model=manifest.key,
+        status="failed",
+        state="unknown",
+        latency_ms=0.0,
+        attempts=0,
+        error=f"unreadable manifest: {manifest.reason}"[:300],
+    )
+
+
 def warm_models(
     settings: Settings, concurrency: int, targets: list[RegisteredTarget] | None = None
 ) -> list[WarmupResult]:
-    """Warm `targets` (default: every registered TargetModel), `concurrency` at a time."""
+    """Warm `targets` (default: every registered TargetModel), `concurrency` at a time.
+
+    A manifest that cannot be read stops nobody else's warm-up: it is a failed row.
+    """
+    unreadable: list[UnreadableManifest] = []
     if targets is None:
-        targets = registered_targets(open_store(settings.store, settings))
+        registry = read_registry(open_store(settings.store, settings))
+        targets, unreadable = registry.targets, registry.unreadable
     client = sagemaker_runtime_client(settings, max_pool_connections=concurrency)
     sm = settings.sagemaker
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(
+        warmed = list(
             pool.map(
                 lambda t: warm_one(client, t, sm.invoke_retries, sm.cold_threshold_ms), targets
             )
         )
+    return warmed + [unreadable_result(manifest) for manifest in unreadable]
 
 
 @task(name="warm-models", cache_policy=NO_CACHE)
