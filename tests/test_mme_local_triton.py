@@ -247,3 +247,16 @@ def test_killed_service_restarts_with_its_endpoints_and_no_orphaned_triton(tmp_p
         assert _invoke(second.url, DOUBLER, [2.0]) == [4.0]
     finally:
         second.stop()
+
+
+def test_endpoint_deleted_and_recreated_while_its_triton_starts_serves(service):
+    sagemaker, name = clients(service.url)[0], "dev-mme-again"
+    create_endpoint(sagemaker, name, f"s3://bucket/{PREFIX}/", wait=False)
+    sagemaker.delete_endpoint(EndpointName=name)
+    sagemaker.delete_endpoint_config(EndpointConfigName=f"{name}-config")
+    sagemaker.delete_model(ModelName=f"{name}-model")
+    create_endpoint(sagemaker, name, f"s3://bucket/{PREFIX}/")
+    time.sleep(1.0)
+    described = sagemaker.describe_endpoint(EndpointName=name)
+    assert (described["EndpointStatus"], described.get("FailureReason")) == ("InService", None)
+    assert _invoke(service.url, DOUBLER, [1.0], name) == [2.0]
