@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CUSTOMER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Checked with fullmatch: `$` would also match before a final newline. [0-9], not \d, which
+# matches every Unicode digit.
+CUSTOMER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def check_customer_id(customer: str) -> str:
     """Customer ids appear in S3 keys, TargetModels and Triton model names: keep them plain."""
-    if not CUSTOMER_ID.match(customer):
+    if not CUSTOMER_ID.fullmatch(customer):
         raise ValueError(
             f"invalid customer id {customer!r}: use 1-63 lowercase letters, digits and '-', "
             "starting with a letter or digit"
@@ -55,7 +57,7 @@ class TargetModelKey:
 
     @classmethod
     def parse(cls, key: str) -> TargetModelKey:
-        match = TARGET_MODEL_KEY.match(key)
+        match = TARGET_MODEL_KEY.fullmatch(key)
         if not match:
             raise ValueError(f"not a TargetModel key: {key!r}")
         kind, _, role = match["target"].partition("-")
@@ -63,5 +65,5 @@ class TargetModelKey:
 
 
 TARGET_MODEL_KEY = re.compile(
-    r"^(?P<customer>[a-z0-9][a-z0-9-]{0,62})/(?P<target>[a-z]+(-[a-z]+)?)/v(?P<version>\d+)\.tar\.gz$"
+    r"(?P<customer>[a-z0-9][a-z0-9-]{0,62})/(?P<target>[a-z]+(-[a-z]+)?)/v(?P<version>[0-9]+)\.tar\.gz"
 )

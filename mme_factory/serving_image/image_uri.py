@@ -36,7 +36,7 @@ class EcrImage:
 
     @classmethod
     def parse(cls, uri: str) -> EcrImage:
-        match = ECR_IMAGE_URI.match(uri)
+        match = ECR_IMAGE_URI.fullmatch(uri)
         if match is None:
             raise ServingImageError(f"{uri!r} is not an ECR image URI")
         return cls(**{field: match.group(field) for field in cls.__dataclass_fields__})

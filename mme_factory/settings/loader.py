@@ -106,7 +106,7 @@ class MmeLocalSettings(SettingsSection):
 
 class Settings(SettingsSection):
     env: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,19}$")
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
     store: str = Field(".mme-factory/store", min_length=1)
     state_dir: Path = Path(".mme-factory")
     endpoints: EndpointSettings = EndpointSettings()

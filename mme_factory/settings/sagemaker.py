@@ -10,19 +10,20 @@ from mme_factory.settings.section import SettingsSection
 
 # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>(:<tag> | @sha256:<digest>)
 ECR_IMAGE_URI = re.compile(
-    r"^(?P<registry>(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
+    r"(?P<registry>(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9])"
     r"\.(?P<domain>amazonaws\.com(?:\.cn)?))"
     r"/(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))"
 )
 ECR_REPOSITORY = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 
 
 class SageMakerSettings(SettingsSection):
     role_arn: str = Field(
-        "arn:aws:iam::000000000000:role/mme-factory-local", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:"
+        "arn:aws:iam::000000000000:role/mme-factory-local",
+        pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:",
     )
-    triton_version: str = Field("24.09", pattern=r"^\d{2}\.\d{2}$")
+    triton_version: str = Field("24.09", pattern=r"^[0-9]{2}\.[0-9]{2}$")
     # The image every endpoint's model runs. null: the serving image built by `mme-factory
     # serving-image --push`, in the role's account and the settings' region, tagged
     # <triton_version>-py3[-cpu]-<digest of its package lists>.
@@ -50,7 +51,7 @@ class SageMakerSettings(SettingsSection):
     @field_validator("image_uri")
     @classmethod
     def _ecr_image(cls, value: str | None) -> str | None:
-        if value is not None and not ECR_IMAGE_URI.match(value):
+        if value is not None and not ECR_IMAGE_URI.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not an ECR image URI: expected <12-digit account>.dkr.ecr."
                 "<region>.amazonaws.com/<repository>:<tag> or ...@sha256:<digest>"

@@ -22,9 +22,9 @@ from tasks.packaging.triton_config import EnsembleStep, PackagingError, TensorSp
 TRITON_MODELS = Path(triton_models.__file__).resolve().parent
 LAYOUT_FILE = "layout.yaml"
 SHARED_DIR = "shared"
-_VERSION = re.compile(r"^v(\d+)$")
+_VERSION = re.compile(r"v([0-9]+)")
 _NAME_PART = re.compile(r"[^a-z0-9_.-]+")
-_WHOLE = re.compile(r"^\{(\w+)\}$")
+_WHOLE = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class KindLayout:
 
     def code_versions(self) -> list[str]:
         """The Python-backend code versions, oldest first (`v1`, `v2`, ...)."""
-        found = [p.name for p in self.code_root.iterdir() if p.is_dir() and _VERSION.match(p.name)]
+        found = [
+            p.name for p in self.code_root.iterdir() if p.is_dir() and _VERSION.fullmatch(p.name)
+        ]
         return sorted(found, key=lambda name: int(name[1:]))
 
     def resolve_code_version(self, requested: str | None) -> str:
@@ -146,7 +148,7 @@ def _fill(value: Any, values: dict[str, Any], where: str) -> Any:
     """Fill `{field}` placeholders; a whole-value placeholder of a list or dict becomes JSON."""
     if not isinstance(value, str) or "{" not in value:
         return value
-    whole = _WHOLE.match(value)
+    whole = _WHOLE.fullmatch(value)
     if whole:
         if whole.group(1) not in values:
             raise PackagingError(f"{where}: export.json has no value for '{whole.group(1)}'")
