@@ -224,10 +224,12 @@ class ControlPlane:
     async def _DeleteEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
         self._endpoint(name)
-        await self._stop(name)
+        # Gone from the state before the first await, so a concurrent delete of the same name is
+        # refused as unknown; a create of it meanwhile starts after this stop, in order.
         del self.state.endpoints[name]
         self.state.endpoint_specs.pop(name, None)
         self._save()
+        await self._stop(name)
         return {}
 
     async def _DeleteEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:

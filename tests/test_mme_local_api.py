@@ -428,3 +428,28 @@ def test_delete_during_a_cold_load_answers_the_waiting_request_with_an_aws_error
                 waiting.result(timeout=20)
     assert _error(caught) == (400, "ValidationError")
     assert "not found" in caught.value.response["Error"]["Message"]
+
+
+class _SlowToStop(FakeModelServer):
+    async def stop(self) -> None:
+        await asyncio.sleep(0.3)
+        await super().stop()
+
+
+def test_concurrent_deletes_of_one_endpoint_answer_once_and_refuse_the_rest(mme_settings):
+    with ServiceInThread(MmeLocalService(mme_settings, lambda name: _SlowToStop())) as running:
+        sagemaker, _ = clients(running.url)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        once, _ = clients(running.url, Config(retries={"total_max_attempts": 1}))
+
+        def delete(_: int) -> int:
+            try:
+                once.delete_endpoint(EndpointName=ENDPOINT)
+            except ClientError as error:
+                return int(error.response["ResponseMetadata"]["HTTPStatusCode"])
+            return 200
+
+        with ThreadPoolExecutor(3) as pool:
+            statuses = sorted(pool.map(delete, range(3)))
+        assert statuses == [200, 400, 400]
+        assert sagemaker.list_endpoints()["Endpoints"] == []
