@@ -3,6 +3,10 @@
 Latencies are in microseconds like CloudWatch's. Timings are summaries (`_sum`, `_count`);
 `ModelCacheHit` is a summary of 1 (hit) and 0 (miss), so `_sum / _count` is CloudWatch's
 Average of ModelCacheHit: the cache-hit ratio.
+
+Series labelled with an endpoint exist only while that endpoint does, as in CloudWatch: a write
+naming any other endpoint (a request for a name that was never created, one finishing after
+its endpoint was deleted) is dropped, so clients cannot grow the series without bound.
 """
 
 from __future__ import annotations
@@ -40,23 +44,44 @@ class Metrics:
         self._lock = threading.Lock()
         self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
         self._counts: dict[str, dict[Labels, int]] = defaultdict(dict)
+        self._endpoints: set[str] = set()
 
     @staticmethod
     def _labels(labels: dict[str, str]) -> Labels:
         return tuple(sorted(labels.items()))
 
+    def add_endpoint(self, endpoint: str) -> None:
+        with self._lock:
+            self._endpoints.add(endpoint)
+
+    def remove_endpoint(self, endpoint: str) -> None:
+        """Forget the endpoint and every series labelled with it."""
+        with self._lock:
+            self._endpoints.discard(endpoint)
+            for series in (*self._values.values(), *self._counts.values()):
+                for key in [key for key in series if ("endpoint", endpoint) in key]:
+                    del series[key]
+
+    def _accepts(self, labels: dict[str, str]) -> bool:
+        endpoint = labels.get("endpoint")
+        return endpoint is None or endpoint in self._endpoints
+
     def add(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = self._labels(labels)
         with self._lock:
-            self._values[name][key] = self._values[name].get(key, 0.0) + amount
+            if self._accepts(labels):
+                self._values[name][key] = self._values[name].get(key, 0.0) + amount
 
     def set(self, name: str, value: float, **labels: str) -> None:
         with self._lock:
-            self._values[name][self._labels(labels)] = value
+            if self._accepts(labels):
+                self._values[name][self._labels(labels)] = value
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         key = self._labels(labels)
         with self._lock:
+            if not self._accepts(labels):
+                return
             self._values[name][key] = self._values[name].get(key, 0.0) + value
             self._counts[name][key] = self._counts[name].get(key, 0) + 1
 
