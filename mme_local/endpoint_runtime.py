@@ -212,7 +212,7 @@ class EndpointRuntime:
                 )
                 entry.timings_s["extract"] = time.monotonic() - started
                 archive.unlink(missing_ok=True)
-                await self._wait_under_budget()
+                await self._wait_under_budget(exclude=name)
                 before = await self.server.resident_memory_bytes()
                 started = time.monotonic()
                 await self._load_with_retry(name, model_root / "model")
@@ -250,14 +250,18 @@ class EndpointRuntime:
                 if error.status != OUT_OF_MEMORY or not await self._evict_one(exclude=name):
                     raise
 
-    async def _wait_under_budget(self) -> None:
-        """Before a load: evict idle LRU models while over budget; wait for busy ones to drain."""
+    async def _wait_under_budget(self, exclude: str) -> None:
+        """Before a load: evict idle LRU models while over budget; wait for busy ones to drain.
+
+        Never the one being loaded: a copy of it still cached (its key holds other bytes now)
+        has its directory, which evicting it would delete, replaced by the new bytes.
+        """
         deadline = time.monotonic() + self.policy.load_wait_s
         while len(self.cache) and time.monotonic() < deadline:
             used = await self._measure_memory()
             if used <= self.policy.budget_bytes:
                 return
-            if await self._evict_one():
+            if await self._evict_one(exclude=exclude):
                 continue
             async with self._released:
                 with contextlib.suppress(TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import lzma
@@ -37,9 +38,10 @@ def _run(
     tmp_path: Path,
     store: LocalStore,
     scenario: Callable[[EndpointRuntime, FakeModelServer], Awaitable[None]],
+    wait_s: float = 5.0,
 ) -> None:
     server = FakeModelServer()
-    policy = CachePolicy(1024 * MIB, 5.0, ArchiveLimits(10 * MIB, 100))
+    policy = CachePolicy(1024 * MIB, wait_s, ArchiveLimits(10 * MIB, 100))
 
     async def main() -> None:
         runtime = EndpointRuntime(
@@ -68,6 +70,27 @@ def test_overwritten_target_model_is_reloaded_not_served_from_cache(tmp_path):
         assert runtime.cache.get(TARGET.triton_name).sha256 == store.stored_sha256(TARGET.key)
 
     _run(tmp_path, store, scenario)
+
+
+def test_overwritten_model_reloaded_over_budget_keeps_its_new_files(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes(TARGET.key, model_tarball(factor=2.0))
+
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(TARGET, b"x", "a/b")
+        server.base_bytes = 2 * runtime.policy.budget_bytes  # over budget; only its copy cached
+        store.write_bytes(TARGET.key, model_tarball(factor=3.0))
+        with contextlib.suppress(AwsError):  # 429: still waiting for memory that never frees
+            await runtime.invoke(TARGET, b"x", "a/b")
+        for _ in range(50):
+            if TARGET.triton_name not in runtime._loads:
+                break
+            await asyncio.sleep(0.1)
+        status, _, _ = await runtime.invoke(TARGET, b"x", "a/b")
+        assert status == 200 and server.load_calls == [TARGET.triton_name] * 2
+        assert (runtime.models_dir / TARGET.triton_name / "model" / "doubler").is_dir()
+
+    _run(tmp_path, store, scenario, wait_s=0.3)
 
 
 def test_deleted_target_model_is_no_longer_served(tmp_path):
