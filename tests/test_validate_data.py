@@ -185,3 +185,41 @@ def test_failure_lists_every_broken_rule_at_once(acme_copy, settings):
     assert "failed 2 validation rule(s)" in str(failure.value)
     report = failure.value.report_markdown
     assert "`empty_text`" in report and "`unknown_article_id`" in report
+
+
+def test_deeply_nested_jsonl_line_is_an_unparseable_row_not_a_crash(acme_copy, settings):
+    rewrite_line(acme_copy / "replies.jsonl", 5, "[" * 100_000 + "\n")
+    rewrite_line(acme_copy / "articles.jsonl", 3, '{"id": "x", "title": ' + "[" * 100_000 + "\n")
+    failures = failed_rules(acme_copy, settings)
+    assert "nested too deeply" in failures[("replies.jsonl", "unparseable_row")].samples[0]
+    assert failures[("articles.jsonl", "unparseable_row")].samples[0].startswith("line 3:")
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_jsonl_text_with_unicode_line_separators_is_one_row(acme_copy, settings, separator):
+    path = acme_copy / "replies.jsonl"
+    record = {"context": f"first line{separator}second line", "reply": "Thanks for asking, we can."}
+    rewrite_line(path, 2, json.dumps(record, ensure_ascii=False) + "\n")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    summary = validate_customer_data(str(acme_copy), settings)
+    assert not [r for r in summary.failures if r.rule == "unparseable_row"]
+    assert summary.rows["replies.jsonl"] == len([line for line in lines if line.strip()])
+
+
+def test_csv_text_with_unicode_line_separators_is_one_row(acme_copy, settings):
+    path = acme_copy / "intents.csv"
+    rewrite_line(path, 2, '"where is\u2028my order\u0085please",order_status\n')
+    summary = validate_customer_data(str(acme_copy), settings)
+    assert not [r for r in summary.failures if r.file == "intents.csv"]
+
+
+def test_csv_with_a_duplicated_header_names_the_duplicate_column(acme_copy, settings):
+    path = acme_copy / "intents.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[0] = "text,text,intent\n"
+    lines[1:] = [line.rstrip("\n") + ",extra\n" for line in lines[1:]]
+    path.write_text("".join(lines), encoding="utf-8")
+    failures = [r for r in validate_customer_data(str(acme_copy), settings).failures]
+    on_intents = [r for r in failures if r.file == "intents.csv"]
+    assert [r.rule for r in on_intents] == ["duplicate_column"]
+    assert "'text' appears 2 times" in on_intents[0].samples[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -84,6 +85,11 @@ def _parse_csv(name: str, text: str) -> CustomerFile:
                 continue
             if header is None:
                 header = [column.strip() for column in record]
+                duplicated = _duplicated(header)
+                if duplicated:
+                    return CustomerFile(
+                        name, problems=[_duplicate_columns(name, header, duplicated)]
+                    )
             elif len(record) != len(header):
                 malformed.append(f"line {start}: {len(record)} fields, header has {len(header)}")
             else:
@@ -116,22 +122,42 @@ def _parse_csv(name: str, text: str) -> CustomerFile:
     return CustomerFile(name, frame, problems)
 
 
+def _duplicated(header: list[str]) -> dict[str, int]:
+    counts = Counter(header)
+    return {column: count for column, count in counts.items() if count > 1}
+
+
+def _duplicate_columns(name: str, header: list[str], duplicated: dict[str, int]) -> RuleResult:
+    return RuleResult(
+        name,
+        "duplicate_column",
+        "every column name appears once in the header",
+        False,
+        len(duplicated),
+        len(header),
+        tuple(f"{column!r} appears {count} times" for column, count in duplicated.items()),
+    )
+
+
 def _parse_jsonl(name: str, text: str) -> CustomerFile:
     expected = EXPECTED_COLUMNS[name]
     records: dict[int, dict[str, object]] = {}
     malformed: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends a line at "\n" only: str.splitlines would also split inside strings at
+    # U+2028, U+2029, U+0085 and other characters that are valid raw in JSON text.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+            if not isinstance(record, dict):
+                malformed.append(f"line {number}: a JSON {type(record).__name__}, not an object")
+                continue
+            records[number] = {key: _as_text(record[key]) for key in expected if key in record}
         except json.JSONDecodeError as error:
             malformed.append(f"line {number}: {error.msg} at column {error.colno}")
-            continue
-        if not isinstance(record, dict):
-            malformed.append(f"line {number}: a JSON {type(record).__name__}, not an object")
-            continue
-        records[number] = {key: _as_text(record[key]) for key in expected if key in record}
+        except RecursionError:
+            malformed.append(f"line {number}: arrays or objects nested too deeply")
     present = [key for key in expected if any(key in record for record in records.values())]
     frame = pd.DataFrame.from_dict(records, orient="index", columns=present, dtype=object)
     problems = []
