@@ -45,7 +45,7 @@ def parse_manifest(data: bytes, customer: str) -> dict[str, Any]:
     """A manifest's content, checked for the shape its readers rely on."""
     try:
         manifest = json.loads(data)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise ManifestError(f"not JSON: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("customer") != customer:
         raise ManifestError(f"not a manifest of customer {customer}")

@@ -71,3 +71,10 @@ def test_a_corrupt_manifest_is_refused_naming_its_key(tmp_path: Path) -> None:
         read_manifest(store, "acme")
     with pytest.raises(ManifestError, match=r"registry/acme\.json"):
         registered_targets(store)
+
+
+def test_a_deeply_nested_manifest_is_unreadable_not_a_crash(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes("registry/acme.json", b"[" * 100_000)
+    with pytest.raises(ManifestError, match="unreadable manifest"):
+        read_manifest(store, "acme")

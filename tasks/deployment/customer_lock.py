@@ -136,7 +136,7 @@ class Lease:
 def _parse(data: bytes) -> dict[str, Any]:
     try:
         record = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
 

@@ -37,7 +37,7 @@ def recorded_highest(store: ArtifactStore, customer: str) -> int:
         return int(record["highest"])
     except KeyMissing:
         return 0
-    except (StoreError, ValueError, TypeError, KeyError) as error:
+    except (StoreError, ValueError, TypeError, KeyError, RecursionError) as error:
         raise ManifestError(
             f"{store.uri(key)} is unreadable ({error}): restore it, or write "
             '{"highest": N} with N at least the highest version ever uploaded for the customer'
