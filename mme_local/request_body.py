@@ -6,9 +6,12 @@ nothing: the body is read chunk by chunk and refused at the first byte over the 
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.requests import Request
 
-from mme_local.aws_errors import body_too_large
+from mme_local.aws_errors import body_too_large, control_validation
 
 # SageMaker's control-plane requests are small JSON documents; 1 MiB bounds what one may hold.
 MAX_CONTROL_BODY_BYTES = 1024 * 1024
@@ -27,3 +30,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is `{}`); a 400 for anything else."""
+    body = await read_body(request, limit)
+    try:
+        params = json.loads(body or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
+        raise control_validation("request body is not JSON") from None
+    if not isinstance(params, dict):
+        raise control_validation("request body is JSON but not an object")
+    return params

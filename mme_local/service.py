@@ -29,7 +29,6 @@ from mme_factory.triton import TritonRuntime
 from mme_local.aws_errors import (
     MAX_INVOKE_BODY_BYTES,
     AwsError,
-    control_validation,
     internal_failure,
     validation_error,
 )
@@ -38,7 +37,7 @@ from mme_local.control_state import ControlStateFile
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
 from mme_local.model_server import ModelServer, TritonModelServer
-from mme_local.request_body import MAX_CONTROL_BODY_BYTES, read_body
+from mme_local.request_body import MAX_CONTROL_BODY_BYTES, read_body, read_json_object
 from mme_local.target_model import InvalidTargetModel, TargetModel
 
 logger = logging.getLogger("mme_local")
@@ -177,10 +176,7 @@ class MmeLocalService:
         try:
             if service != "SageMaker" or not operation:
                 raise AwsError(400, "UnknownOperationException", f"unknown target {target!r}")
-            try:
-                params = json.loads(await read_body(request, MAX_CONTROL_BODY_BYTES) or b"{}")
-            except ValueError:
-                raise control_validation("request body is not JSON") from None
+            params = await read_json_object(request, MAX_CONTROL_BODY_BYTES)
             answer = await self.control.handle(operation, params)
         except AwsError as error:
             return error.response()

@@ -106,6 +106,28 @@ def test_chunked_control_plane_body_is_refused_once_past_its_limit(mme_settings)
     assert request.sent == MAX_CONTROL_BODY_BYTES // CHUNK + 1
 
 
+class OneChunk(ChunkedRequest):
+    def __init__(self, path: str, headers: dict[str, str], body: bytes) -> None:
+        super().__init__(path, headers, chunks=1)
+        self.content = body
+
+    async def receive(self) -> dict[str, Any]:
+        self.sent += 1
+        return {"type": "http.request", "body": self.content, "more_body": False}
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"[]", b"null", b"\xff"])
+def test_control_plane_body_that_is_not_a_json_object_is_a_400(mme_settings, body):
+    async def main() -> ChunkedRequest:
+        service = _service(mme_settings)
+        headers = {"x-amz-target": "SageMaker.ListEndpoints"}
+        return await OneChunk("/", headers, body).run(service.app())
+
+    request = asyncio.run(main())
+    assert request.status == 400
+    assert json.loads(request.body)["__type"] == "ValidationException"
+
+
 def test_unknown_endpoint_names_create_no_metric_series(mme_settings):
     async def main() -> str:
         service = _service(mme_settings)
