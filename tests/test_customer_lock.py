@@ -111,6 +111,7 @@ def test_a_holder_that_outlives_the_stale_limit_keeps_its_lock(store):
         stagger_s=0.3,
     )
     stays.assert_one_at_a_time(holders=2)
+    assert not [t for t in threading.enumerate() if t.name == f"renew {KEY}"]
 
 
 def test_release_by_a_run_that_lost_the_lock_leaves_the_new_owners_lock(store):

@@ -84,7 +84,9 @@ class Lease:
 
     def start_renewing(self) -> None:
         self._renewed = time.monotonic()
-        self._heartbeat = threading.Thread(target=self._renew_until_released, daemon=True)
+        self._heartbeat = threading.Thread(
+            target=self._renew_until_released, name=f"renew {self.key}", daemon=True
+        )
         self._heartbeat.start()
 
     def _renew_until_released(self) -> None:
@@ -117,15 +119,16 @@ class Lease:
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=60)
         with self._guard:
-            if self.lost or self.tag is None:
+            if self.tag is None:
                 return
             for attempt in range(RELEASE_ATTEMPTS):
                 try:
-                    if not self.store.delete_if(self.key, self.tag):
-                        current = self.store.read_versioned(self.key)
-                        if current is not None and self._is_ours(current):
-                            continue
-                        self.lost = "another run took the lock over while this run held it"
+                    if self.store.delete_if(self.key, self.tag):
+                        return
+                    current = self.store.read_versioned(self.key)
+                    if current is not None and self._is_ours(current):
+                        continue
+                    self.lost = self.lost or "another run took the lock over while this run held it"
                     return
                 except StoreUnavailable as error:
                     logger.warning("releasing %s: %s", self.store.uri(self.key), error)
@@ -148,13 +151,20 @@ def customer_lock(
     """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it."""
     lease = Lease(store, lock_key(customer), stale_s)
     deadline = time.monotonic() + wait_s
+    unavailable: StoreUnavailable | None = None
     while True:
         try:
             if lease.try_take():
                 break
+            unavailable = None
         except StoreUnavailable as error:  # as if another run had won this attempt
             logger.warning("taking %s: %s", store.uri(lease.key), error)
+            unavailable = error
         if time.monotonic() >= deadline:
+            if unavailable is not None:
+                raise ManifestError(
+                    f"cannot take the lock of customer {customer}: {unavailable}"
+                ) from None
             raise ManifestError(
                 f"customer {customer} is locked by another run ({lease.holder or 'unreadable'}); "
                 f"waited {wait_s:.0f} s. Retry when it has finished."
