@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mme_factory.errors import StoreError
 from mme_factory.model_archive import ArchiveLimits, ModelArchiveError, extract_model
-from mme_factory.store import ArtifactStore
+from mme_factory.store import ArtifactStore, KeyMissing
 from mme_factory.triton import TritonError
 from mme_local.aws_errors import (
     AwsError,
@@ -162,11 +162,15 @@ class EndpointRuntime:
         raise service_unavailable(f"TargetModel {target.key!r} was evicted while loading; retry")
 
     async def _holds_current_bytes(self, entry: LoadedModel) -> bool:
+        """Whether the key still holds the bytes `entry` was loaded from."""
+        key = entry.target.key
         try:
-            current = await asyncio.to_thread(self.source.current_sha256, entry.target.key)
+            current = await asyncio.to_thread(self.source.current_sha256, key)
+        except KeyMissing as error:
+            raise model_error(404, f"cannot download model data: {error}", key) from None
         except StoreError as error:
-            message = f"cannot download model data: {error}"
-            raise model_error(404, message, entry.target.key) from None
+            # Not knowing what the key holds is no licence to serve what it held: retry.
+            raise service_unavailable(f"cannot check TargetModel {key!r}: {error}; retry") from None
         return current == entry.sha256
 
     def _load_finished(self, name: str, task: asyncio.Task[LoadedModel]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mme_factory.errors import StoreError
 from mme_factory.model_archive import ModelArchiveError
-from mme_factory.store import ArtifactStore, LocalStore
+from mme_factory.store import ArtifactStore, KeyMissing, LocalStore
 
 FileIdentity = tuple[int, int, int, int]
 
@@ -67,7 +67,7 @@ class ModelSource:
         try:
             stat = os.stat(self.store.uri(key))
         except FileNotFoundError:
-            raise StoreError(f"{self.store.uri(key)} does not exist") from None
+            raise KeyMissing(f"{self.store.uri(key)} does not exist") from None
         except OSError as error:
             raise StoreError(f"cannot inspect {self.store.uri(key)}: {error}") from None
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)

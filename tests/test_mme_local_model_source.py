@@ -11,11 +11,12 @@ import os
 import tarfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mme_factory.model_archive import ArchiveLimits
-from mme_factory.store import LocalStore
+from mme_factory.store import LocalStore, StoreUnavailable
 from mme_local.aws_errors import AwsError
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
@@ -106,6 +107,38 @@ def test_deleted_target_model_is_no_longer_served(tmp_path):
         assert caught.value.fields["OriginalStatusCode"] == 404
 
     _run(tmp_path, store, scenario)
+
+
+class FlakyStore:
+    """A remote store (not a local directory) that can stop answering."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        self.inner, self.down = inner, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def stored_sha256(self, key: str) -> str:
+        if self.down:
+            raise StoreUnavailable(f"cannot inspect {key}: connection refused")
+        return self.inner.stored_sha256(key)
+
+
+def test_warm_model_is_not_served_while_the_store_cannot_say_what_its_key_holds(tmp_path):
+    store = FlakyStore(LocalStore(tmp_path / "store"))
+    store.inner.write_bytes(TARGET.key, model_tarball())
+
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        await runtime.invoke(TARGET, b"x", "a/b")
+        store.down = True
+        with pytest.raises(AwsError) as caught:
+            await runtime.invoke(TARGET, b"x", "a/b")
+        assert (caught.value.status, caught.value.code) == (503, "ServiceUnavailable")
+        store.down = False
+        status, _, _ = await runtime.invoke(TARGET, b"x", "a/b")
+        assert status == 200 and server.load_calls == [TARGET.triton_name]
+
+    _run(tmp_path, store, scenario)  # type: ignore[arg-type]
 
 
 def test_download_whose_sha256_differs_from_the_store_is_refused(tmp_path):
