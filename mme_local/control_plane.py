@@ -1,7 +1,7 @@
 """The SageMaker control-plane subset over AWS JSON 1.1 (`X-Amz-Target: SageMaker.<Op>`).
 
-Requests are checked against botocore's own service model, so a call the real API would refuse
-for its shape is refused here too, with the same `ValidationException`. A request this service
+Requests are checked as the real API checks them (control_request.py), with the same
+`ValidationException`. A request this service
 could not act on is refused when it is made, never saved to fail later: an endpoint is created
 only once what it will serve is known, and it keeps that even if its config and model go.
 """
@@ -9,42 +9,17 @@ only once what it will serve is known, and it keeps that even if its config and 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import botocore.session
-from botocore.validate import ParamValidator
-
 from mme_local.aws_errors import control_validation
+from mme_local.control_request import check_image, check_model_data_url, check_request
 from mme_local.control_state import ControlState, ControlStateFile, arn
 
 EndpointStarter = Callable[[str, dict[str, Any]], Awaitable[None]]
 EndpointStopper = Callable[[str], Awaitable[None]]
 logger = logging.getLogger("mme_local")
-
-_SERVICE = botocore.session.get_session().get_service_model("sagemaker")
-# SageMaker takes a model's image only as registry/repository[:tag] or registry/repository@digest,
-# so a bare name such as "tritonserver:24.09" is refused when the model is created.
-CONTAINER_IMAGE = re.compile(
-    r"^(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::\d+)?"
-    r"/[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?$"
-)
-# A multi-model container's model data is an S3 prefix (or, locally, a directory as file:///...).
-MODEL_DATA_URL = re.compile(r"s3://[^/\s]+(?:/\S*)?|file:///\S*")
-
-
-def check_request(operation: str, params: dict[str, Any]) -> None:
-    """Refuse params that botocore's model of the real API would refuse."""
-    try:
-        shape = _SERVICE.operation_model(operation).input_shape
-    except Exception:
-        raise control_validation(f"unknown operation {operation}") from None
-    report = ParamValidator().validate(params, shape) if shape is not None else None
-    if report is not None and report.has_errors():
-        raise control_validation(report.generate_report())
 
 
 class ControlPlane:
@@ -80,13 +55,8 @@ class ControlPlane:
         container = params.get("PrimaryContainer") or (params.get("Containers") or [{}])[0]
         if container.get("Mode") != "MultiModel":
             raise control_validation("mme_local serves multi-model endpoints: set Mode=MultiModel")
-        _check_model_data_url(str(container.get("ModelDataUrl", "")))
-        image = str(container.get("Image", ""))
-        if not CONTAINER_IMAGE.match(image):
-            raise control_validation(
-                f"Image {image!r} is not a container image with a registry path: expected "
-                "<registry>/<repository>[:<tag>|@sha256:<digest>]"
-            )
+        check_model_data_url(str(container.get("ModelDataUrl", "")))
+        check_image(str(container.get("Image", "")))
         model_arn = arn(self.region, "model", name)
         self.state.models[name] = {
             "ModelName": name,
@@ -162,7 +132,7 @@ class ControlPlane:
         if model is None:
             raise control_validation(f'Could not find model "{variant.get("ModelName")}".')
         url = str(model["PrimaryContainer"].get("ModelDataUrl", ""))
-        _check_model_data_url(url)
+        check_model_data_url(url)
         return {"variant": variant["VariantName"], "model_data_url": url}
 
     def endpoint_spec(self, name: str) -> dict[str, Any]:
@@ -245,11 +215,3 @@ class ControlPlane:
             raise control_validation(f'Could not find model "{arn(self.region, "model", name)}".')
         self._save()
         return {}
-
-
-def _check_model_data_url(url: str) -> None:
-    if not MODEL_DATA_URL.fullmatch(url):
-        raise control_validation(
-            f"ModelDataUrl {url!r} is not a model-data prefix: expected s3://<bucket>/<prefix>/ "
-            "(or file:///<directory>/ for a local store)"
-        )

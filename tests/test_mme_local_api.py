@@ -453,3 +453,29 @@ def test_concurrent_deletes_of_one_endpoint_answer_once_and_refuse_the_rest(mme_
             statuses = sorted(pool.map(delete, range(3)))
         assert statuses == [200, 400, 400]
         assert sagemaker.list_endpoints()["Endpoints"] == []
+
+
+@pytest.mark.parametrize("name", ["../escape", "dev-mme-test\n", "x" * 64, "-leading"])
+def test_endpoint_name_outside_the_api_pattern_is_refused_when_made(mme_settings, name):
+    with _service(mme_settings) as running:
+        sagemaker, _ = clients(running.url)
+        create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
+        with pytest.raises(ClientError) as caught:
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{ENDPOINT}-config")
+        assert _error(caught) == (400, "ValidationException")
+        assert [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]] == [ENDPOINT]
+
+
+def test_image_with_a_trailing_newline_is_refused(running):
+    sagemaker, _ = clients(running.url)
+    with pytest.raises(ClientError) as caught:
+        sagemaker.create_model(
+            ModelName="newline-image",
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
+            PrimaryContainer={
+                "Image": TRITON_IMAGE + "\n",
+                "ModelDataUrl": "s3://b/mme/",
+                "Mode": "MultiModel",
+            },
+        )
+    assert _error(caught) == (400, "ValidationException")
