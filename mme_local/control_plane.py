@@ -133,7 +133,11 @@ class ControlPlane:
             raise control_validation(f'Could not find model "{variant.get("ModelName")}".')
         url = str(model["PrimaryContainer"].get("ModelDataUrl", ""))
         check_model_data_url(url)
-        return {"variant": variant["VariantName"], "model_data_url": url}
+        return {
+            "variant": variant["VariantName"],
+            "model_data_url": url,
+            "production_variant": variant,
+        }
 
     def endpoint_spec(self, name: str) -> dict[str, Any]:
         """The variant and model-data prefix an endpoint serves, as resolved when it was created.
@@ -168,6 +172,9 @@ class ControlPlane:
     async def _DescribeEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         record = dict(self._endpoint(params["EndpointName"]))
         config = self.state.endpoint_configs.get(record["EndpointConfigName"], {})
+        # The endpoint runs on what it was created with, even after its config is deleted.
+        kept = self.state.endpoint_specs.get(record["EndpointName"], {}).get("production_variant")
+        variants = config.get("ProductionVariants") or ([kept] if kept else [])
         count = 1 if record["EndpointStatus"] == "InService" else 0
         record["ProductionVariants"] = [
             {
@@ -177,7 +184,7 @@ class ControlPlane:
                 "CurrentInstanceCount": count,
                 "DesiredInstanceCount": variant.get("InitialInstanceCount", 1),
             }
-            for variant in config.get("ProductionVariants", [])
+            for variant in variants
         ]
         return record
 

@@ -280,6 +280,8 @@ def test_endpoint_outlives_its_config_and_model_across_a_restart(mme_settings):
         )
         answer = runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
         assert answer["InvokedProductionVariant"] == "AllTraffic"
+        described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+        assert [v["VariantName"] for v in described["ProductionVariants"]] == ["AllTraffic"]
 
 
 @pytest.mark.parametrize("url", ["https://example.com/models/", "/var/models/", "s3:///x/"])
