@@ -48,7 +48,26 @@ class ArchiveLimits:
 
 
 class CheckedTarInfo(tarfile.TarInfo):
-    """tarfile's header reader, refusing what would make tarfile itself read without bound."""
+    """tarfile's header reader, refusing what would make tarfile itself read without bound.
+
+    It also refuses what tarfile takes for the end of the archive after the first entry: a
+    header with a bad checksum or a stream that stops without the end-of-archive blocks would
+    otherwise end the listing quietly and leave a model with files missing.
+    """
+
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> Any:
+        try:
+            return super().frombuf(buf, encoding, errors)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError):
+            raise ModelArchiveError(
+                "TargetModel tarball is corrupt or truncated: it ends without the "
+                "end-of-archive marker"
+            ) from None
+        except tarfile.InvalidHeaderError as error:
+            raise ModelArchiveError(
+                f"TargetModel tarball is corrupt or truncated: a header is invalid ({error})"
+            ) from None
 
     def _proc_member(self, tar: Any) -> Any:
         if self.type == tarfile.GNUTYPE_SPARSE:

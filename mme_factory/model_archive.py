@@ -56,7 +56,7 @@ def extract_model(archive: Path, destination: Path, limits: ArchiveLimits) -> Pa
 
 
 def _unpack(archive: Path, root: Path, checker: EntryChecker) -> None:
-    for member, data in _entries(archive):
+    for member, tar in _entries(archive):
         path = checker.check(member)
         if path is None:
             continue
@@ -71,7 +71,7 @@ def _unpack(archive: Path, root: Path, checker: EntryChecker) -> None:
         except OSError as error:
             raise ModelArchiveError(f"cannot unpack TargetModel tarball: {error}") from None
         with os.fdopen(descriptor, "wb") as handle:
-            _copy(member, data, handle)
+            _copy(member, tar, handle)
 
 
 def _entries(archive: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:

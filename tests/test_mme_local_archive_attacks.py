@@ -220,3 +220,30 @@ def test_tarball_cut_inside_a_file_is_refused_and_leaves_nothing(tmp_path):
     with pytest.raises(ModelArchiveError, match="corrupt or truncated"):
         _extract(tmp_path, data)
     assert _written(tmp_path) == []
+
+
+def _plain_tar_with_weights() -> tuple[bytes, int]:
+    """A plain tar of the model and a weights file; also the offset of the weights' header."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in model_files().items():
+            _add(tar, name, data)
+        header_at = tar.offset
+        _add(tar, "doubler/1/weights.bin", b"w" * 1000)
+    return buffer.getvalue(), header_at
+
+
+def test_header_with_a_bad_checksum_after_the_first_is_corrupt_not_the_end(tmp_path):
+    data, header_at = _plain_tar_with_weights()
+    damaged = bytearray(data)
+    damaged[header_at + 10] ^= 0xFF
+    with pytest.raises(ModelArchiveError, match="header is invalid"):
+        _extract(tmp_path, gzip.compress(bytes(damaged)))
+    assert _written(tmp_path) == []
+
+
+def test_tarball_cut_between_two_entries_is_truncated(tmp_path):
+    data, header_at = _plain_tar_with_weights()
+    with pytest.raises(ModelArchiveError, match="end-of-archive marker"):
+        _extract(tmp_path, data[:header_at])
+    assert _written(tmp_path) == []
