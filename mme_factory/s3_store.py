@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
@@ -117,6 +118,11 @@ class S3Store:
             )
         except (ClientError, BotoCoreError) as error:
             raise self._error(f"upload {path} to", key, error) from None
+        except S3UploadFailedError as error:
+            # The managed transfer wraps the client's error; classify that one.
+            cause = error.__context__
+            wrapped = cause if isinstance(cause, ClientError | BotoCoreError) else error
+            raise self._error(f"upload {path} to", key, wrapped) from None
 
     def stored_sha256(self, key: str) -> str:
         head = self._call("inspect", key, self.client.head_object, Key=self._key(key))

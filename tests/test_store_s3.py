@@ -59,6 +59,14 @@ def test_missing_bucket_is_a_store_error(s3_settings):
         store.read_bytes("intents.csv")
 
 
+def test_an_upload_to_a_missing_bucket_is_a_store_error(s3_settings, tmp_path):
+    store = open_store("s3://no-such-bucket/x", s3_settings)
+    tarball = tmp_path / "v1.tar.gz"
+    tarball.write_bytes(b"model")
+    with pytest.raises(StoreError, match="bucket no-such-bucket does not exist"):
+        store.put_file("acme/classifier/v1.tar.gz", tarball, "0" * 64)
+
+
 def test_s3_and_local_store_lay_out_keys_alike(s3_settings, bucket, tmp_path):
     s3 = open_store("s3://customer-data", s3_settings)
     local = LocalStore(tmp_path / "bucket")
