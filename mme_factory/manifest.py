@@ -11,7 +11,7 @@ from typing import Any
 
 from mme_factory.errors import MmeFactoryError, StoreError
 from mme_factory.naming import manifest_key
-from mme_factory.store import ArtifactStore, KeyMissing
+from mme_factory.store import ArtifactStore
 
 REGISTRY_PREFIX = "registry/"
 
@@ -73,13 +73,19 @@ def current_targets(manifest: dict[str, Any]) -> list[RegisteredTarget]:
 
 def read_manifest(store: ArtifactStore, customer: str) -> dict[str, Any]:
     """The customer's manifest, or an empty one when nothing was promoted yet."""
+    return read_manifest_versioned(store, customer)[0]
+
+
+def read_manifest_versioned(
+    store: ArtifactStore, customer: str
+) -> tuple[dict[str, Any], str | None]:
+    """The manifest and its version tag (None when there is no manifest yet), for an update."""
     key = manifest_key(customer)
+    found = store.read_versioned(key)
+    if found is None:
+        return {"customer": customer, "models": {}, "history": {}}, None
     try:
-        data = store.read_bytes(key)
-    except KeyMissing:
-        return {"customer": customer, "models": {}, "history": {}}
-    try:
-        return parse_manifest(data, customer)
+        return parse_manifest(found.data, customer), found.tag
     except ManifestError as error:
         raise ManifestError(f"{store.uri(key)} is an unreadable manifest: {error}") from None
 

@@ -206,3 +206,41 @@ def test_a_withdrawn_version_number_is_never_reused(tmp_path):
     assert assign_version(store, settings, "acme") == 2
     assert assign_version(store, settings, "acme") == 3  # a run killed before uploading anything
     assert assign_version(store, settings, "other") == 1
+
+
+class WrittenMeanwhile:
+    """A store where another run rewrites the manifest right after this run has read it."""
+
+    def __init__(self, store, customer: str) -> None:
+        self._store, self._key = store, f"registry/{customer}.json"
+        self.other = json.dumps({"customer": customer, "models": {}, "by": "other"}).encode()
+
+    def _interfere(self, key: str) -> None:
+        if key == self._key and self.other is not None:
+            other, self.other = self.other, None
+            self._store.write_bytes(key, other)
+
+    def read_bytes(self, key):
+        data = self._store.read_bytes(key)
+        self._interfere(key)
+        return data
+
+    def read_versioned(self, key):
+        found = self._store.read_versioned(key)
+        self._interfere(key)
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("existing", [True, False], ids=["update", "first-promotion"])
+def test_a_manifest_written_since_it_was_read_is_not_overwritten(aws, tmp_path, where, existing):
+    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
+    customer = f"c{time.monotonic_ns() % 10**8}"
+    if existing:
+        promote(store, customer, {"classifier": entry(1)})
+    with pytest.raises(ManifestError, match="changed by another run"):
+        promote(WrittenMeanwhile(store, customer), customer, {"classifier": entry(2)})
+    assert json.loads(store.read_bytes(f"registry/{customer}.json"))["by"] == "other"

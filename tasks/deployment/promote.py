@@ -8,16 +8,17 @@ Changes happen under the customer's lock, so two runs never interleave their wri
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.manifest import ManifestError, read_manifest
+from mme_factory.manifest import ManifestError, read_manifest, read_manifest_versioned
 from mme_factory.naming import manifest_key
 from mme_factory.settings import Settings
-from mme_factory.store import ArtifactStore, open_store
+from mme_factory.store import ArtifactStore, StoreUnavailable, open_store
 from tasks.deployment.customer_lock import LOCK_STALE_S, customer_lock
 from tasks.deployment.register_mme import Registration
 
@@ -30,18 +31,59 @@ __all__ = [
     "promote_task",
     "read_manifest",
     "rollback",
+    "update_manifest",
     "write_manifest",
 ]
+WRITE_ATTEMPTS = 3
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_manifest(store: ArtifactStore, manifest: dict[str, Any]) -> None:
+def encode_manifest(manifest: dict[str, Any]) -> bytes:
     manifest["updated_at"] = _now()
-    data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-    store.write_bytes(manifest_key(manifest["customer"]), data)
+    return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def write_manifest(store: ArtifactStore, manifest: dict[str, Any]) -> None:
+    store.write_bytes(manifest_key(manifest["customer"]), encode_manifest(manifest))
+
+
+def update_manifest(
+    store: ArtifactStore, customer: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Apply `change` and write the manifest only if no one else wrote it since it was read.
+
+    The customer lock keeps other runs out; the conditional write is what keeps a run that lost
+    its lock from overwriting the next run's manifest.
+    """
+    key = manifest_key(customer)
+    manifest, tag = read_manifest_versioned(store, customer)
+    change(manifest)
+    data = encode_manifest(manifest)
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            if tag is None:
+                written = store.create_exclusive(key, data)
+            else:
+                written = store.replace_if(key, data, tag)
+        except StoreUnavailable:
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+            current = store.read_versioned(key)
+            if current is not None and current.data == data:
+                return manifest  # the write went through; only its answer was lost
+            if (current.tag if current is not None else None) == tag:
+                continue
+            written = None
+        if written is None:
+            raise ManifestError(
+                f"{store.uri(key)} was changed by another run while this run updated it; "
+                "nothing was written: check the manifest and run again"
+            )
+        return manifest
+    raise AssertionError("unreachable")
 
 
 def manifest_entry(registrations: list[Registration], metrics: dict[str, Any], run_id: str) -> dict:
@@ -61,31 +103,35 @@ def manifest_entry(registrations: list[Registration], metrics: dict[str, Any], r
 
 def promote(store: ArtifactStore, customer: str, entries: dict[str, dict]) -> dict:
     """Point the manifest at new entries; the replaced ones go to the kind's history."""
-    manifest = read_manifest(store, customer)
-    for kind, entry in entries.items():
-        previous = manifest["models"].get(kind)
-        if previous is not None:
-            manifest["history"].setdefault(kind, []).append(previous)
-        manifest["models"][kind] = entry
-    write_manifest(store, manifest)
-    return manifest
+
+    def point_at_new_entries(manifest: dict[str, Any]) -> None:
+        for kind, entry in entries.items():
+            previous = manifest["models"].get(kind)
+            if previous is not None:
+                manifest["history"].setdefault(kind, []).append(previous)
+            manifest["models"][kind] = entry
+
+    return update_manifest(store, customer, point_at_new_entries)
 
 
 def rollback(store: ArtifactStore, customer: str, kind: str) -> dict[str, Any]:
     """Point `kind` back at its previous entry; the rolled-back entry is kept as `retired`."""
-    manifest = read_manifest(store, customer)
-    history = manifest["history"].get(kind) or []
-    if kind not in manifest["models"]:
-        raise ManifestError(f"customer {customer} has no {kind} model in its manifest")
-    if not history:
-        raise ManifestError(f"customer {customer} has no previous {kind} version to roll back to")
-    retired = manifest["models"][kind]
-    manifest["models"][kind] = history.pop()
-    manifest.setdefault("retired", {}).setdefault(kind, []).append(
-        {**retired, "retired_at": _now()}
-    )
-    write_manifest(store, manifest)
-    return manifest
+
+    def point_back(manifest: dict[str, Any]) -> None:
+        history = manifest["history"].get(kind) or []
+        if kind not in manifest["models"]:
+            raise ManifestError(f"customer {customer} has no {kind} model in its manifest")
+        if not history:
+            raise ManifestError(
+                f"customer {customer} has no previous {kind} version to roll back to"
+            )
+        retired = manifest["models"][kind]
+        manifest["models"][kind] = history.pop()
+        manifest.setdefault("retired", {}).setdefault(kind, []).append(
+            {**retired, "retired_at": _now()}
+        )
+
+    return update_manifest(store, customer, point_back)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
