@@ -244,3 +244,26 @@ def test_a_manifest_written_since_it_was_read_is_not_overwritten(aws, tmp_path, 
     with pytest.raises(ManifestError, match="changed by another run"):
         promote(WrittenMeanwhile(store, customer), customer, {"classifier": entry(2)})
     assert json.loads(store.read_bytes(f"registry/{customer}.json"))["by"] == "other"
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_concurrent_version_assignments_never_hand_out_one_number_twice(aws, tmp_path, where):
+    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
+    customer = f"c{time.monotonic_ns() % 10**8}"
+    assigned: list[int] = []
+    errors: list[Exception] = []
+
+    def assign_several() -> None:
+        try:
+            for _ in range(8):
+                assigned.append(assign_version(store, aws, customer))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=assign_several) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert sorted(assigned) == list(range(1, 33))

@@ -2,8 +2,8 @@
 
 A run's uploads can be withdrawn (a failed smoke test, a killed run), and then nothing under the
 endpoints names their version any more; yet an endpoint may still hold those bytes under that
-key. So the highest number ever assigned is recorded in `registry/{customer}.version`, written
-under the customer lock before anything is uploaded, and the next run is assigned one above it.
+key. So the highest number ever assigned is recorded in `registry/{customer}.version` before
+anything is uploaded, and the next run is assigned one above it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from mme_factory.errors import StoreError
 from mme_factory.manifest import ManifestError, read_manifest
 from mme_factory.model_kinds import ModelKind
 from mme_factory.naming import (
@@ -21,7 +20,9 @@ from mme_factory.naming import (
     model_data_prefix,
 )
 from mme_factory.settings import Settings
-from mme_factory.store import ArtifactStore, KeyMissing
+from mme_factory.store import ArtifactStore, VersionedObject
+
+ASSIGN_ATTEMPTS = 50
 
 
 def version_record_key(customer: str) -> str:
@@ -29,15 +30,13 @@ def version_record_key(customer: str) -> str:
     return f"registry/{check_customer_id(customer)}.version"
 
 
-def recorded_highest(store: ArtifactStore, customer: str) -> int:
-    """The highest version ever assigned to the customer, 0 when none was."""
-    key = version_record_key(customer)
-    try:
-        record = json.loads(store.read_bytes(key))
-        return int(record["highest"])
-    except KeyMissing:
+def recorded_highest(store: ArtifactStore, key: str, found: VersionedObject | None) -> int:
+    """The highest version the record says was ever assigned, 0 when there is no record."""
+    if found is None:
         return 0
-    except (StoreError, ValueError, TypeError, KeyError, RecursionError) as error:
+    try:
+        return int(json.loads(found.data)["highest"])
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
         raise ManifestError(
             f"{store.uri(key)} is unreadable ({error}): restore it, or write "
             '{"highest": N} with N at least the highest version ever uploaded for the customer'
@@ -63,13 +62,28 @@ def published_highest(store: ArtifactStore, settings: Settings, customer: str) -
 
 
 def assign_version(store: ArtifactStore, settings: Settings, customer: str) -> int:
-    """One past any version the customer ever had; recorded before it is used."""
-    version = max(recorded_highest(store, customer), published_highest(store, settings, customer))
-    version += 1
-    record = {
-        "customer": customer,
-        "highest": version,
-        "assigned_at": datetime.now(UTC).isoformat(),
-    }
-    store.write_bytes(version_record_key(customer), json.dumps(record).encode() + b"\n")
-    return version
+    """One past any version the customer ever had; recorded before it is used.
+
+    The record is changed only if no one changed it since it was read, so even two runs that
+    are not kept apart by the customer lock never get the same number.
+    """
+    key = version_record_key(customer)
+    published = published_highest(store, settings, customer)
+    for _ in range(ASSIGN_ATTEMPTS):
+        found = store.read_versioned(key)
+        version = max(recorded_highest(store, key, found), published) + 1
+        record = {"customer": customer, "highest": version, "assigned_at": _now()}
+        data = json.dumps(record).encode() + b"\n"
+        if found is None:
+            written = store.create_exclusive(key, data)
+        else:
+            written = store.replace_if(key, data, found.tag)
+        if written is not None:
+            return version
+    raise ManifestError(
+        f"{store.uri(key)} was changed by other runs {ASSIGN_ATTEMPTS} times in a row; run again"
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
