@@ -38,7 +38,8 @@ def run_rollback(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.settings)
     store = open_store(settings.store, settings)
-    with customer_lock(store, args.customer, settings.sagemaker.lock_wait_s):
+    sagemaker = settings.sagemaker
+    with customer_lock(store, args.customer, sagemaker.lock_wait_s, sagemaker.lock_stale_s):
         manifest = rollback(store, args.customer, args.kind)
     entry = manifest["models"][args.kind]
     print(

@@ -44,7 +44,10 @@ def onboard_customer(
     run = training.run
     registrations = []
     with customer_lock(
-        open_store(settings.store, settings), customer_id, settings.sagemaker.lock_wait_s
+        open_store(settings.store, settings),
+        customer_id,
+        settings.sagemaker.lock_wait_s,
+        settings.sagemaker.lock_stale_s,
     ):
         withdraw_unpromoted_task(settings, customer_id)
         version = assign_version_task(settings, customer_id)

@@ -45,6 +45,9 @@ class SageMakerSettings(SettingsSection):
     wait_max_attempts: int = Field(90, ge=1)
     invoke_retries: int = Field(4, ge=0)
     lock_wait_s: float = Field(600.0, ge=0)  # a second onboarding run of a customer waits this long
+    # A run renews its customer lock every quarter of this; a lock not renewed for this long
+    # belongs to a run that died and is taken over.
+    lock_stale_s: float = Field(300.0, ge=1)
     warmup_concurrency: int = Field(8, ge=1)
     cold_threshold_ms: float = Field(1000.0, gt=0)  # slower first answers count as cold starts
 
