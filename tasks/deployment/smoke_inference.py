@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from tokenizers import Tokenizer
@@ -77,7 +78,10 @@ def invoke(
             if code not in RETRYABLE or attempt == retries:
                 message = error.response.get("Error", {}).get("Message", str(error))
                 raise SmokeTestFailed(f"{endpoint} {target_model}: {code}: {message}") from None
-            time.sleep(min(2.0**attempt, 10.0))
+        except (EndpointUnreachable, HTTPClientError) as error:  # refused, reset, timed out
+            if attempt == retries:
+                raise SmokeTestFailed(f"{endpoint} {target_model}: unreachable: {error}") from None
+        time.sleep(min(2.0**attempt, 10.0))
     raise AssertionError("unreachable")
 
 
