@@ -3,7 +3,7 @@
 A real mme_local process (real Triton behind it), a local store and a Prefect test server. Each
 onboarding runs in a process of its own. One run has Triton killed under it, the next the
 mme_local service (restarted at once), the next the onboarding process itself; each kill comes a
-random moment after the run's first upload (seeded: MME_FACTORY_FAULT_SEED). After every run:
+random moment after the run's first upload (seeded: FAULT_INJECTION_SEED). After every run:
 the manifest's TargetModels exist with the promoted bytes and answer through the endpoint (the
 previous version serves when a run did not promote), and a run that ended by itself left no
 upload the manifest does not name. A last run then succeeds and promotes a new version.
@@ -42,7 +42,7 @@ from tests.conftest import ACME
 
 pytestmark = pytest.mark.integration
 
-SEED = int(os.environ.get("MME_FACTORY_FAULT_SEED", "2026"))
+SEED = int(os.environ.get("FAULT_INJECTION_SEED", "2026"))
 CUSTOMER = "acme"
 KINDS = ["classifier", "embedding"]
 RUN_TIMEOUT_S = 240.0
