@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -9,6 +10,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import psutil
+
+from mme_factory.process_identity import stop_process_tree
 
 
 def free_port() -> int:
@@ -31,15 +36,13 @@ def wait_for_http(url: str, timeout_s: float, process: subprocess.Popen | None =
 
 
 def stop_process(process: subprocess.Popen | None, timeout_s: float) -> None:
-    """Terminate a process the tests started, then kill it if it does not exit in time."""
+    """Terminate a process the tests started (kill it if it does not exit in time), then
+    whatever it started and left behind."""
     if process is None or process.poll() is not None:
         return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=timeout_s)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        stop_process_tree(psutil.Process(process.pid), timeout_s)
+    process.wait(timeout=timeout_s)
 
 
 class MotoServer:

@@ -17,8 +17,7 @@ from flows.onboard_customer import onboard_customer
 from flows.warmup import WarmupFailed, warmup
 from mme_factory.settings import load_settings
 from mme_factory.store import open_store
-from test_support.mme_local_harness import ServiceProcess
-from test_support.tiny_base_models import tiny_training_environ, write_tiny_encoder
+from test_support.tiny_stack import small_customer, tiny_stack
 from tests.conftest import ACME
 
 pytestmark = pytest.mark.integration
@@ -26,22 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    encoder = write_tiny_encoder(root / "encoder")
-    environ = {
-        "MME_FACTORY_STATE_DIR": str(root / "state"),
-        "MME_FACTORY_STORE": str(root / "store"),
-        "MME_FACTORY_ENV": "e2e",
-        "MME_FACTORY_SAGEMAKER__WAIT_DELAY_S": "1",
-        **tiny_training_environ(encoder),
-    }
-    service = ServiceProcess(environ, root / "mme_local.log")
-    environ |= {
-        "MME_FACTORY_ENDPOINTS__SAGEMAKER_ENDPOINT_URL": service.url,
-        "MME_FACTORY_ENDPOINTS__SAGEMAKER_RUNTIME_ENDPOINT_URL": service.url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
+    environ, service = tiny_stack(tmp_path_factory.mktemp("e2e"), "e2e")
     service.start(timeout_s=60)
     patch = pytest.MonkeyPatch()
     for name, value in environ.items():
@@ -56,14 +40,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_acme(tmp_path_factory):
-    data = tmp_path_factory.mktemp("acme")
-    intents = pd.read_csv(ACME / "intents.csv", dtype=str)
-    intents.groupby("intent").head(24).to_csv(data / "intents.csv", index=False)
-    for name in ("articles.jsonl", "pairs.csv"):
-        (data / name).write_bytes((ACME / name).read_bytes())
-    replies = (ACME / "replies.jsonl").read_text(encoding="utf-8").splitlines(True)
-    (data / "replies.jsonl").write_text("".join(replies[:300]), encoding="utf-8")
-    return data
+    return small_customer(tmp_path_factory.mktemp("data") / "acme", replies=300)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import psutil
 import pytest
 from botocore.exceptions import ClientError
@@ -37,8 +36,7 @@ from mme_factory.settings import Settings, load_settings
 from mme_factory.store import open_store
 from tasks.deployment.withdraw_unpromoted import promoted_targets
 from test_support.mme_local_harness import ServiceProcess
-from test_support.tiny_base_models import tiny_training_environ, write_tiny_encoder
-from tests.conftest import ACME
+from test_support.tiny_stack import small_customer, tiny_stack
 
 pytestmark = pytest.mark.integration
 
@@ -61,40 +59,16 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("faults")
-    encoder = write_tiny_encoder(root / "encoder")
-    environ = {
-        "MME_FACTORY_STATE_DIR": str(root / "state"),
-        "MME_FACTORY_STORE": str(root / "store"),
-        "MME_FACTORY_ENV": "faults",
-        "MME_FACTORY_SAGEMAKER__WAIT_DELAY_S": "1",
-        # A killed run's lock is broken after this long, so the next run gets in.
-        "MME_FACTORY_SAGEMAKER__LOCK_STALE_S": "20",
-        **tiny_training_environ(encoder),
-    }
-    service = ServiceProcess(environ, root / "mme_local.log")
-    environ |= {
-        "MME_FACTORY_ENDPOINTS__SAGEMAKER_ENDPOINT_URL": service.url,
-        "MME_FACTORY_ENDPOINTS__SAGEMAKER_RUNTIME_ENDPOINT_URL": service.url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
+    # A killed run's lock is broken after 20 s, so the next run gets in.
+    environ, service = tiny_stack(root, "faults", {"MME_FACTORY_SAGEMAKER__LOCK_STALE_S": "20"})
     service.start(timeout_s=60)
     try:
         with prefect_test_harness(server_startup_timeout=120):
             environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-            yield Stack(root, environ, service, load_settings(environ=environ), small_data(root))
+            settings = load_settings(environ=environ)
+            yield Stack(root, environ, service, settings, small_customer(root / "acme"))
     finally:
         service.stop()
-
-
-def small_data(root: Path) -> Path:
-    data = root / "acme"
-    data.mkdir()
-    intents = pd.read_csv(ACME / "intents.csv", dtype=str)
-    intents.groupby("intent").head(24).to_csv(data / "intents.csv", index=False)
-    for name in ("articles.jsonl", "pairs.csv"):
-        (data / name).write_bytes((ACME / name).read_bytes())
-    return data
 
 
 class Onboarding:
