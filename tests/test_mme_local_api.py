@@ -315,7 +315,8 @@ def _endpoint_record(name: str, config: str, status: str) -> dict[str, Any]:
     }
 
 
-def test_saved_endpoints_that_cannot_be_served_come_back_failed(mme_settings):
+def _ftp_model_and_config() -> tuple[dict, dict]:
+    """A saved model whose ModelDataUrl no endpoint can serve, and a config naming it."""
     model = {
         "ModelName": "ftp-model",
         "PrimaryContainer": {"Image": TRITON_IMAGE, "ModelDataUrl": "ftp://host/models/"},
@@ -324,6 +325,11 @@ def test_saved_endpoints_that_cannot_be_served_come_back_failed(mme_settings):
         "EndpointConfigName": "ftp-config",
         "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "ftp-model"}],
     }
+    return model, config
+
+
+def test_saved_endpoints_that_cannot_be_served_come_back_failed(mme_settings):
+    model, config = _ftp_model_and_config()
     _saved_state(
         mme_settings,
         {
@@ -345,14 +351,7 @@ def test_saved_endpoints_that_cannot_be_served_come_back_failed(mme_settings):
 
 
 def test_create_endpoint_on_a_model_it_cannot_serve_is_refused(mme_settings):
-    model = {
-        "ModelName": "ftp-model",
-        "PrimaryContainer": {"Image": TRITON_IMAGE, "ModelDataUrl": "ftp://host/models/"},
-    }
-    config = {
-        "EndpointConfigName": "ftp-config",
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "ftp-model"}],
-    }
+    model, config = _ftp_model_and_config()
     _saved_state(
         mme_settings, {"models": {"ftp-model": model}, "endpoint_configs": {"ftp-config": config}}
     )
