@@ -50,11 +50,6 @@ def check_libtorch_tensors(spec: TritonModelSpec, model_pt: Path | bytes) -> Non
             f"({', '.join(arguments)}) nor all <name>__<index>; the libtorch backend would bind "
             "them by config order. Name them after forward's arguments"
         )
-    if sorted(bound.positions.values()) != list(range(len(arguments))):
-        raise PackagingError(
-            f"model {spec.name}: inputs {inputs} must take each of forward's "
-            f"{len(arguments)} arguments once"
-        )
     positions = bind_outputs(outputs)
     if positions.convention == STRICT_CONFIG_ORDERING:
         raise PackagingError(

@@ -32,12 +32,16 @@ class ImportedModule:
     line: int
 
 
-def imported_modules(source: bytes, file: str) -> list[ImportedModule]:
-    """Top-level modules a file imports (anywhere in it); relative imports are its own."""
+def parse_python(source: bytes, file: str) -> ast.Module:
     try:
-        tree = ast.parse(source, filename=file)
+        return ast.parse(source, filename=file)
     except SyntaxError as error:
         raise PackagingError(f"{file}: not valid Python: {error}") from None
+
+
+def imported_modules(source: bytes, file: str) -> list[ImportedModule]:
+    """Top-level modules a file imports (anywhere in it); relative imports are its own."""
+    tree = parse_python(source, file)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

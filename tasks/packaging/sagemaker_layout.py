@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 
+from tasks.packaging.python_imports import parse_python
 from tasks.packaging.triton_config import PackagingError, TritonModelSpec
 
 BLS_REQUEST = "InferenceRequest"
@@ -63,10 +64,7 @@ def check_sagemaker_layout(
 
 
 def _bls_calls(source: bytes, path: str) -> list[int]:
-    try:
-        tree = ast.parse(source, filename=path)
-    except SyntaxError as error:
-        raise PackagingError(f"{path}: not valid Python: {error}") from None
+    tree = parse_python(source, path)
     return sorted(node.lineno for node in ast.walk(tree) if _is_bls_request(node))
 
 

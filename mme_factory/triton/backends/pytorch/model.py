@@ -64,11 +64,6 @@ class TritonPythonModel:
         except BindingError as error:
             raise pb_utils.TritonModelException(str(error)) from None
         self.input_positions = [inputs.positions[name] for name in self.input_names]
-        if sorted(self.input_positions) != list(range(len(arguments))):
-            raise pb_utils.TritonModelException(
-                f"model '{config['name']}': inputs {self.input_names} bind to positions "
-                f"{self.input_positions} of forward({', '.join(arguments)})"
-            )
         self.output_positions = bind_outputs([name for name, _ in self.outputs]).positions
         pb_utils.Logger.log_info(
             f"pytorch backend: {path} on {self.device}, {torch.get_num_threads()} threads, "

@@ -49,7 +49,14 @@ def bind_inputs(model: str, config_inputs: list[str], forward_arguments: list[st
     if all(name in forward_arguments for name in config_inputs):
         positions = {name: forward_arguments.index(name) for name in config_inputs}
         return Binding(FORWARD_ARGUMENT, positions)
-    return _indexed_or_ordered(config_inputs)
+    binding = _indexed_or_ordered(config_inputs)
+    # The real backend indexes its argument list with these; a gap or a repeat is undefined.
+    if sorted(binding.positions.values()) != list(range(len(forward_arguments))):
+        raise BindingError(
+            f"model '{model}': inputs {config_inputs} must take each of forward's "
+            f"{len(forward_arguments)} arguments once"
+        )
+    return binding
 
 
 def bind_outputs(config_outputs: list[str]) -> Binding:
