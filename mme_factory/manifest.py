@@ -6,11 +6,13 @@ The pipeline's promote step writes them; warm-up, the planner and `invoke` read 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from mme_factory.errors import MmeFactoryError, StoreError
-from mme_factory.naming import manifest_key
+from mme_factory.model_kinds import ModelKind
+from mme_factory.naming import endpoint_name_for, manifest_key, model_data_prefix
 from mme_factory.store import ArtifactStore
 
 REGISTRY_PREFIX = "registry/"
@@ -69,6 +71,25 @@ def current_targets(manifest: dict[str, Any]) -> list[RegisteredTarget]:
         for target in sorted(entry["targets"].values()):
             targets.append(RegisteredTarget(manifest["customer"], kind, entry["endpoint"], target))
     return targets
+
+
+def named_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every entry the manifest names: current, in a kind's history, or retired by a rollback."""
+    entries = list(manifest.get("models", {}).values())
+    for section in ("history", "retired"):
+        for kept in manifest.get(section, {}).values():
+            entries += kept
+    return entries
+
+
+def uploaded_target_models(
+    store: ArtifactStore, env: str, customer: str
+) -> Iterator[tuple[str, str]]:
+    """(store key, TargetModel) of every object under the customer's folder on each endpoint."""
+    for kind in ModelKind:
+        prefix = model_data_prefix(endpoint_name_for(kind.value, env))
+        for key in store.list_keys(f"{prefix}{customer}/"):
+            yield key, key[len(prefix) :]
 
 
 def read_manifest(store: ArtifactStore, customer: str) -> dict[str, Any]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from mme_factory.manifest import ManifestError, read_manifest
-from mme_factory.model_kinds import ModelKind
-from mme_factory.naming import (
-    TargetModelKey,
-    check_customer_id,
-    endpoint_name_for,
-    model_data_prefix,
+from mme_factory.manifest import (
+    ManifestError,
+    named_entries,
+    read_manifest,
+    uploaded_target_models,
 )
+from mme_factory.naming import TargetModelKey, check_customer_id
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, VersionedObject
 
@@ -45,19 +44,13 @@ def recorded_highest(store: ArtifactStore, key: str, found: VersionedObject | No
 
 def published_highest(store: ArtifactStore, settings: Settings, customer: str) -> int:
     """The highest version on any endpoint or named by the manifest (a lower bound)."""
-    manifest = read_manifest(store, customer)
-    entries = list(manifest.get("models", {}).values())
-    for section in ("history", "retired"):
-        for kept in manifest.get(section, {}).values():
-            entries += kept
+    entries = named_entries(read_manifest(store, customer))
     highest = max((int(entry.get("version", 0)) for entry in entries), default=0)
-    for kind in ModelKind:
-        prefix = model_data_prefix(endpoint_name_for(kind.value, settings.env))
-        for key in store.list_keys(f"{prefix}{customer}/"):
-            try:
-                highest = max(highest, TargetModelKey.parse(key[len(prefix) :]).version)
-            except ValueError:
-                continue
+    for _, target_model in uploaded_target_models(store, settings.env, customer):
+        try:
+            highest = max(highest, TargetModelKey.parse(target_model).version)
+        except ValueError:
+            continue
     return highest
 
 
