@@ -12,6 +12,8 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
+from mme_factory.model_archive import ArchiveLimits, extract_model
+from mme_factory.settings import MmeLocalSettings
 from mme_factory.store import file_sha256
 
 COMPRESS_LEVEL = 6
@@ -67,7 +69,7 @@ def tarball_names(path: Path) -> list[str]:
 
 
 def extract_tarball(path: Path, destination: Path) -> Path:
-    """Extract with tarfile's `data` filter: no links, devices or paths outside `destination`."""
-    with tarfile.open(path, "r:gz") as tar:
-        tar.extractall(destination, filter="data")
-    return destination
+    """Unpack as an endpoint does (`extract_model`), under mme_local's default limits."""
+    defaults = MmeLocalSettings()
+    limits = ArchiveLimits(int(defaults.max_extracted_size), defaults.max_tarball_members)
+    return extract_model(path, destination, limits)
