@@ -102,7 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mme_factory.store import open_store
     from planner.capacity import CapacityError, plan_customers
-    from planner.footprint import archive_limits, measure_tarballs
+    from planner.footprint import measure_tarballs, unpack_tarballs
     from planner.instance_catalog import load_catalog
     from planner.plan_inputs import (
         footprint_argument,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from planner.plan_report import plan_document, plan_text
     from planner.production_estimate import estimate_production
-    from planner.weights_and_activations import measure_tarballs_in_process
+    from planner.weights_and_activations import measure_in_process
 
     if args.replicas < 1 or args.repeats < 1 or args.host_overhead_mib < 0:
         raise CapacityError("--replicas and --repeats must be at least 1; overhead at least 0")
@@ -136,10 +136,12 @@ def run(args: argparse.Namespace) -> int:
             tarballs = registered_tarballs(store, args.customer, work / "tarballs")
         tarballs = [t for t in tarballs if t.kind not in given]
         if tarballs:
-            report = measure_tarballs(tarballs, settings, work, args.repeats, progress)
-            in_process = measure_tarballs_in_process(
-                tarballs, archive_limits(settings), work, args.max_batch, progress
+            # One unpacked copy serves both: Triton loads it, then torch reads it.
+            repositories = unpack_tarballs(tarballs, settings, work)
+            report = measure_tarballs(
+                tarballs, repositories, settings, work, args.repeats, progress
             )
+            in_process = measure_in_process(tarballs, repositories, args.max_batch, progress)
     measured = footprints_from(report.models, args.host_overhead_mib) if report else []
     footprints = [f for f in measured if f.kind not in given] + list(given.values())
     plans = [

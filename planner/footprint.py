@@ -105,14 +105,13 @@ def _invoke_ms(server: TritonServer, name: str, body: bytes) -> float:
 
 
 def measure_one(
-    server: TritonServer, model: TarballToMeasure, work: Path, repeats: int, limits: ArchiveLimits
+    server: TritonServer, model: TarballToMeasure, repository: Path, repeats: int
 ) -> MeasuredModel:
     try:
         inputs = describe(model.kind).latency_inputs
     except ValueError as error:
         raise MmeFactoryError(f"{model.label}: {error}") from None
-    name = f"footprint-{work.name}"
-    repository = extract_model(model.path, work / "model", limits)
+    name = f"footprint-{repository.parent.name}"
     assert server.pid is not None
     rss_before, uss_before = tree_memory(server.pid)
     known = {child.pid for child in psutil.Process(server.pid).children(recursive=True)}
@@ -154,22 +153,26 @@ def _wait_for_stubs_to_exit(server: TritonServer, baseline: int, timeout_s: floa
         time.sleep(0.2)
 
 
-def archive_limits(settings: Settings) -> ArchiveLimits:
-    """The limits SageMaker's unpacking is emulated with."""
-    return ArchiveLimits(
+def unpack_tarballs(models: list[TarballToMeasure], settings: Settings, work: Path) -> list[Path]:
+    """Unpack each tarball once, as SageMaker does, into `<work>/m<index>/model`."""
+    limits = ArchiveLimits(
         int(settings.mme_local.max_extracted_size), settings.mme_local.max_tarball_members
     )
+    return [
+        extract_model(model.path, work / f"m{index}" / "model", limits)
+        for index, model in enumerate(models)
+    ]
 
 
 def measure_tarballs(
     models: list[TarballToMeasure],
+    repositories: list[Path],
     settings: Settings,
     work: Path,
     repeats: int = 20,
     progress: Any = print,
 ) -> FootprintReport:
-    """Load each tarball alone on one private Triton server and measure it."""
-    limits = archive_limits(settings)
+    """Load each unpacked tarball alone on one private Triton server and measure it."""
     server = TritonServer(TritonRuntime.from_settings(settings), work, work / "triton.log")
     server.start(timeout_s=settings.triton.server_start_timeout_s)
     try:
@@ -178,10 +181,10 @@ def measure_tarballs(
         server_rss = tree_memory(server.pid)[0] / MIB
         baseline_children = _child_count(server)
         measured = []
-        for index, model in enumerate(models):
+        for index, (model, repository) in enumerate(zip(models, repositories, strict=True)):
             progress(f"measuring {model.label} ({index + 1}/{len(models)}) ...")
             _wait_for_stubs_to_exit(server, baseline_children)
-            measured.append(measure_one(server, model, work / f"m{index}", repeats, limits))
+            measured.append(measure_one(server, model, repository, repeats))
     finally:
         server.stop()
     return FootprintReport(server_rss, measured)

@@ -166,20 +166,15 @@ def measure_tarball(
     return measure_repository(kind, label, repository, max_batch)
 
 
-def measure_tarballs_in_process(
-    tarballs: list[TarballToMeasure],
-    limits: ArchiveLimits,
-    work: Path,
+def measure_in_process(
+    models: list[TarballToMeasure],
+    repositories: list[Path],
     max_batch: int | None = None,
     progress: Any = print,
 ) -> list[TargetModelMeasurement]:
-    """Weights and activations of every tarball, one after the other in this process."""
+    """Weights and activations of every unpacked tarball, one after the other in this process."""
     measured = []
-    for index, tarball in enumerate(tarballs):
-        progress(f"weights and activations of {tarball.label} ({index + 1}/{len(tarballs)}) ...")
-        measured.append(
-            measure_tarball(
-                tarball.kind, tarball.label, tarball.path, work / f"w{index}", limits, max_batch
-            )
-        )
+    for index, (model, repository) in enumerate(zip(models, repositories, strict=True)):
+        progress(f"weights and activations of {model.label} ({index + 1}/{len(models)}) ...")
+        measured.append(measure_repository(model.kind, model.label, repository, max_batch))
     return measured
