@@ -82,6 +82,6 @@ def internal_failure(error: Exception) -> AwsError:
     return AwsError(500, "InternalFailure", f"mme_local failed: {type(error).__name__}: {error}")
 
 
-def body_too_large(limit: int = MAX_INVOKE_BODY_BYTES) -> AwsError:
+def body_too_large(limit: int) -> AwsError:
     # AWS answers a bare 413 without an error type; botocore then reports the code "413".
     return AwsError(413, None, f"HTTP content length exceeded {limit} bytes.")

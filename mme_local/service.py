@@ -29,6 +29,7 @@ from mme_factory.triton import TritonRuntime
 from mme_local.aws_errors import (
     MAX_INVOKE_BODY_BYTES,
     AwsError,
+    endpoint_not_found,
     internal_failure,
     validation_error,
 )
@@ -207,7 +208,7 @@ class MmeLocalService:
     async def _invoke(self, request: Request, name: str) -> tuple[Response, float]:
         runtime = self.runtimes.get(name)
         if runtime is None:
-            raise validation_error(f"Endpoint {name} of account 000000000000 not found.")
+            raise endpoint_not_found(name)
         body = await read_body(request, MAX_INVOKE_BODY_BYTES)
         try:
             target = TargetModel.parse(request.headers.get(TARGET_MODEL_HEADER))
