@@ -34,7 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_rollback(args: argparse.Namespace) -> int:
     from mme_factory.store import open_store
-    from tasks.deployment.promote import customer_lock, rollback
+    from tasks.deployment.customer_lock import customer_lock
+    from tasks.deployment.promote import rollback
 
     settings = load_settings(args.settings)
     store = open_store(settings.store, settings)

@@ -19,9 +19,10 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from mme_factory.aws_clients import s3_client
+from mme_factory.manifest import ManifestError
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, S3Store
-from tasks.deployment.promote import ManifestError, customer_lock
+from tasks.deployment.customer_lock import customer_lock
 
 pytestmark = pytest.mark.integration
 BUCKET = "lock-tests"

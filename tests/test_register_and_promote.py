@@ -11,17 +11,13 @@ from pathlib import Path
 import pytest
 
 from mme_factory.aws_clients import s3_client, sagemaker_client
+from mme_factory.manifest import ManifestError, read_manifest
 from mme_factory.naming import TargetModelKey, endpoint_name_for
 from mme_factory.serving_image.image_uri import serving_image_uri, stock_image_uri
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, open_store
-from tasks.deployment.promote import (
-    ManifestError,
-    customer_lock,
-    promote,
-    read_manifest,
-    rollback,
-)
+from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.promote import promote, rollback
 from tasks.deployment.register_mme import (
     RegistrationError,
     ensure_endpoint,

@@ -1,6 +1,7 @@
 """Publishing on the multi-model endpoints: version, register, smoke-test, promote, warm up."""
 
-from tasks.deployment.promote import customer_lock, promote, promote_task
+from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.promote import promote, promote_task
 from tasks.deployment.publish_models import (
     assign_version_task,
     export_dir_for,

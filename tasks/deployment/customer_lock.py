@@ -25,9 +25,9 @@ from typing import Any
 from mme_factory.errors import StoreError
 from mme_factory.manifest import ManifestError
 from mme_factory.naming import check_customer_id
+from mme_factory.settings.sagemaker import SageMakerSettings
 from mme_factory.store import ArtifactStore, StoreUnavailable, VersionedObject
 
-LOCK_STALE_S = 3600.0
 RENEWALS_PER_STALE_LIMIT = 4
 RELEASE_ATTEMPTS = 3
 
@@ -146,7 +146,10 @@ def _parse(data: bytes) -> dict[str, Any]:
 
 @contextmanager
 def customer_lock(
-    store: ArtifactStore, customer: str, wait_s: float, stale_s: float = LOCK_STALE_S
+    store: ArtifactStore,
+    customer: str,
+    wait_s: float,
+    stale_s: float = SageMakerSettings.model_fields["lock_stale_s"].default,
 ) -> Iterator[None]:
     """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it."""
     lease = Lease(store, lock_key(customer), stale_s)

@@ -15,25 +15,13 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.manifest import ManifestError, read_manifest, read_manifest_versioned
+from mme_factory.manifest import ManifestError, read_manifest_versioned
 from mme_factory.naming import manifest_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, StoreUnavailable, open_store
-from tasks.deployment.customer_lock import LOCK_STALE_S, customer_lock
+from tasks.deployment.customer_lock import customer_lock as customer_lock
 from tasks.deployment.register_mme import Registration
 
-__all__ = [
-    "LOCK_STALE_S",
-    "ManifestError",
-    "customer_lock",
-    "manifest_entry",
-    "promote",
-    "promote_task",
-    "read_manifest",
-    "rollback",
-    "update_manifest",
-    "write_manifest",
-]
 WRITE_ATTEMPTS = 3
 
 
