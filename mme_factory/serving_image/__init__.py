@@ -24,8 +24,6 @@ SERVING_IMAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = SERVING_IMAGE_DIR / "requirements.txt"
 STOCK_IMAGE = SERVING_IMAGE_DIR / "stock-image.txt"
 DOCKERFILE = SERVING_IMAGE_DIR / "Dockerfile"
-# The stub of the image's Python backend runs Python 3.10 (sagemaker-tritonserver:24.09-py3).
-IMAGE_PYTHON = (3, 10)
 # The libtorch inside each Triton image's PyTorch backend (NVIDIA's PyTorch container of the same
 # release; 24.09 ships 2.5.0a0), as the nearest public torch release.
 IMAGE_LIBTORCH = {"24.09": "2.5.0"}
