@@ -47,21 +47,34 @@ class ModelSource:
         archive.write_bytes(data)
         return actual
 
+    def known_sha256(self, key: str) -> str | None:
+        """The sha256 at `key` when a stat tells it (a local file unchanged since it was hashed).
+
+        None when the answer needs the store's I/O: call `current_sha256` in a thread then.
+        """
+        if not isinstance(self.store, LocalStore):
+            return None
+        return self._known_for(key, self._identity(key))
+
     def current_sha256(self, key: str) -> str:
         """The sha256 of the object the store holds at `key` now; StoreError if there is none."""
         if not isinstance(self.store, LocalStore):
             return self.store.stored_sha256(key)
         identity = self._identity(key)
-        with self._lock:
-            known = self._known.get(key)
-        if known is not None and known[0] == identity:
-            return known[1]
+        known = self._known_for(key, identity)
+        if known is not None:
+            return known
         digest = self.store.stored_sha256(key)
         # Kept under the identity seen before hashing: a write in between changes the identity,
         # so the next question hashes again instead of trusting a digest of mixed bytes.
         with self._lock:
             self._known[key] = (identity, digest)
         return digest
+
+    def _known_for(self, key: str, identity: FileIdentity) -> str | None:
+        with self._lock:
+            known = self._known.get(key)
+        return known[1] if known is not None and known[0] == identity else None
 
     def _identity(self, key: str) -> FileIdentity:
         try:
