@@ -18,7 +18,7 @@ from pydantic import BaseModel, ByteSize, Field, ValidationError, model_validato
 from mme_factory.errors import SettingsError
 from mme_factory.settings.autoscaling import AutoscalingSettings
 from mme_factory.settings.prefect import PrefectSettings
-from mme_factory.settings.sagemaker import SageMakerSettings
+from mme_factory.settings.sagemaker import REGION, SageMakerSettings
 from mme_factory.settings.section import SettingsSection
 from mme_factory.settings.training import TrainingSettings
 
@@ -106,7 +106,7 @@ class MmeLocalSettings(SettingsSection):
 
 class Settings(SettingsSection):
     env: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,19}$")
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    region: str = Field("us-east-1", pattern=rf"^{REGION}$")
     store: str = Field(".mme-factory/store", min_length=1)
     state_dir: Path = Path(".mme-factory")
     endpoints: EndpointSettings = EndpointSettings()

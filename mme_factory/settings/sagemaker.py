@@ -8,20 +8,22 @@ from pydantic import Field, field_validator
 
 from mme_factory.settings.section import SettingsSection
 
+ACCOUNT = r"[0-9]{12}"
+REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]"
+ECR_REPOSITORY = r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
 # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>(:<tag> | @sha256:<digest>)
 ECR_IMAGE_URI = re.compile(
-    r"(?P<registry>(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9])"
+    rf"(?P<registry>(?P<account>{ACCOUNT})\.dkr\.ecr\.(?P<region>{REGION})"
     r"\.(?P<domain>amazonaws\.com(?:\.cn)?))"
-    r"/(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    rf"/(?P<repository>{ECR_REPOSITORY})"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))"
 )
-ECR_REPOSITORY = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 
 
 class SageMakerSettings(SettingsSection):
     role_arn: str = Field(
         "arn:aws:iam::000000000000:role/mme-factory-local",
-        pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:",
+        pattern=rf"^arn:aws[a-z-]*:iam::{ACCOUNT}:",
     )
     triton_version: str = Field("24.09", pattern=r"^[0-9]{2}\.[0-9]{2}$")
     # The image every endpoint's model runs. null: the serving image built by `mme-factory
@@ -29,7 +31,7 @@ class SageMakerSettings(SettingsSection):
     # <triton_version>-py3[-cpu]-<digest of its package lists>.
     image_uri: str | None = None
     image_repository: str = Field(
-        "mme-factory-triton", min_length=2, max_length=256, pattern=ECR_REPOSITORY
+        "mme-factory-triton", min_length=2, max_length=256, pattern=rf"^{ECR_REPOSITORY}$"
     )
     instance_types: dict[str, str] = Field(
         default_factory=lambda: {
