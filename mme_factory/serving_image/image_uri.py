@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from mme_factory.serving_image import ServingImageError, image_digest
 from mme_factory.settings import Settings
@@ -60,20 +61,23 @@ class ServingImage:
 
 def stock_image_uri(settings: Settings, instance_type: str) -> str:
     """SageMaker's Triton image for the instance type: the base the serving image builds on."""
+    return _stock_image(settings.region, settings.sagemaker.triton_version, instance_type)
+
+
+# The sagemaker SDK reads its image table from disk on every lookup (~0.1 s), and one
+# registration or listing asks for the same few instance types several times.
+@cache
+def _stock_image(region: str, triton_version: str, instance_type: str) -> str:
     from sagemaker.core import image_uris
 
     try:
         return image_uris.retrieve(
-            STOCK_REPOSITORY,
-            settings.region,
-            version=settings.sagemaker.triton_version,
-            instance_type=instance_type,
+            STOCK_REPOSITORY, region, version=triton_version, instance_type=instance_type
         )
     except ValueError as error:
         raise ServingImageError(
-            f"no SageMaker Triton image {settings.sagemaker.triton_version} for {instance_type} "
-            f"in {settings.region}: {error}; change sagemaker.triton_version, "
-            "sagemaker.instance_types or region"
+            f"no SageMaker Triton image {triton_version} for {instance_type} in {region}: "
+            f"{error}; change sagemaker.triton_version, sagemaker.instance_types or region"
         ) from None
 
 
