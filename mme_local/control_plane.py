@@ -1,9 +1,9 @@
 """The SageMaker control-plane subset over AWS JSON 1.1 (`X-Amz-Target: SageMaker.<Op>`).
 
 Requests are checked as the real API checks them (control_request.py), with the same
-`ValidationException`. A request this service
-could not act on is refused when it is made, never saved to fail later: an endpoint is created
-only once what it will serve is known, and it keeps that even if its config and model go.
+`ValidationException`. A request this service could not act on is refused when it is made, never
+saved to fail later: an endpoint is created only once what it will serve is known, and it keeps
+that even if its config and model go.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ class ControlState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Per endpoint: {"variant": ..., "model_data_url": ...}, as resolved by CreateEndpoint.
+    # Per endpoint: its variant name, model-data prefix and production variant, as resolved
+    # by CreateEndpoint.
     endpoint_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
