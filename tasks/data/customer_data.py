@@ -85,11 +85,9 @@ def _parse_csv(name: str, text: str) -> CustomerFile:
                 continue
             if header is None:
                 header = [column.strip() for column in record]
-                duplicated = _duplicated(header)
-                if duplicated:
-                    return CustomerFile(
-                        name, problems=[_duplicate_columns(name, header, duplicated)]
-                    )
+                duplicated = _duplicate_columns(name, header)
+                if duplicated is not None:
+                    return CustomerFile(name, problems=[duplicated])
             elif len(record) != len(header):
                 malformed.append(f"line {start}: {len(record)} fields, header has {len(header)}")
             else:
@@ -122,12 +120,10 @@ def _parse_csv(name: str, text: str) -> CustomerFile:
     return CustomerFile(name, frame, problems)
 
 
-def _duplicated(header: list[str]) -> dict[str, int]:
-    counts = Counter(header)
-    return {column: count for column, count in counts.items() if count > 1}
-
-
-def _duplicate_columns(name: str, header: list[str], duplicated: dict[str, int]) -> RuleResult:
+def _duplicate_columns(name: str, header: list[str]) -> RuleResult | None:
+    duplicated = {column: count for column, count in Counter(header).items() if count > 1}
+    if not duplicated:
+        return None
     return RuleResult(
         name,
         "duplicate_column",
