@@ -51,7 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mme_factory.serving_image.image_uri import serving_images
+    from mme_factory.serving_image.image_uri import EcrImage, serving_images
     from mme_factory.serving_image.publish import push_plan, push_problems, push_serving_images
 
     settings = load_settings(args.settings)
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems:
             print(f"cannot push: {problem}", file=sys.stderr)
-        accounts = ", ".join(sorted({image.uri.split(".", 1)[0] for image in plan.images}))
+        accounts = ", ".join(sorted({EcrImage.parse(image.uri).account for image in plan.images}))
         print(
             f"run these commands with a Docker engine and credentials of account {accounts}:",
             file=sys.stderr,
