@@ -39,15 +39,14 @@ class Breakdown:
         return (self.total_gpu.mib, self.total_host.mib) if has_gpu else (self.total_host.mib, 0)
 
     def to_dict(self) -> dict[str, Any]:
-        figures = ("weights", "activations", "overhead_gpu", "overhead_host")
+        figures = ["weights", "activations", "overhead_gpu", "overhead_host"]
+        figures += ["total_gpu", "total_host"]
         return {
             "kind": self.kind,
             "target_model": self.label,
             "instance_type": self.instance_type,
             "measured_at": self.measured_at,
             **{name: getattr(self, name).to_dict() for name in figures},
-            "total_gpu": self.total_gpu.to_dict(),
-            "total_host": self.total_host.to_dict(),
         }
 
 
