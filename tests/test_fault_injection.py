@@ -54,6 +54,7 @@ class Stack:
     service: ServiceProcess
     settings: Settings
     data: Path
+    runs: list[Onboarding]  # every onboarding started, killed at teardown if still running
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +62,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("faults")
     # A killed run's lock is broken after 20 s, so the next run gets in.
     environ, service = tiny_stack(root, "faults", {"MME_FACTORY_SAGEMAKER__LOCK_STALE_S": "20"})
+    runs: list[Onboarding] = []
     service.start(timeout_s=60)
     try:
         with prefect_test_harness(server_startup_timeout=120):
             environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
             settings = load_settings(environ=environ)
-            yield Stack(root, environ, service, settings, small_customer(root / "acme"))
+            yield Stack(root, environ, service, settings, small_customer(root / "acme"), runs)
     finally:
+        for run in runs:
+            run.kill()  # a run that a failed assertion left running
         service.stop()
 
 
@@ -85,6 +89,7 @@ class Onboarding:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        stack.runs.append(self)
 
     def wait(self, timeout_s: float = RUN_TIMEOUT_S) -> int:
         try:
