@@ -37,7 +37,6 @@ class ServingImageError(MmeFactoryError):
 class ServingPackage:
     name: str  # canonical distribution name: "numpy", "tokenizers"
     requirement: str  # the line as written: "numpy==1.26.4"
-    added: bool  # True: the serving image adds it; False: the stock image has it
 
     @property
     def pinned_version(self) -> str | None:
@@ -46,7 +45,7 @@ class ServingPackage:
         return exact[0] if len(specifiers) == 1 and exact else None
 
 
-def read_requirements(path: Path, added: bool) -> list[ServingPackage]:
+def read_requirements(path: Path) -> list[ServingPackage]:
     packages = []
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -56,7 +55,7 @@ def read_requirements(path: Path, added: bool) -> list[ServingPackage]:
             requirement = Requirement(line)
         except InvalidRequirement as error:
             raise ServingImageError(f"{path}:{number}: {error}") from None
-        packages.append(ServingPackage(canonicalize_name(requirement.name), line, added))
+        packages.append(ServingPackage(canonicalize_name(requirement.name), line))
     return packages
 
 
@@ -65,9 +64,9 @@ def serving_packages() -> list[ServingPackage]:
 
     A package in both lists is the serving image's pin (it replaces the stock one).
     """
-    added = read_requirements(REQUIREMENTS, added=True)
+    added = read_requirements(REQUIREMENTS)
     names = {package.name for package in added}
-    stock = [p for p in read_requirements(STOCK_IMAGE, added=False) if p.name not in names]
+    stock = [p for p in read_requirements(STOCK_IMAGE) if p.name not in names]
     unpinned = [p.requirement for p in added if p.pinned_version is None]
     if unpinned:
         raise ServingImageError(f"{REQUIREMENTS}: pin every package exactly: {unpinned}")

@@ -52,7 +52,6 @@ class ServingImage:
     uri: str
     base: str  # the stock image it is built FROM
     kinds: tuple[str, ...]  # the model kinds whose endpoints run it
-    instance_types: tuple[str, ...]
 
     @property
     def cpu(self) -> bool:
@@ -94,19 +93,11 @@ def serving_image_uri(settings: Settings, instance_type: str) -> str:
 
 def serving_images(settings: Settings) -> list[ServingImage]:
     """One image per stock base that the configured instance types need (GPU first)."""
-    grouped: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    grouped: dict[tuple[str, str], list[str]] = {}
     for kind, instance_type in settings.sagemaker.instance_types.items():
         key = (serving_image_uri(settings, instance_type), stock_image_uri(settings, instance_type))
-        grouped.setdefault(key, []).append((kind, instance_type))
-    images = [
-        ServingImage(
-            uri,
-            base,
-            tuple(kind for kind, _ in members),
-            tuple(dict.fromkeys(instance_type for _, instance_type in members)),
-        )
-        for (uri, base), members in grouped.items()
-    ]
+        grouped.setdefault(key, []).append(kind)
+    images = [ServingImage(uri, base, tuple(kinds)) for (uri, base), kinds in grouped.items()]
     return sorted(images, key=lambda image: (image.cpu, image.uri))
 
 
