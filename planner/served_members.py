@@ -23,7 +23,6 @@ from mme_factory.model_kinds import describe
 
 LIBTORCH = "pytorch_libtorch"
 PYTHON = "python"
-ENSEMBLE = "ensemble"
 CPU, GPU = "CPU", "GPU"
 
 
