@@ -12,10 +12,8 @@ from typing import Any
 
 from mme_factory.errors import MmeFactoryError, StoreError
 from mme_factory.model_kinds import ModelKind
-from mme_factory.naming import endpoint_name_for, manifest_key, model_data_prefix
+from mme_factory.naming import REGISTRY_PREFIX, endpoint_name_for, manifest_key, model_data_prefix
 from mme_factory.store import ArtifactStore
-
-REGISTRY_PREFIX = "registry/"
 
 
 class ManifestError(MmeFactoryError):
@@ -116,9 +114,9 @@ def read_registry(store: ArtifactStore) -> Registry:
     targets: list[RegisteredTarget] = []
     unreadable: list[UnreadableManifest] = []
     for key in store.list_keys(REGISTRY_PREFIX):
-        customer = key[len(REGISTRY_PREFIX) :].removesuffix(".json")
         if not key.endswith(".json"):
             continue
+        customer = key[len(REGISTRY_PREFIX) :].removesuffix(".json")
         try:
             targets += current_targets(parse_manifest(store.read_bytes(key), customer))
         except (ManifestError, StoreError) as error:

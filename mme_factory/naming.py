@@ -1,4 +1,4 @@
-"""Names derived from metadata: endpoints, S3 prefixes, TargetModel keys, manifests."""
+"""Names derived from metadata: endpoints, S3 prefixes, TargetModel keys, registry keys."""
 
 from __future__ import annotations
 
@@ -30,8 +30,20 @@ def model_data_prefix(endpoint: str) -> str:
     return f"mme/{endpoint}/"
 
 
+REGISTRY_PREFIX = "registry/"
+
+
 def manifest_key(customer: str) -> str:
-    return f"registry/{check_customer_id(customer)}.json"
+    return f"{REGISTRY_PREFIX}{check_customer_id(customer)}.json"
+
+
+def lock_key(customer: str) -> str:
+    return f"{REGISTRY_PREFIX}{check_customer_id(customer)}.lock"
+
+
+def version_record_key(customer: str) -> str:
+    # Not `.json`: every `registry/*.json` is a manifest to the readers of the registry.
+    return f"{REGISTRY_PREFIX}{check_customer_id(customer)}.version"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from mme_factory.errors import StoreError
 from mme_factory.manifest import ManifestError
-from mme_factory.naming import check_customer_id
+from mme_factory.naming import lock_key
 from mme_factory.settings.sagemaker import SageMakerSettings
 from mme_factory.store import ArtifactStore, StoreUnavailable, VersionedObject
 
@@ -32,10 +32,6 @@ RENEWALS_PER_STALE_LIMIT = 4
 RELEASE_ATTEMPTS = 3
 
 logger = logging.getLogger("mme_factory.lock")
-
-
-def lock_key(customer: str) -> str:
-    return f"registry/{check_customer_id(customer)}.lock"
 
 
 class Lease:

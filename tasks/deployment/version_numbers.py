@@ -17,16 +17,11 @@ from mme_factory.manifest import (
     read_manifest,
     uploaded_target_models,
 )
-from mme_factory.naming import TargetModelKey, check_customer_id
+from mme_factory.naming import TargetModelKey, version_record_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, VersionedObject
 
 ASSIGN_ATTEMPTS = 50
-
-
-def version_record_key(customer: str) -> str:
-    # Not `.json`: every `registry/*.json` is a manifest to the readers of the registry.
-    return f"registry/{check_customer_id(customer)}.version"
 
 
 def recorded_highest(store: ArtifactStore, key: str, found: VersionedObject | None) -> int:
