@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from tritonclient.grpc import model_config_pb2
 
-from mme_factory.model_archive import ArchiveLimits, extract_model
 from planner.activation_tracker import LiveTensorBytes, module_tensors, storage_bytes
 from planner.footprint import TarballToMeasure
 from planner.served_members import (
@@ -151,19 +150,6 @@ def measure_repository(
         if member.backend in (LIBTORCH, PYTHON)
     ]
     return TargetModelMeasurement(kind, label, measured)
-
-
-def measure_tarball(
-    kind: str,
-    label: str,
-    tarball: Path,
-    work: Path,
-    limits: ArchiveLimits,
-    max_batch: int | None = None,
-) -> TargetModelMeasurement:
-    """Unpack the tarball as SageMaker does, then measure it."""
-    repository = extract_model(tarball, work / "model", limits)
-    return measure_repository(kind, label, repository, max_batch)
 
 
 def measure_in_process(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mme_factory.model_archive import ArchiveLimits
+from mme_factory.model_archive import ArchiveLimits, extract_model
 from mme_factory.settings import load_settings
 from planner.activation_tracker import LiveTensorBytes
 from planner.capacity import KindFootprint, targets_per_instance
@@ -25,7 +25,7 @@ from planner.sourced_figure import MEASURED, MODELED
 from planner.weights_and_activations import (
     MeasuredMember,
     TargetModelMeasurement,
-    measure_tarball,
+    measure_repository,
 )
 from tasks.packaging.package_triton import package_triton
 from test_support.tiny_exports import MAX_LENGTH, MeanPooledEncoder, tiny_bert, write_tiny_run
@@ -96,7 +96,9 @@ def measured(
 ) -> list[TargetModelMeasurement]:
     work = tmp_path_factory.mktemp("measure")
     return [
-        measure_tarball(target.split("-")[0], target, path, work / target, LIMITS)
+        measure_repository(
+            target.split("-")[0], target, extract_model(path, work / target / "model", LIMITS)
+        )
         for target, path in tiny_tarballs.items()
     ]
 
@@ -134,9 +136,8 @@ def test_activations_are_measured_at_the_configured_largest_request(
     assert encoder.measured_at == f"8 x {MAX_LENGTH} tokens"
     # The encoder's last hidden state alone is rows x tokens x hidden floats.
     assert encoder.activation_bytes >= 8 * MAX_LENGTH * 32 * FLOAT
-    one_row = measure_tarball(
-        "embedding", "q", tiny_tarballs["embedding-query"], tmp_path / "q", LIMITS, max_batch=1
-    )
+    repository = extract_model(tiny_tarballs["embedding-query"], tmp_path / "model", LIMITS)
+    one_row = measure_repository("embedding", "q", repository, max_batch=1)
     assert 0 < one_row.members[0].activation_bytes < encoder.activation_bytes
     generator = _member(measured, "autocomplete", "generator")
     assert generator.measured_at == "1 x 48 tokens + 32 new"
