@@ -1,7 +1,10 @@
-"""Run the mme_local service for tests: in a thread (fake Triton) or as a process (real one)."""
+"""Run mme_local for tests: the service in a thread (fake Triton) or as a process (real one),
+or one endpoint's runtime on a fake model server.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,13 @@ import boto3
 import uvicorn
 from botocore.config import Config
 
+from mme_factory.settings import Settings, load_settings
+from mme_factory.store import ArtifactStore
+from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
+from mme_local.metrics import Metrics
 from mme_local.service import MmeLocalService
+from test_support.fake_model_server import FakeModelServer
+from test_support.mme_local_models import write_model
 from test_support.servers import free_port, stop_process, wait_for_http
 
 TRITON_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
@@ -68,9 +78,52 @@ def create_endpoint(sagemaker: Any, name: str, model_data_url: str, wait: bool =
     )
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
     if wait:
-        sagemaker.get_waiter("endpoint_in_service").wait(
-            EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-        )
+        wait_in_service(sagemaker, name)
+
+
+def wait_in_service(sagemaker: Any, name: str, max_attempts: int = 300) -> None:
+    """Poll every 0.2 s until the endpoint is InService; WaiterError when it fails or times out."""
+    sagemaker.get_waiter("endpoint_in_service").wait(
+        EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": max_attempts}
+    )
+
+
+def settings_with_model(root: Path, key: str, data: bytes, **environ: str) -> Settings:
+    """Settings on state `root/state` and a local store `root/store` that holds `data` at `key`.
+
+    `environ` adds setting overrides (`MME_FACTORY_...`).
+    """
+    write_model(root / "store", key, data)
+    return load_settings(
+        environ={
+            "MME_FACTORY_STATE_DIR": str(root / "state"),
+            "MME_FACTORY_STORE": str(root / "store"),
+            **environ,
+        }
+    )
+
+
+RuntimeScenario = Callable[[EndpointRuntime, FakeModelServer], Awaitable[None]]
+
+
+def run_runtime_scenario(
+    store: ArtifactStore,
+    server: FakeModelServer,
+    models_dir: Path,
+    policy: CachePolicy,
+    scenario: RuntimeScenario,
+) -> None:
+    """Start endpoint `dev-mme-test`'s runtime on `server`, run `scenario`, always stop it."""
+
+    async def main() -> None:
+        runtime = EndpointRuntime("dev-mme-test", store, server, models_dir, policy, Metrics())
+        await runtime.start()
+        try:
+            await scenario(runtime, server)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
 
 
 class ServiceInThread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -16,11 +17,18 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 
-from mme_factory.settings import Settings, load_settings
+from mme_factory.settings import Settings
 from mme_local.service import MmeLocalService
 from test_support.fake_model_server import FakeModelServer
-from test_support.mme_local_harness import TRITON_IMAGE, ServiceInThread, clients, create_endpoint
-from test_support.mme_local_models import model_tarball, write_model
+from test_support.mme_local_harness import (
+    TRITON_IMAGE,
+    ServiceInThread,
+    clients,
+    create_endpoint,
+    settings_with_model,
+    wait_in_service,
+)
+from test_support.mme_local_models import model_tarball
 
 ENDPOINT = "dev-mme-test"
 TARGET = "acme/doubler/v1.tar.gz"
@@ -28,11 +36,7 @@ TARGET = "acme/doubler/v1.tar.gz"
 
 @pytest.fixture
 def mme_settings(tmp_path: Path) -> Settings:
-    store = tmp_path / "store"
-    write_model(store, f"mme/{ENDPOINT}/{TARGET}", model_tarball())
-    return load_settings(
-        environ={"MME_FACTORY_STATE_DIR": str(tmp_path / "state"), "MME_FACTORY_STORE": str(store)}
-    )
+    return settings_with_model(tmp_path, f"mme/{ENDPOINT}/{TARGET}", model_tarball())
 
 
 def _service(settings: Settings) -> ServiceInThread:
@@ -46,6 +50,15 @@ def _service(settings: Settings) -> ServiceInThread:
 def running(mme_settings: Settings) -> Iterator[ServiceInThread]:
     with _service(mme_settings) as service:
         yield service
+
+
+@contextlib.contextmanager
+def _restarted(settings: Settings) -> Iterator[tuple[Any, Any]]:
+    """The service started again on `settings`, once its saved endpoint is back InService."""
+    with _service(settings) as service:
+        sagemaker, runtime = clients(service.url)
+        wait_in_service(sagemaker, ENDPOINT, max_attempts=50)
+        yield sagemaker, runtime
 
 
 @pytest.fixture
@@ -67,9 +80,7 @@ def test_endpoint_goes_creating_then_in_service(running):
         "Creating",
         "InService",
     )
-    sagemaker.get_waiter("endpoint_in_service").wait(
-        EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
-    )
+    wait_in_service(sagemaker, ENDPOINT, max_attempts=50)
     described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
     assert described["EndpointConfigName"] == f"{ENDPOINT}-config"
     assert described["ProductionVariants"][0]["VariantName"] == "AllTraffic"
@@ -199,11 +210,7 @@ def test_delete_removes_endpoint_config_and_model(endpoint):
 def test_endpoints_survive_a_restart_of_the_service(mme_settings):
     with _service(mme_settings) as first:
         create_endpoint(clients(first.url)[0], ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
-    with _service(mme_settings) as second:
-        sagemaker, runtime = clients(second.url)
-        sagemaker.get_waiter("endpoint_in_service").wait(
-            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
-        )
+    with _restarted(mme_settings) as (_, runtime):
         answer = runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
         assert answer["InvokedProductionVariant"] == "AllTraffic"
 
@@ -244,14 +251,11 @@ def test_endpoint_whose_server_cannot_start_is_failed_with_a_reason(mme_settings
 
 
 def test_tarball_larger_than_the_limit_is_refused_before_download(tmp_path):
-    store = tmp_path / "store"
-    write_model(store, f"mme/{ENDPOINT}/{TARGET}", model_tarball() + b"\0" * 4096)
-    settings = load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-            "MME_FACTORY_STORE": str(store),
-            "MME_FACTORY_MME_LOCAL__MAX_EXTRACTED_SIZE": "4096",
-        }
+    settings = settings_with_model(
+        tmp_path,
+        f"mme/{ENDPOINT}/{TARGET}",
+        model_tarball() + b"\0" * 4096,
+        MME_FACTORY_MME_LOCAL__MAX_EXTRACTED_SIZE="4096",
     )
     with _service(settings) as running:
         sagemaker, runtime = clients(running.url)
@@ -273,11 +277,7 @@ def test_endpoint_outlives_its_config_and_model_across_a_restart(mme_settings):
         create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
         _delete_config_and_model(sagemaker, ENDPOINT)
         runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
-    with _service(mme_settings) as second:
-        sagemaker, runtime = clients(second.url)
-        sagemaker.get_waiter("endpoint_in_service").wait(
-            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
-        )
+    with _restarted(mme_settings) as (sagemaker, runtime):
         answer = runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
         assert answer["InvokedProductionVariant"] == "AllTraffic"
         described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
@@ -401,9 +401,7 @@ def test_endpoint_recreated_while_its_old_server_starts_is_not_failed_by_it(mme_
         create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/", wait=False)
         first.release.set()
         assert first.finished.wait(10)
-        sagemaker.get_waiter("endpoint_in_service").wait(
-            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
-        )
+        wait_in_service(sagemaker, ENDPOINT, max_attempts=50)
         time.sleep(0.3)
         described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
         assert described["EndpointStatus"] == "InService"

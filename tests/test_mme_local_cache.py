@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -13,42 +12,24 @@ from mme_factory.model_archive import ArchiveLimits
 from mme_factory.store import LocalStore
 from mme_local.aws_errors import AwsError
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
-from mme_local.metrics import Metrics
 from mme_local.model_cache import CacheChangedOutsideItsLock, LoadedModel, ModelCache
 from mme_local.target_model import TargetModel
 from test_support.fake_model_server import MIB, FakeModelServer
+from test_support.mme_local_harness import RuntimeScenario, run_runtime_scenario
 from test_support.mme_local_models import model_tarball, write_model
 
 MODELS = [TargetModel.parse(f"acme/m{i}/v1.tar.gz") for i in range(6)]
 
 
-def _runtime(tmp_path: Path, server: FakeModelServer, fits: int = 3, wait_s: float = 5.0):
+def _run(tmp_path: Path, scenario: RuntimeScenario, fits: int = 3, wait_s: float = 5.0) -> None:
+    """Run `scenario` on an endpoint whose budget holds `fits` models, all six in its store."""
     store_root = tmp_path / "store"
     for target in MODELS:
         write_model(store_root, target.key, model_tarball())
+    server = FakeModelServer()
     budget = server.base_bytes + fits * server.model_bytes + MIB
     policy = CachePolicy(budget, wait_s, ArchiveLimits(10 * MIB, 100))
-    return EndpointRuntime(
-        "dev-mme-test", LocalStore(store_root), server, tmp_path / "models", policy, Metrics()
-    )
-
-
-def _run(
-    tmp_path: Path,
-    scenario: Callable[[EndpointRuntime, FakeModelServer], Awaitable[None]],
-    **options: object,
-) -> None:
-    server = FakeModelServer()
-
-    async def main() -> None:
-        runtime = _runtime(tmp_path, server, **options)  # type: ignore[arg-type]
-        await runtime.start()
-        try:
-            await scenario(runtime, server)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(main())
+    run_runtime_scenario(LocalStore(store_root), server, tmp_path / "models", policy, scenario)
 
 
 def test_lru_order_follows_use():

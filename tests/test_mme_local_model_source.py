@@ -9,7 +9,6 @@ import io
 import lzma
 import os
 import tarfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,10 @@ from mme_factory.model_archive import ArchiveLimits
 from mme_factory.store import LocalStore, StoreUnavailable
 from mme_local.aws_errors import AwsError
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
-from mme_local.metrics import Metrics
 from mme_local.model_source import ModelSource
 from mme_local.target_model import TargetModel
 from test_support.fake_model_server import MIB, FakeModelServer
+from test_support.mme_local_harness import RuntimeScenario, run_runtime_scenario
 from test_support.mme_local_models import model_files, model_tarball, tarball
 
 TARGET = TargetModel.parse("acme/classifier/v1.tar.gz")
@@ -35,26 +34,9 @@ class DamagingStore(LocalStore):
         return super().read_bytes(key)[:-1]
 
 
-def _run(
-    tmp_path: Path,
-    store: LocalStore,
-    scenario: Callable[[EndpointRuntime, FakeModelServer], Awaitable[None]],
-    wait_s: float = 5.0,
-) -> None:
-    server = FakeModelServer()
+def _run(tmp_path: Path, store: LocalStore, scenario: RuntimeScenario, wait_s: float = 5.0) -> None:
     policy = CachePolicy(1024 * MIB, wait_s, ArchiveLimits(10 * MIB, 100))
-
-    async def main() -> None:
-        runtime = EndpointRuntime(
-            "dev-mme-test", store, server, tmp_path / "models", policy, Metrics()
-        )
-        await runtime.start()
-        try:
-            await scenario(runtime, server)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(main())
+    run_runtime_scenario(store, FakeModelServer(), tmp_path / "models", policy, scenario)
 
 
 def test_overwritten_target_model_is_reloaded_not_served_from_cache(tmp_path):

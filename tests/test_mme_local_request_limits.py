@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from mme_factory.settings import Settings, load_settings
+from mme_factory.settings import Settings
 from mme_local.aws_errors import MAX_INVOKE_BODY_BYTES
 from mme_local.metrics import Metrics
 from mme_local.request_body import MAX_CONTROL_BODY_BYTES
 from mme_local.service import MmeLocalService
 from test_support.fake_model_server import FakeModelServer
-from test_support.mme_local_models import model_tarball, write_model
+from test_support.mme_local_harness import settings_with_model
+from test_support.mme_local_models import model_tarball
 
 ENDPOINT = "dev-mme-test"
 CHUNK = 1024 * 1024
@@ -23,11 +24,7 @@ CHUNK = 1024 * 1024
 
 @pytest.fixture
 def mme_settings(tmp_path: Path) -> Settings:
-    store = tmp_path / "store"
-    write_model(store, f"mme/{ENDPOINT}/acme/doubler/v1.tar.gz", model_tarball())
-    return load_settings(
-        environ={"MME_FACTORY_STATE_DIR": str(tmp_path / "state"), "MME_FACTORY_STORE": str(store)}
-    )
+    return settings_with_model(tmp_path, f"mme/{ENDPOINT}/acme/doubler/v1.tar.gz", model_tarball())
 
 
 class ChunkedRequest:

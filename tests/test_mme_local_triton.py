@@ -17,7 +17,12 @@ from botocore.exceptions import ClientError
 
 from mme_factory.aws_clients import s3_client
 from mme_factory.settings import load_settings
-from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint
+from test_support.mme_local_harness import (
+    ServiceProcess,
+    clients,
+    create_endpoint,
+    wait_in_service,
+)
 from test_support.mme_local_models import (
     infer_body,
     model_files,
@@ -235,9 +240,7 @@ def test_killed_service_restarts_with_its_endpoints_and_no_orphaned_triton(tmp_p
     second = ServiceProcess(environ, tmp_path / "second.log")
     second.start()
     try:
-        clients(second.url)[0].get_waiter("endpoint_in_service").wait(
-            EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
-        )
+        wait_in_service(clients(second.url)[0], ENDPOINT, max_attempts=100)
         deadline = time.monotonic() + 30
         while not httpx.get(f"{second.url}/mme-local/endpoints/{ENDPOINT}").json()["ready"]:
             assert time.monotonic() < deadline
