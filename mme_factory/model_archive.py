@@ -78,18 +78,13 @@ def _entries(archive: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]
     """The tarball's members in order, read as a stream; reading errors become ModelArchiveError."""
     with _reading(), _decompressed(archive) as stream:
         with tarfile.open(fileobj=stream, mode="r|", tarinfo=CheckedTarInfo) as tar:
-            while True:
-                with _reading():
-                    member = tar.next()
-                if member is None:
-                    break
+            while (member := tar.next()) is not None:
                 yield member, tar
         # gzip, bzip2 and xz check their checksums at the end of the stream, which tarfile
         # never reaches: read the padding after the last entry, up to a bound.
-        with _reading():
-            for _ in range(_MAX_TRAILER_BYTES // _CHUNK_BYTES):
-                if not stream.read(_CHUNK_BYTES):
-                    break
+        for _ in range(_MAX_TRAILER_BYTES // _CHUNK_BYTES):
+            if not stream.read(_CHUNK_BYTES):
+                break
 
 
 def _decompressed(archive: Path) -> BinaryIO:
