@@ -48,7 +48,6 @@ def breakdown_lines(
         gpu = has_gpu[instance_type]
         for estimate in kinds:
             b = estimate.breakdown
-            customers = estimate.fit.targets_per_instance // estimate.footprint.targets_per_customer
             rows.append(
                 [
                     instance_type,
@@ -61,7 +60,7 @@ def breakdown_lines(
                     _cell(b.overhead_host),
                     _cell(b.total_gpu, gpu),
                     _cell(b.total_host),
-                    f"{estimate.fit.targets_per_instance} ({customers})",
+                    f"{estimate.fit.targets_per_instance} ({estimate.customers_per_instance})",
                     estimate.fit.bound_by,
                 ]
             )

@@ -97,14 +97,17 @@ class KindEstimate:
     footprint: KindFootprint
     fit: Fit
 
+    @property
+    def customers_per_instance(self) -> int:
+        return self.fit.targets_per_instance // self.footprint.targets_per_customer
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.breakdown.to_dict(),
             "instance_reserve_gpu": self.reserve.gpu.to_dict(),
             "instance_reserve_host": self.reserve.host.to_dict(),
             "targets_per_instance": self.fit.targets_per_instance,
-            "customers_per_instance": self.fit.targets_per_instance
-            // self.footprint.targets_per_customer,
+            "customers_per_instance": self.customers_per_instance,
             "bound_by": self.fit.bound_by,
         }
 
