@@ -65,7 +65,7 @@ class EndpointRuntime:
         policy: CachePolicy,
         metrics: Metrics,
     ) -> None:
-        self.name, self.store, self.server = name, store, server
+        self.name, self.server = name, server
         self.models_dir, self.policy, self.metrics = models_dir, policy, metrics
         self.source = ModelSource(store, policy.limits.max_extracted_bytes)
         self.cache = ModelCache()
