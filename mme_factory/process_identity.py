@@ -109,5 +109,5 @@ def stop_process_tree(process: psutil.Process, timeout_s: float = 10.0) -> None:
 def _exe(process: psutil.Process) -> str:
     try:
         return str(Path(process.exe()))
-    except (psutil.AccessDenied, psutil.ZombieProcess, FileNotFoundError, OSError):
+    except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
         return ""
