@@ -65,6 +65,21 @@ def aws(moto_server, tmp_path, monkeypatch):
     return settings
 
 
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    """A local directory, then the S3 API: each test that takes it runs against both."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "bucket")
+    aws = request.getfixturevalue("aws")
+    return open_store(aws.store, aws)
+
+
+@pytest.fixture
+def customer() -> str:
+    """A customer of this test alone: the S3 bucket lives as long as the session."""
+    return f"c{time.monotonic_ns() % 10**8}"
+
+
 def tarball(tmp_path: Path, content: bytes) -> tuple[Path, str]:
     import hashlib
 
@@ -128,10 +143,7 @@ def entry(version: int) -> dict:
     return {"version": version, "targets": {"classifier": f"acme/classifier/v{version}.tar.gz"}}
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_promote_and_rollback(aws, tmp_path, where):
-    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
-    customer = f"c{time.monotonic_ns() % 10**8}"
+def test_promote_and_rollback(store, customer):
     promote(store, customer, {"classifier": entry(1)})
     promote(store, customer, {"classifier": entry(2)})
     assert read_manifest(store, customer)["models"]["classifier"]["version"] == 2
@@ -142,10 +154,7 @@ def test_promote_and_rollback(aws, tmp_path, where):
         rollback(store, customer, "classifier")
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_concurrent_promotions_do_not_lose_updates(aws, tmp_path, where):
-    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
-    customer = f"c{time.monotonic_ns() % 10**8}"
+def test_concurrent_promotions_do_not_lose_updates(store, customer):
     errors: list[Exception] = []
 
     def promote_under_lock(kind: str) -> None:
@@ -230,11 +239,8 @@ class WrittenMeanwhile:
         return getattr(self._store, name)
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
 @pytest.mark.parametrize("existing", [True, False], ids=["update", "first-promotion"])
-def test_a_manifest_written_since_it_was_read_is_not_overwritten(aws, tmp_path, where, existing):
-    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
-    customer = f"c{time.monotonic_ns() % 10**8}"
+def test_a_manifest_written_since_it_was_read_is_not_overwritten(store, customer, existing):
     if existing:
         promote(store, customer, {"classifier": entry(1)})
     with pytest.raises(ManifestError, match="changed by another run"):
@@ -242,10 +248,7 @@ def test_a_manifest_written_since_it_was_read_is_not_overwritten(aws, tmp_path, 
     assert json.loads(store.read_bytes(f"registry/{customer}.json"))["by"] == "other"
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_concurrent_version_assignments_never_hand_out_one_number_twice(aws, tmp_path, where):
-    store = LocalStore(tmp_path / "bucket") if where == "local" else open_store(aws.store, aws)
-    customer = f"c{time.monotonic_ns() % 10**8}"
+def test_concurrent_version_assignments_never_hand_out_one_number_twice(aws, store, customer):
     assigned: list[int] = []
     errors: list[Exception] = []
 
