@@ -58,7 +58,8 @@ from mme_factory.naming import endpoint_name_for
 from mme_factory.settings import Settings, load_settings
 from mme_factory.store import open_store
 from mme_factory.triton.process_memory import process_tree_memory
-from tasks.deployment.promote import customer_lock, manifest_entry, promote
+from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.promote import manifest_entry, promote
 from tasks.deployment.register_mme import register_mme, wait_in_service
 from tasks.deployment.warmup_models import warm_models
 from tasks.packaging.package_triton import PackageSummary, package_triton

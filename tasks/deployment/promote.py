@@ -19,7 +19,6 @@ from mme_factory.manifest import ManifestError, read_manifest_versioned
 from mme_factory.naming import manifest_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, StoreUnavailable, open_store
-from tasks.deployment.customer_lock import customer_lock as customer_lock
 from tasks.deployment.register_mme import Registration
 
 WRITE_ATTEMPTS = 3

@@ -14,9 +14,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.manifest import read_manifest
-from mme_factory.model_kinds import ModelKind
-from mme_factory.naming import endpoint_name_for, model_data_prefix
+from mme_factory.manifest import named_entries, read_manifest, uploaded_target_models
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
 
@@ -25,23 +23,19 @@ logger = logging.getLogger("mme_factory.withdraw")
 
 def promoted_targets(manifest: dict[str, Any]) -> set[str]:
     """Every TargetModel the manifest names: current, in history, or retired by a rollback."""
-    entries = list(manifest.get("models", {}).values())
-    for section in ("history", "retired"):
-        for kept in manifest.get(section, {}).values():
-            entries += kept
-    return {target for entry in entries for target in entry.get("targets", {}).values()}
+    return {
+        target for entry in named_entries(manifest) for target in entry.get("targets", {}).values()
+    }
 
 
 def withdraw_unpromoted(store: ArtifactStore, settings: Settings, customer: str) -> list[str]:
     """Delete the customer's TargetModels no manifest entry names; call under the lock."""
     kept = promoted_targets(read_manifest(store, customer))
-    removed = []
-    for kind in ModelKind:
-        prefix = model_data_prefix(endpoint_name_for(kind.value, settings.env))
-        for key in sorted(store.list_keys(f"{prefix}{customer}/")):
-            if key[len(prefix) :] not in kept:
-                store.delete(key)
-                removed.append(key)
+    # Listed in full first: deleting while S3 still pages the listing could skip keys.
+    uploaded = list(uploaded_target_models(store, settings.env, customer))
+    removed = [key for key, target_model in uploaded if target_model not in kept]
+    for key in removed:
+        store.delete(key)
     if removed:
         logger.warning(
             "withdrew %d unpromoted upload(s) of %s: %s", len(removed), customer, removed
