@@ -39,6 +39,9 @@ class _ConditionalConflict(StoreUnavailable):
 class S3Store:
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+        # sha256 of objects written without it in their metadata, by key and ETag: such an
+        # object is hashed once per version, not on every lookup.
+        self._hashed: dict[str, tuple[str, str]] = {}
 
     def _key(self, key: str) -> str:
         key = checked_key(key)
@@ -129,7 +132,14 @@ class S3Store:
         recorded = head.get("Metadata", {}).get("sha256")
         if recorded:
             return recorded
-        return hashlib.sha256(self.read_bytes(key)).hexdigest()
+        cached = self._hashed.get(key)
+        if cached is not None and cached[0] == head.get("ETag"):
+            return cached[1]
+        response = self._call("read", key, self.client.get_object, Key=self._key(key))
+        digest = hashlib.sha256(self._read_body(key, response)).hexdigest()
+        if response.get("ETag"):  # the ETag of the bytes just hashed
+            self._hashed[key] = (str(response["ETag"]), digest)
+        return digest
 
     def delete(self, key: str) -> None:
         self._call("delete", key, self.client.delete_object, Key=self._key(key))

@@ -82,3 +82,18 @@ def test_s3_and_local_store_lay_out_keys_alike(s3_settings, bucket, tmp_path):
 def test_keys_that_leave_the_store_are_refused(key):
     with pytest.raises(StoreError, match="invalid store key"):
         checked_key(key)
+
+
+def test_sha256_of_an_object_without_it_in_metadata_is_hashed_once_per_version(s3_settings, bucket):
+    store = open_store("s3://customer-data", s3_settings)
+    key = "mme/dev-mme-classifier/acme/classifier/v1.tar.gz"
+    store.write_bytes(key, b"first")
+    reads = []
+    original = store.client.get_object
+    store.client.get_object = lambda **kw: reads.append(kw) or original(**kw)
+    first = store.stored_sha256(key)
+    assert store.stored_sha256(key) == first
+    assert len(reads) == 1
+    store.write_bytes(key, b"second")
+    assert store.stored_sha256(key) != first
+    assert len(reads) == 2
