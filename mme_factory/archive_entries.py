@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.settings import MmeLocalSettings
 
 MAX_NAME_BYTES = 255  # one path component: NAME_MAX on Linux
 MAX_PATH_BYTES = 1024  # a whole entry name
@@ -45,6 +46,11 @@ def unsafe(name: str, why: str) -> ModelArchiveError:
 class ArchiveLimits:
     max_extracted_bytes: int
     max_members: int
+
+    @classmethod
+    def from_settings(cls, local: MmeLocalSettings) -> ArchiveLimits:
+        """The limits an endpoint applies to a TargetModel tarball."""
+        return cls(int(local.max_extracted_size), local.max_tarball_members)
 
 
 class CheckedTarInfo(tarfile.TarInfo):

@@ -93,7 +93,7 @@ class MmeLocalService:
         policy = CachePolicy(
             budget_bytes=self.settings.memory.budget_bytes,
             load_wait_s=local.model_load_wait_s,
-            limits=ArchiveLimits(int(local.max_extracted_size), local.max_tarball_members),
+            limits=ArchiveLimits.from_settings(local),
         )
         self.metrics.add_endpoint(name)
         runtime = EndpointRuntime(

@@ -155,9 +155,7 @@ def _wait_for_stubs_to_exit(server: TritonServer, baseline: int, timeout_s: floa
 
 def unpack_tarballs(models: list[TarballToMeasure], settings: Settings, work: Path) -> list[Path]:
     """Unpack each tarball once, as SageMaker does, into `<work>/m<index>/model`."""
-    limits = ArchiveLimits(
-        int(settings.mme_local.max_extracted_size), settings.mme_local.max_tarball_members
-    )
+    limits = ArchiveLimits.from_settings(settings.mme_local)
     return [
         extract_model(model.path, work / f"m{index}" / "model", limits)
         for index, model in enumerate(models)

@@ -70,6 +70,4 @@ def tarball_names(path: Path) -> list[str]:
 
 def extract_tarball(path: Path, destination: Path) -> Path:
     """Unpack as an endpoint does (`extract_model`), under mme_local's default limits."""
-    defaults = MmeLocalSettings()
-    limits = ArchiveLimits(int(defaults.max_extracted_size), defaults.max_tarball_members)
-    return extract_model(path, destination, limits)
+    return extract_model(path, destination, ArchiveLimits.from_settings(MmeLocalSettings()))
