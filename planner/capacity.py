@@ -14,10 +14,10 @@ The single-model baseline is what the platform replaces: one endpoint per custom
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mme_factory.capacity import instances_needed, models_per_instance
 from mme_factory.errors import MmeFactoryError
 from planner.instance_catalog import InstanceCatalog, InstanceType
 
@@ -58,13 +58,15 @@ def targets_per_instance(
     limits: list[tuple[int, str]] = []
     if instance.has_gpu:
         gpu_usable = instance.gpu_memory_mib * utilisation - footprint.reserved_mib
-        limits.append((math.floor(gpu_usable / footprint.memory_mib), "GPU memory"))
+        limits.append((models_per_instance(gpu_usable, footprint.memory_mib), "GPU memory"))
         if footprint.host_overhead_mib > 0:
             host_usable -= footprint.reserved_host_mib
-            limits.append((math.floor(host_usable / footprint.host_overhead_mib), "host memory"))
+            limits.append(
+                (models_per_instance(host_usable, footprint.host_overhead_mib), "host memory")
+            )
     else:
         host_usable -= footprint.reserved_mib
-        limits.append((math.floor(host_usable / footprint.memory_mib), "host memory"))
+        limits.append((models_per_instance(host_usable, footprint.memory_mib), "host memory"))
     count, bound_by = min(limits)
     if count < 1:
         raise CapacityError(
@@ -109,7 +111,7 @@ def plan_kind(
         raise CapacityError("customers and replicas must be at least 1")
     fit = targets_per_instance(instance, footprint, utilisation)
     target_models = customers * footprint.targets_per_customer
-    instances = max(replicas, math.ceil(target_models * replicas / fit.targets_per_instance))
+    instances = instances_needed(target_models, fit.targets_per_instance, replicas)
     single_instances = customers * replicas
     return KindPlan(
         kind=footprint.kind,
