@@ -36,15 +36,27 @@ def sagemaker_client(settings: Settings) -> Any:
 
 
 def sagemaker_runtime_client(
-    settings: Settings, read_timeout: float = 70.0, max_pool_connections: int = 10
+    settings: Settings,
+    read_timeout: float = 70.0,
+    max_pool_connections: int = 10,
+    retries: int = 5,
 ) -> Any:
-    """`max_pool_connections`: at least the number of threads sharing the client."""
+    """`max_pool_connections`: at least the number of threads sharing the client.
+
+    `retries`: botocore's own retries of throttling and 5xx answers; 0 leaves them to the caller
+    (the inference client has its own policy).
+    """
     pool = max(10, max_pool_connections)
+    config = Config(
+        read_timeout=read_timeout,
+        max_pool_connections=pool,
+        retries={"max_attempts": retries, "mode": "standard"},
+    )
     return _client(
         "sagemaker-runtime",
         settings,
         settings.endpoints.sagemaker_runtime_endpoint_url,
-        _RETRIES.merge(Config(read_timeout=read_timeout, max_pool_connections=pool)),
+        _RETRIES.merge(config),
     )
 
 

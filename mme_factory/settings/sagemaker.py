@@ -45,7 +45,15 @@ class SageMakerSettings(SettingsSection):
     # Waiting for InService: AWS takes minutes (poll every 30 s); the local service seconds.
     wait_delay_s: int = Field(2, ge=1)
     wait_max_attempts: int = Field(90, ge=1)
-    invoke_retries: int = Field(4, ge=0)
+    # InvokeEndpoint errors SageMaker says to retry (still loading, throttled, unavailable) are
+    # retried after jittered exponential waits (base, doubling, capped) until the deadline
+    # after the first attempt or `invoke_retries` retries, whichever comes first.
+    invoke_retries: int = Field(8, ge=0)
+    invoke_deadline_s: float = Field(120.0, gt=0)
+    invoke_backoff_base_s: float = Field(0.5, gt=0)
+    invoke_backoff_cap_s: float = Field(8.0, gt=0)
+    # How old the client's copy of a customer manifest may get before it checks for a change.
+    manifest_refresh_s: float = Field(2.0, ge=0)
     lock_wait_s: float = Field(600.0, ge=0)  # a second onboarding run of a customer waits this long
     # A run renews its customer lock every quarter of this; a lock not renewed for this long
     # belongs to a run that died and is taken over.
