@@ -1,4 +1,4 @@
-"""The hourly `warmup` flow: invoke every registered model so that none is cold."""
+"""The hourly `warmup` flow: invoke the registered models that fit, so that none of them is cold."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tasks.deployment import warm_models_task
 
 
 class WarmupFailed(MmeFactoryError):
-    """At least one registered model did not answer its warm-up call."""
+    """A registered model did not answer its warm-up call, or did not fit its endpoint."""
 
 
 @flow(name="warmup", log_prints=True)
@@ -22,13 +22,13 @@ def warmup(
     settings_file: str | None = None,
     overrides: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Warm every registered TargetModel; fail the run if any model failed."""
+    """Warm every registered TargetModel that fits; fail the run if any failed or did not fit."""
     settings = flow_settings(settings_file, overrides)
-    results = warm_models_task(settings, concurrency or settings.sagemaker.warmup_concurrency)
-    failed = [r for r in results if r.status != "ok"]
-    print(f"warmed {len(results) - len(failed)} of {len(results)} models")
-    if failed:
-        raise WarmupFailed(
-            ", ".join(f"{r.target_model} on {r.endpoint}: {r.error}" for r in failed)
-        )
-    return [asdict(r) for r in results]
+    warmup = warm_models_task(settings, concurrency or settings.sagemaker.warmup_concurrency)
+    warmed = [r for r in warmup.results if r.status == "ok"]
+    failed = [r for r in warmup.results if r.status == "failed"]
+    print(f"warmed {len(warmed)} of {len(warmup.results)} models")
+    problems = [f"{r.target_model} on {r.endpoint}: {r.error}" for r in failed]
+    if problems or warmup.shortfalls:
+        raise WarmupFailed("; ".join([*warmup.shortfalls, *problems]))
+    return [asdict(r) for r in warmup.results]

@@ -71,3 +71,8 @@ def ecr_client(settings: Settings) -> Any:
 
 def sts_client(settings: Settings) -> Any:
     return _client("sts", settings, None)
+
+
+def cloudwatch_client(settings: Settings) -> Any:
+    """CloudWatch of the settings' region: the endpoints' metrics (AWS only; no local one)."""
+    return _client("cloudwatch", settings, None)

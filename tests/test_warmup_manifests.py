@@ -8,26 +8,24 @@ from typing import Any
 
 import pytest
 
+from mme_factory.inference_client import InvocationResult
 from mme_factory.manifest import ManifestError, read_manifest, registered_targets
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore
 from tasks.deployment import warmup_models
 
 
-class RecordingRuntime:
-    """A SageMaker runtime client that answers every invocation and remembers it."""
+class RecordingClient:
+    """An inference client that answers every invocation and remembers it."""
 
     def __init__(self) -> None:
-        self.invoked: list[str] = []
+        self.invoked: list[tuple[str, str | None]] = []
 
-    def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
-        self.invoked.append(request["TargetModel"])
-
-        class Body:
-            def read(self) -> bytes:
-                return b"{}"
-
-        return {"Body": Body()}
+    def invoke_target(
+        self, endpoint: str, target_model: str, kind: str, inputs: Any, **options: Any
+    ) -> InvocationResult:
+        self.invoked.append((target_model, options.get("custom_attributes")))
+        return InvocationResult(endpoint, target_model, {}, 5.0, 1)
 
 
 def manifest(customer: str) -> bytes:
@@ -50,15 +48,25 @@ def test_an_unreadable_manifest_is_reported_and_the_others_are_warmed(
     store.write_bytes("registry/acme.json", manifest("acme"))
     store.write_bytes("registry/globex.json", broken)
     store.write_bytes("registry/initech.json", manifest("initech"))
-    runtime = RecordingRuntime()
-    monkeypatch.setattr(warmup_models, "sagemaker_runtime_client", lambda *a, **k: runtime)
+    client = RecordingClient()
+    monkeypatch.setattr(
+        warmup_models.InferenceClient, "from_settings", classmethod(lambda *a, **k: client)
+    )
     settings = load_settings(
-        environ={"MME_FACTORY_STORE": str(store.root), "MME_FACTORY_STATE_DIR": str(tmp_path)}
+        environ={
+            "MME_FACTORY_STORE": str(store.root),
+            "MME_FACTORY_STATE_DIR": str(tmp_path),
+            # not this machine: no endpoint description to ask for, the settings' budget
+            "MME_FACTORY_ENDPOINTS__SAGEMAKER_ENDPOINT_URL": "http://sagemaker.invalid",
+        }
     )
 
-    results = warmup_models.warm_models(settings, concurrency=2)
+    results = warmup_models.warm_models(settings, concurrency=2).results
 
-    assert sorted(runtime.invoked) == ["acme/classifier/v1.tar.gz", "initech/classifier/v1.tar.gz"]
+    assert sorted(client.invoked) == [
+        ("acme/classifier/v1.tar.gz", "mme-factory-warmup"),
+        ("initech/classifier/v1.tar.gz", "mme-factory-warmup"),
+    ]
     failed = [r for r in results if r.status != "ok"]
     assert [(r.customer, r.target_model) for r in failed] == [("globex", "registry/globex.json")]
     assert "unreadable manifest" in failed[0].error

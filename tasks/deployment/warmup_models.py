@@ -1,30 +1,34 @@
-"""Warm every registered TargetModel: one small request each, with bounded concurrency."""
+"""Warm the registered TargetModels that fit their endpoint, busiest first (`warmup_capacity`).
+
+One small request each through the inference client (with its retries), with bounded
+concurrency, marked as a warm-up so that the endpoint does not count it as customer traffic.
+Models already loaded are called first, then the ones to load, so that what the loads evict is
+never a model of the plan.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
 
-from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.aws_clients import sagemaker_runtime_client
-from mme_factory.kserve import kserve_request
+from mme_factory.errors import StoreError
+from mme_factory.inference_client import InferenceClient, InferenceFailed
 from mme_factory.manifest import RegisteredTarget, UnreadableManifest, read_registry
 from mme_factory.model_kinds import describe
+from mme_factory.naming import model_data_prefix
 from mme_factory.settings import Settings
-from mme_factory.store import open_store
+from mme_factory.store import ArtifactStore, open_store
+from tasks.deployment.usage_source import endpoint_usage
+from tasks.deployment.warmup_capacity import MIB, EndpointPlan, PlannedModel, plan_endpoint
 
-RETRYABLE = {
-    "ModelNotReadyException",
-    "ThrottlingException",
-    "ServiceUnavailable",
-    "InternalFailure",
-}
+WARMUP_ATTRIBUTES = "mme-factory-warmup"  # InvokeEndpoint CustomAttributes of every warm-up call
+OVER_CAPACITY = "over capacity"
 
 
 @dataclass
@@ -33,47 +37,60 @@ class WarmupResult:
     kind: str
     endpoint: str
     target_model: str
-    status: str  # "ok" or "failed"
-    state: str  # "warm", "cold" or "unknown"
+    status: str  # "ok", "failed" or "skipped"
+    state: str  # "warm", "cold", "unknown" or "over capacity"
     latency_ms: float
     attempts: int
     error: str = ""
+    footprint_bytes: int = 0
+    footprint_source: str = ""
+    invocations_last_hour: int = 0
 
 
-def warm_one(client: Any, target: RegisteredTarget, retries: int, cold_ms: float) -> WarmupResult:
-    body = kserve_request(describe(target.kind).warmup_inputs)
+@dataclass
+class Warmup:
+    results: list[WarmupResult]
+    shortfalls: list[str] = field(default_factory=list)  # per endpoint with models left out
+
+
+def warm_one(client: InferenceClient, target: RegisteredTarget, cold_ms: float) -> WarmupResult:
+    """One warm-up call; cold when it was retried (still loading) or slower than `cold_ms`."""
     started = time.perf_counter()
-    error = ""
-    for attempt in range(1, retries + 2):
-        try:
-            client.invoke_endpoint(
-                EndpointName=target.endpoint,
-                TargetModel=target.target_model,
-                ContentType="application/json",
-                Body=body,
-            )["Body"].read()
-            latency = (time.perf_counter() - started) * 1000
-            state = "cold" if attempt > 1 or latency >= cold_ms else "warm"
-            return WarmupResult(
-                **asdict(target), status="ok", state=state, latency_ms=latency, attempts=attempt
-            )
-        except ClientError as failure:
-            code = failure.response.get("Error", {}).get("Code", "")
-            error = f"{code}: {failure.response.get('Error', {}).get('Message', '')}"[:300]
-            if code not in RETRYABLE:
-                break
-        except BotoCoreError as failure:
-            error = str(failure)[:300]
-        if attempt <= retries:
-            time.sleep(min(0.5 * 2**attempt, 8.0))
+    try:
+        answer = client.invoke_target(
+            target.endpoint,
+            target.target_model,
+            target.kind,
+            describe(target.kind).warmup_inputs,
+            custom_attributes=WARMUP_ATTRIBUTES,
+        )
+    except InferenceFailed as failure:
+        return WarmupResult(
+            **asdict(target),
+            status="failed",
+            state="unknown",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=failure.attempts,
+            error=str(failure)[:300],
+        )
+    cold = answer.attempts > 1 or answer.latency_ms >= cold_ms
     return WarmupResult(
         **asdict(target),
-        status="failed",
-        state="unknown",
-        latency_ms=(time.perf_counter() - started) * 1000,
-        attempts=attempt,
-        error=error,
+        status="ok",
+        state="cold" if cold else "warm",
+        latency_ms=answer.latency_ms,
+        attempts=answer.attempts,
     )
+
+
+def warm_targets(
+    settings: Settings, concurrency: int, targets: list[RegisteredTarget]
+) -> list[WarmupResult]:
+    """Call every one of `targets`, `concurrency` at a time, whether it fits or not."""
+    client = InferenceClient.from_settings(settings, max_pool_connections=concurrency)
+    cold_ms = settings.sagemaker.cold_threshold_ms
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(pool.map(lambda t: warm_one(client, t, cold_ms), targets))
 
 
 def unreadable_result(manifest: UnreadableManifest) -> WarmupResult:
@@ -91,32 +108,84 @@ def unreadable_result(manifest: UnreadableManifest) -> WarmupResult:
     )
 
 
+def with_plan(result: WarmupResult, model: PlannedModel) -> WarmupResult:
+    return replace(
+        result,
+        footprint_bytes=model.footprint_bytes,
+        footprint_source=model.footprint_source,
+        invocations_last_hour=model.usage.invocations_last_hour,
+    )
+
+
+def over_capacity_result(model: PlannedModel) -> WarmupResult:
+    skipped = WarmupResult(
+        **asdict(model.target), status="skipped", state=OVER_CAPACITY, latency_ms=0.0, attempts=0
+    )
+    return with_plan(skipped, model)
+
+
+def tarball_sizes(store: ArtifactStore, targets: list[RegisteredTarget]) -> dict[str, int]:
+    """Bytes of each target's tarball; absent when the store cannot say."""
+    sizes = {}
+    for target in targets:
+        try:
+            sizes[target.target_model] = store.size(
+                model_data_prefix(target.endpoint) + target.target_model
+            )
+        except StoreError:
+            continue
+    return sizes
+
+
+def plan_warmup(
+    settings: Settings, store: ArtifactStore, targets: list[RegisteredTarget]
+) -> list[EndpointPlan]:
+    """Per endpoint of `targets`: which to warm and which are over capacity."""
+    by_endpoint: dict[str, list[RegisteredTarget]] = defaultdict(list)
+    for target in targets:
+        by_endpoint[target.endpoint].append(target)
+    plans = []
+    for endpoint, group in by_endpoint.items():
+        usage = endpoint_usage(settings, endpoint)
+        unmeasured = any(usage.model(t.target_model).footprint_bytes == 0 for t in group)
+        sizes = tarball_sizes(store, group) if unmeasured and not usage.mean_footprint_bytes else {}
+        plans.append(plan_endpoint(usage, group, sizes))
+    return plans
+
+
+def warm_planned(settings: Settings, concurrency: int, plans: list[EndpointPlan]) -> Warmup:
+    """Loaded models first, then the ones to load; the others as over-capacity rows."""
+    results = []
+    for loaded in (True, False):
+        phase = [m for plan in plans for m in plan.warm if m.usage.loaded is loaded]
+        warmed = warm_targets(settings, concurrency, [m.target for m in phase])
+        results += [with_plan(r, m) for r, m in zip(warmed, phase, strict=True)]
+    results += [over_capacity_result(m) for plan in plans for m in plan.over_capacity]
+    shortfalls = [s for s in (plan.shortfall() for plan in plans) if s]
+    return Warmup(results, shortfalls)
+
+
 def warm_models(
     settings: Settings, concurrency: int, targets: list[RegisteredTarget] | None = None
-) -> list[WarmupResult]:
-    """Warm `targets` (default: every registered TargetModel), `concurrency` at a time.
+) -> Warmup:
+    """Warm what fits of `targets` (default: every registered TargetModel).
 
     A manifest that cannot be read stops nobody else's warm-up: it is a failed row.
     """
     unreadable: list[UnreadableManifest] = []
+    store = open_store(settings.store, settings)
     if targets is None:
-        registry = read_registry(open_store(settings.store, settings))
+        registry = read_registry(store)
         targets, unreadable = registry.targets, registry.unreadable
-    client = sagemaker_runtime_client(settings, max_pool_connections=concurrency)
-    sm = settings.sagemaker
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        warmed = list(
-            pool.map(
-                lambda t: warm_one(client, t, sm.invoke_retries, sm.cold_threshold_ms), targets
-            )
-        )
-    return warmed + [unreadable_result(manifest) for manifest in unreadable]
+    warmup = warm_planned(settings, concurrency, plan_warmup(settings, store, targets))
+    warmup.results += [unreadable_result(manifest) for manifest in unreadable]
+    return warmup
 
 
 @task(name="warm-models", cache_policy=NO_CACHE)
-def warm_models_task(settings: Settings, concurrency: int) -> list[WarmupResult]:
-    """Invoke every registered model; attach the per-model table."""
-    results = warm_models(settings, concurrency)
+def warm_models_task(settings: Settings, concurrency: int) -> Warmup:
+    """Invoke every registered model that fits; attach the per-model table."""
+    warmup = warm_models(settings, concurrency)
     create_table_artifact(
         [
             {
@@ -124,13 +193,16 @@ def warm_models_task(settings: Settings, concurrency: int) -> list[WarmupResult]
                 "TargetModel": r.target_model,
                 "state": r.state,
                 "latency ms": round(r.latency_ms, 1),
+                "footprint MiB": round(r.footprint_bytes / MIB, 1),
+                "footprint from": r.footprint_source,
+                "calls last hour": r.invocations_last_hour,
                 "status": r.status,
                 "error": r.error,
             }
-            for r in results
+            for r in warmup.results
         ]
         or [{"endpoint": "-", "TargetModel": "no registered models"}],
         key="warmup",
-        description="Warm-up of every registered TargetModel",
+        description="Warm-up of the registered TargetModels that fit their endpoint",
     )
-    return results
+    return warmup
