@@ -1,10 +1,10 @@
 """Which TargetModels an endpoint has loaded, in least-recently-used order, and their sizes.
 
-What is loaded changes in one place only: `ModelCache.changing()`, held by one task at a time in
-arrival order. Loads, evictions, unloads, file deletions and restarts of the model server all run
-inside it, and `add`, `remove` and `clear` refuse to run outside it, so the cache, the server's
-loaded models and the files on disk cannot drift apart (a reload of a model whose eviction is
-still deleting its files, say).
+The bookkeeping of what is loaded changes in one place only: `ModelCache.changing()`, a short
+critical section held by one task at a time, and `add`, `remove` and `clear` refuse to run
+outside it. Inside it a caller only decides (admit a load and reserve its memory, pick eviction
+victims, record a finished load); downloads, Triton loads and unloads run outside it, so loads of
+different models proceed at once and a warm model's requests never wait for any of them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
 from mme_local.target_model import TargetModel
@@ -58,7 +58,8 @@ class ModelCache:
 
     @contextlib.asynccontextmanager
     async def changing(self) -> AsyncIterator[None]:
-        """The endpoint's one serialisation point for changes to what is loaded."""
+        """The endpoint's one serialisation point for changes to what is loaded; never held
+        across a download, a load or an unload."""
         async with self._lock:
             self._holder = asyncio.current_task()
             try:
@@ -91,6 +92,10 @@ class ModelCache:
             entry.last_used = time.monotonic()
         return entry
 
+    def peek(self, name: str) -> LoadedModel | None:
+        """The loaded model without marking it used."""
+        return self._entries.get(name)
+
     def add(self, entry: LoadedModel) -> None:
         self._require_change_lock()
         self._entries[entry.name] = entry
@@ -104,9 +109,13 @@ class ModelCache:
         self._require_change_lock()
         self._entries.clear()
 
-    def least_recently_used_idle(self, exclude: str | None = None) -> LoadedModel | None:
-        """The eviction candidate: the LRU model with no request in flight."""
+    def least_recently_used_idle(self, exclude: Collection[str] = ()) -> LoadedModel | None:
+        """The eviction candidate: the LRU model with no request in flight, not in `exclude`."""
         for entry in self._entries.values():
-            if entry.in_flight == 0 and entry.name != exclude:
+            if entry.in_flight == 0 and entry.name not in exclude:
                 return entry
         return None
+
+    def least_recent_use(self) -> float | None:
+        """When the least recently used model was last used (monotonic s); None when empty."""
+        return min((entry.last_used for entry in self._entries.values()), default=None)

@@ -3,16 +3,39 @@
 Lifecycle, loads and unloads go through `TritonServer` in a worker thread; invocations, the hot
 path, go over pooled keep-alive connections (`TritonHttpClient`) to the same SageMaker routes,
 which keeps the service's overhead per request near half a millisecond.
+
+Memory is read as the proportional share (PSS) of Triton and its stubs, and attributed to a
+loaded model through its stub processes: a Python model's stub names the model's directory, a
+Python-based backend's stub (the emulated `pytorch`) names its instance, `<model>_<group>_<n>`,
+of the model or one of its ensemble members. That share stays right while several models load
+at once, where a before-and-after difference of the total would count every overlapping load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from mme_factory.triton import TritonRuntime, TritonServer
+from mme_factory.triton.process_memory import process_tree
 from mme_local.triton_http import TritonHttpClient
+
+_INSTANCE_NAME = re.compile(r"(.+)_\d+_\d+")
+
+
+@dataclass(frozen=True)
+class ServerMemory:
+    """One reading of the model server's memory; `started` orders readings (monotonic s)."""
+
+    started: float
+    pss_bytes: int
+    rss_bytes: int
+    by_model: dict[str, int] = field(default_factory=dict)  # model name -> PSS of its stubs
+    read_s: float = 0.0
 
 
 class ModelServer(Protocol):
@@ -31,7 +54,7 @@ class ModelServer(Protocol):
     async def invoke(
         self, name: str, body: bytes, content_type: str
     ) -> tuple[int, dict[str, str], bytes]: ...
-    async def resident_memory_bytes(self) -> int: ...
+    async def memory(self) -> ServerMemory: ...
 
 
 class TritonModelServer:
@@ -42,10 +65,15 @@ class TritonModelServer:
         start_timeout_s: float,
         load_timeout_s: float,
         invoke_timeout_s: float,
+        load_threads: int,
     ) -> None:
-        self.server = TritonServer(runtime, workdir, workdir / "triton.log")
+        self.server = TritonServer(
+            runtime, workdir, workdir / "triton.log", load_threads=load_threads
+        )
         self.start_timeout_s, self.load_timeout_s = start_timeout_s, load_timeout_s
         self._client = TritonHttpClient("127.0.0.1", self.server.http_port, invoke_timeout_s)
+        self._model_roots: dict[str, str] = {}  # model name -> `<models dir>/<hash>/`
+        self._members: dict[str, str] = {}  # Triton model or ensemble member -> model name
 
     @property
     def alive(self) -> bool:
@@ -68,6 +96,10 @@ class TritonModelServer:
         await asyncio.to_thread(self.server.stop)
 
     async def load(self, name: str, model_dir: Path) -> None:
+        self._model_roots[name] = f"{model_dir.parent}/"
+        self._members[name] = name
+        for member in model_dir.iterdir():
+            self._members[member.name] = name
         await asyncio.to_thread(self.server.load, name, model_dir, self.load_timeout_s)
 
     async def unload(self, name: str) -> None:
@@ -78,5 +110,32 @@ class TritonModelServer:
     ) -> tuple[int, dict[str, str], bytes]:
         return await self._client.post(f"/models/{name}/invoke", body, content_type)
 
-    async def resident_memory_bytes(self) -> int:
-        return await asyncio.to_thread(self.server.resident_memory_bytes)
+    async def memory(self) -> ServerMemory:
+        return await asyncio.to_thread(self._read_memory)
+
+    def _read_memory(self) -> ServerMemory:
+        started = time.monotonic()
+        pid = self.server.pid
+        tree = process_tree(pid) if pid is not None and self.server.alive else []
+        by_model: dict[str, int] = {}
+        for process in tree:
+            name = self._model_of(process.arguments[1:])
+            if name is not None:
+                by_model[name] = by_model.get(name, 0) + process.pss_bytes
+        return ServerMemory(
+            started,
+            sum(process.pss_bytes for process in tree),
+            sum(process.rss_bytes for process in tree),
+            by_model,
+            time.monotonic() - started,
+        )
+
+    def _model_of(self, arguments: tuple[str, ...]) -> str | None:
+        for name, root in list(self._model_roots.items()):
+            if any(argument.startswith(root) for argument in arguments):
+                return name
+        for argument in arguments:
+            instance = _INSTANCE_NAME.fullmatch(argument)
+            if instance is not None and instance.group(1) in self._members:
+                return self._members[instance.group(1)]
+        return None

@@ -3,7 +3,11 @@
 - `POST /` with `X-Amz-Target: SageMaker.<Op>`: the control-plane subset (JSON 1.1).
 - `POST /endpoints/{name}/invocations`: InvokeEndpoint with `X-Amzn-SageMaker-Target-Model`.
 - `GET /metrics`: Prometheus text; `GET /ping`: health;
-  `GET /mme-local/endpoints/{name}`: the endpoint's loaded models, sizes and load timings.
+  `GET /mme-local/endpoints/{name}`: the endpoint's memory (PSS and RSS), loaded models, sizes,
+  load timings and, per TargetModel loaded since it started, footprint and customer traffic.
+
+A call whose `X-Amzn-SageMaker-Custom-Attributes` header holds `mme-factory-warmup` is a
+warm-up: it counts in `Invocations` and as use of its model, not as customer traffic.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -44,6 +49,8 @@ from mme_local.target_model import InvalidTargetModel, TargetModel
 logger = logging.getLogger("mme_local")
 TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"
 VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+WARMUP_ATTRIBUTE = "mme-factory-warmup"
 
 
 def model_data_store(url: str, settings: Settings) -> ArtifactStore:
@@ -85,6 +92,7 @@ class MmeLocalService:
             triton.server_start_timeout_s,
             triton.load_timeout_s,
             self.settings.mme_local.invoke_timeout_s,
+            self.settings.mme_local.load_concurrency,
         )
 
     async def start_endpoint(self, name: str, spec: dict[str, Any]) -> None:
@@ -94,6 +102,7 @@ class MmeLocalService:
             budget_bytes=self.settings.memory.budget_bytes,
             load_wait_s=local.model_load_wait_s,
             limits=ArchiveLimits.from_settings(local),
+            load_concurrency=local.load_concurrency,
         )
         self.metrics.add_endpoint(name)
         runtime = EndpointRuntime(
@@ -215,8 +224,11 @@ class MmeLocalService:
         except InvalidTargetModel as error:
             raise validation_error(str(error)) from None
         content_type = request.headers.get("content-type", "application/json")
+        warmup = WARMUP_ATTRIBUTE in request.headers.get(CUSTOM_ATTRIBUTES_HEADER, "")
         model_started = time.perf_counter()
-        _, headers, answer = await runtime.invoke(target, body, content_type)
+        _, headers, answer = await runtime.invoke(
+            target, body, content_type, customer_traffic=not warmup
+        )
         model_s = time.perf_counter() - model_started
         answer_type = headers.get("content-type") or headers.get("Content-Type")
         variant = {VARIANT_HEADER: self.variants.get(name, "AllTraffic")}
@@ -242,7 +254,7 @@ class MmeLocalService:
             return PlainTextResponse("ok")
 
         async def metrics(_: Request) -> Response:
-            return PlainTextResponse(self.metrics.render())
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
         return Starlette(
             routes=[

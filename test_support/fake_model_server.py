@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from mme_factory.triton import TritonError
+from mme_local.model_server import ServerMemory
 
 MIB = 1024 * 1024
 
 
 class FakeModelServer:
-    """Loads cost `model_bytes` each on top of `base_bytes`; faults are switched on by tests."""
+    """Loads cost `model_bytes` each on top of `base_bytes`; faults are switched on by tests.
+
+    A load holds half its memory while it runs and all of it once done, so readings taken
+    during parallel loads see them grow. Each load's (name, start, end) is kept in
+    `load_intervals` (monotonic s), to tell which loads overlapped.
+    """
 
     def __init__(
         self, base_bytes: int = 30 * MIB, model_bytes: int = 40 * MIB, load_s: float = 0.05
@@ -27,6 +34,8 @@ class FakeModelServer:
         self.out_of_memory_loads = 0
         self.out_of_memory_invokes = 0
         self.peak_bytes = 0
+        self.loading: set[str] = set()
+        self.load_intervals: list[tuple[str, float, float]] = []
         # Set `unload_gate` to hold unloads until the test sets it; `unloading` says one waits.
         self.unload_gate: asyncio.Event | None = None
         self.unloading = asyncio.Event()
@@ -56,7 +65,14 @@ class FakeModelServer:
 
     async def load(self, name: str, model_dir: Path) -> None:
         self.load_calls.append(name)
-        await asyncio.sleep(self.load_s)
+        started = time.monotonic()
+        self.loading.add(name)
+        self.peak_bytes = max(self.peak_bytes, self._resident())
+        try:
+            await asyncio.sleep(self.load_s)
+        finally:
+            self.loading.discard(name)
+            self.load_intervals.append((name, started, time.monotonic()))
         if not self.running:
             raise TritonError(503, "connection refused")
         if self.out_of_memory_loads:
@@ -88,7 +104,20 @@ class FakeModelServer:
         return 200, {"content-type": content_type}, answer
 
     def _resident(self) -> int:
-        return self.base_bytes + self.model_bytes * len(self.loaded) if self.running else 0
+        if not self.running:
+            return 0
+        return self.base_bytes + self.model_bytes * len(self.loaded) + self._loading_bytes()
+
+    def _loading_bytes(self) -> int:
+        return self.model_bytes // 2 * len(self.loading - self.loaded)
 
     async def resident_memory_bytes(self) -> int:
         return self._resident()
+
+    async def memory(self) -> ServerMemory:
+        started = time.monotonic()
+        by_model = {name: self.model_bytes for name in self.loaded} if self.running else {}
+        for name in self.loading - self.loaded if self.running else set():
+            by_model[name] = self.model_bytes // 2
+        resident = self._resident()
+        return ServerMemory(started, resident, resident, by_model)

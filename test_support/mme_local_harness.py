@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import uvicorn
 from botocore.config import Config
+from prometheus_client.parser import text_string_to_metric_families
 
 from mme_factory.settings import Settings, load_settings
 from mme_factory.store import ArtifactStore
@@ -200,10 +201,17 @@ class ServiceProcess:
     def metrics(self) -> dict[str, float]:
         """The Prometheus text of `/metrics` as {sample name with labels: value}."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
-            lines = response.read().decode().splitlines()
-        values: dict[str, float] = {}
-        for line in lines:
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
-        return values
+            return metric_samples(response.read().decode())
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """Prometheus text, parsed by prometheus_client, as {`name{k="v",...}`: value}.
+
+    Labels are sorted by name; counters' samples carry Prometheus's `_total` suffix.
+    """
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples

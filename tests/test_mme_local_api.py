@@ -25,6 +25,7 @@ from test_support.mme_local_harness import (
     ServiceInThread,
     clients,
     create_endpoint,
+    metric_samples,
     settings_with_model,
     wait_in_service,
 )
@@ -219,20 +220,22 @@ def test_metrics_are_named_after_sagemaker_cloudwatch_metrics(endpoint):
     _, runtime = clients(endpoint.url)
     for _ in range(2):
         runtime.invoke_endpoint(EndpointName=ENDPOINT, TargetModel=TARGET, Body=b"{}")
-    text = httpx.get(f"{endpoint.url}/metrics").text
-    assert f'Invocations{{endpoint="{ENDPOINT}"}} 2' in text
-    assert f'ModelCacheHit_sum{{endpoint="{ENDPOINT}"}} 1' in text
+    samples = metric_samples(httpx.get(f"{endpoint.url}/metrics").text)
+    label = f'{{endpoint="{ENDPOINT}"}}'
+    assert samples[f"Invocations_total{label}"] == 2
+    assert samples[f"ModelCacheHit_sum{label}"] == 1
+    assert samples[f"ModelCacheHit_count{label}"] == 2
     for name in (
-        "ModelLatency_count",
-        "OverheadLatency_count",
-        "ModelLoadingWaitTime_sum",
-        "ModelDownloadingTime_sum",
-        "ModelLoadingTime_sum",
-        "LoadedModelCount",
-        "MemoryUsedBytes",
-        "MemoryBudgetBytes",
+        f'ModelLatency_count{{endpoint="{ENDPOINT}",target_model="{TARGET}"}}',
+        f"OverheadLatency_count{label}",
+        f"ModelLoadingWaitTime_sum{label}",
+        f'ModelDownloadingTime_sum{{endpoint="{ENDPOINT}",target_model="{TARGET}"}}',
+        f'ModelLoadingTime_sum{{endpoint="{ENDPOINT}",target_model="{TARGET}"}}',
+        f"LoadedModelCount{label}",
+        f"MemoryUsedBytes{label}",
+        f"MemoryBudgetBytes{label}",
     ):
-        assert name in text
+        assert name in samples, name
 
 
 class _FailingServer(FakeModelServer):

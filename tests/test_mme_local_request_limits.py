@@ -15,7 +15,7 @@ from mme_local.metrics import Metrics
 from mme_local.request_body import MAX_CONTROL_BODY_BYTES
 from mme_local.service import MmeLocalService
 from test_support.fake_model_server import FakeModelServer
-from test_support.mme_local_harness import settings_with_model
+from test_support.mme_local_harness import metric_samples, settings_with_model
 from test_support.mme_local_models import model_tarball
 
 ENDPOINT = "dev-mme-test"
@@ -142,7 +142,7 @@ def test_unknown_endpoint_names_create_no_metric_series(mme_settings):
 
     rendered = asyncio.run(main())
     assert "no-such-endpoint" not in rendered
-    assert f'Invocation4XXErrors{{endpoint="{ENDPOINT}"}} 1' in rendered
+    assert metric_samples(rendered)[f'Invocation4XXErrors_total{{endpoint="{ENDPOINT}"}}'] == 1
 
 
 def test_a_deleted_endpoint_leaves_no_metric_series():

@@ -94,6 +94,9 @@ class MmeLocalSettings(SettingsSection):
     host: str = "127.0.0.1"
     port: int = Field(8780, ge=1, le=65535)
     model_load_wait_s: float = Field(60.0, gt=0)
+    # Cold loads of different TargetModels that run at once per endpoint (SageMaker's Triton
+    # loads up to 4: `--model-load-thread-count`); each reserves its memory before it starts.
+    load_concurrency: int = Field(4, ge=1, le=64)
     invoke_timeout_s: float = Field(60.0, gt=0)
     max_extracted_size: ByteSize = Field(ByteSize(8 * 1024**3), gt=0)
     max_tarball_members: int = Field(10_000, ge=1)

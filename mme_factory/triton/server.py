@@ -28,6 +28,8 @@ from mme_factory.triton.process_memory import process_tree_memory
 from mme_factory.triton.runtime import TritonRuntime
 
 LOG_TAIL_CHARS = 4_000
+# SageMaker's Triton container loads up to four models at once.
+LOAD_THREADS = 4
 
 
 class TritonError(MmeFactoryError):
@@ -54,8 +56,10 @@ class TritonServer:
         workdir: Path,
         log_path: Path,
         http_port: int | None = None,
+        load_threads: int = LOAD_THREADS,
     ) -> None:
         self.runtime = runtime
+        self.load_threads = load_threads
         self.workdir = workdir
         self.log_path = log_path
         self.http_port = http_port or free_port()
@@ -77,6 +81,7 @@ class TritonServer:
             str(self.runtime.binary),
             f"--model-repository={repository}",
             "--model-control-mode=explicit",
+            f"--model-load-thread-count={self.load_threads}",
             f"--backend-directory={backends}",
             "--allow-sagemaker=true",
             f"--sagemaker-port={self.http_port}",

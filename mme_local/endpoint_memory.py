@@ -1,0 +1,217 @@
+"""An endpoint's memory budget: readings of Triton's memory, reservations of loads, evictions.
+
+Memory is the proportional share (PSS) of Triton and its stubs, read in a worker thread: by the
+watcher every half second, and by a load or an unload once it is done, before the bookkeeping
+changes, so a finished load is never counted neither as reserved nor as used, and an unloaded
+model is not forgotten before a reading without it. Readings are kept only if they started
+after the one kept: a slow old reading never replaces a newer one.
+
+A load starts only when used + reserved for loads in flight + its reservation <= budget. To make
+room it evicts idle least-recently-used models and waits for their unloads, and for busy models
+to drain, never evicting a model with requests in flight or one being loaded. A load that waits
+longer than the load wait limit gives up with a retryable 503. A model alone on the endpoint
+(nothing else loaded, loading or unloading) loads even when it alone exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mme_factory.triton import TritonError
+from mme_local.aws_errors import service_unavailable
+from mme_local.metrics import Metrics
+from mme_local.model_cache import LoadedModel, ModelCache
+from mme_local.model_server import ModelServer, ServerMemory
+from mme_local.model_usage import SlidingHourCount
+
+RECHECK_S = 0.5
+
+
+class ChangeSignal:
+    """Wakes every task waiting for a change; cheap to notify when nobody waits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._watched = False
+
+    def watch(self) -> asyncio.Event:
+        """The event the next `notify` sets: take it before checking, then wait on it."""
+        self._watched = True
+        return self._event
+
+    def notify(self) -> None:
+        if self._watched:
+            self._event.set()
+            self._event, self._watched = asyncio.Event(), False
+
+
+@dataclass
+class MemoryLedger:
+    """Bytes used (the latest reading), reserved for loads in flight and being unloaded."""
+
+    budget_bytes: int
+    reading: ServerMemory = field(default_factory=lambda: ServerMemory(0.0, 0, 0))
+    reserved: dict[str, int] = field(default_factory=dict)  # model name -> bytes
+    unloading: dict[str, int] = field(default_factory=dict)  # model name -> its footprint
+
+    def publish(self, reading: ServerMemory) -> bool:
+        if reading.started < self.reading.started:
+            return False
+        self.reading = reading
+        return True
+
+    def reserved_bytes(self) -> int:
+        """Reservations not yet covered by what the reading shows those loads holding."""
+        held = self.reading.by_model
+        return sum(max(size - held.get(name, 0), 0) for name, size in self.reserved.items())
+
+    def committed_bytes(self) -> int:
+        return self.reading.pss_bytes + self.reserved_bytes()
+
+    def freeing_bytes(self) -> int:
+        return sum(self.unloading.values())
+
+
+class EndpointMemory:
+    def __init__(
+        self,
+        endpoint: str,
+        server: ModelServer,
+        cache: ModelCache,
+        models_dir: Path,
+        budget_bytes: int,
+        loading: Collection[str],
+        metrics: Metrics,
+    ) -> None:
+        self.endpoint, self.server, self.cache = endpoint, server, cache
+        self.models_dir, self.loading, self.metrics = models_dir, loading, metrics
+        self.ledger = MemoryLedger(budget_bytes)
+        self.changed = ChangeSignal()
+        self.evictions = SlidingHourCount()
+        self.peak_pss_bytes = self.peak_rss_bytes = 0
+        self._unloads: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def budget_bytes(self) -> int:
+        return self.ledger.budget_bytes
+
+    async def refresh(self) -> ServerMemory:
+        """Read the server's memory now (in a thread) and keep it if it is the newest."""
+        reading = await self.server.memory()
+        if self.ledger.publish(reading):
+            self.peak_pss_bytes = max(self.peak_pss_bytes, reading.pss_bytes)
+            self.peak_rss_bytes = max(self.peak_rss_bytes, reading.rss_bytes)
+            self.changed.notify()
+        return reading
+
+    async def admit(self, name: str, reservation: int, wait_s: float) -> None:
+        """Reserve `reservation` bytes for loading `name`, once they fit under the budget."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            changed = self.changed.watch()
+            async with self.cache.changing():
+                if self._reserve_or_make_room(name, reservation):
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                busy = sum(entry.in_flight > 0 for entry in self.cache.models())
+                raise service_unavailable(
+                    f"endpoint {self.endpoint}: no memory for another model within {wait_s:.0f} s "
+                    f"({busy} loaded models busy, {len(self.ledger.reserved)} loads in flight); "
+                    "retry"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(remaining, RECHECK_S))
+
+    def _reserve_or_make_room(self, name: str, reservation: int) -> bool:
+        ledger = self.ledger
+        # Triton replaces a loaded model of the same name (its key now holds other bytes).
+        replaced = self.cache.peek(name)
+        committed = ledger.committed_bytes() - (replaced.memory_bytes if replaced else 0)
+        alone = not ledger.reserved and not ledger.unloading
+        alone = alone and all(entry.name == name for entry in self.cache.models())
+        if alone or committed + reservation <= ledger.budget_bytes:
+            ledger.reserved[name] = reservation
+            return True
+        shortfall = committed + reservation - ledger.budget_bytes - ledger.freeing_bytes()
+        while shortfall > 0:
+            victim = self.cache.least_recently_used_idle(exclude=self.loading)
+            if victim is None:
+                break
+            self._start_eviction(victim)
+            shortfall -= victim.memory_bytes
+        return False
+
+    def release(self, name: str) -> None:
+        self.ledger.reserved.pop(name, None)
+        self.changed.notify()
+
+    async def enforce_budget(self, exclude: Collection[str] = ()) -> None:
+        """Start evicting idle LRU models while the committed memory is over the budget."""
+        async with self.cache.changing():
+            ledger = self.ledger
+            excess = ledger.committed_bytes() - ledger.freeing_bytes() - ledger.budget_bytes
+            while excess > 0:
+                victim = self.cache.least_recently_used_idle(exclude={*exclude, *self.loading})
+                if victim is None:
+                    return
+                self._start_eviction(victim)
+                excess -= victim.memory_bytes
+
+    async def evict_one(self, exclude: str) -> bool:
+        """Evict the idle LRU model (SageMaker's answer to a 507) and wait for its unload."""
+        async with self.cache.changing():
+            victim = self.cache.least_recently_used_idle(exclude={exclude, *self.loading})
+            if victim is None:
+                return False
+            unload = self._start_eviction(victim)
+        await asyncio.shield(unload)
+        return True
+
+    async def unloaded(self, name: str) -> None:
+        """Wait until an unload of `name` in progress has finished (and deleted its files)."""
+        unload = self._unloads.get(name)
+        if unload is not None:
+            await asyncio.shield(unload)
+
+    def forget(self) -> None:
+        """The server restarted: what it had loaded, and its memory, are gone."""
+        self.ledger.unloading.clear()
+        self.ledger.reading = ServerMemory(time.monotonic(), 0, 0)
+        self.changed.notify()
+
+    def cancel_unloads(self) -> None:
+        for unload in self._unloads.values():
+            unload.cancel()
+
+    def _start_eviction(self, victim: LoadedModel) -> asyncio.Task[None]:
+        self.cache.remove(victim.name)
+        self.ledger.unloading[victim.name] = victim.memory_bytes
+        unload = asyncio.create_task(self._unload(victim))
+        self._unloads[victim.name] = unload
+        return unload
+
+    async def _unload(self, victim: LoadedModel) -> None:
+        labels = {"endpoint": self.endpoint, "target_model": victim.target.key}
+        try:
+            started = time.monotonic()
+            with contextlib.suppress(TritonError):
+                await self.server.unload(victim.name)
+            self.metrics.observe_seconds("ModelUnloadingTime", time.monotonic() - started, **labels)
+            self.metrics.add("ModelEvictions", endpoint=self.endpoint)
+            self.evictions.add()
+            path = self.models_dir / victim.name
+            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+            with contextlib.suppress(Exception):
+                await self.refresh()
+        finally:
+            self.ledger.unloading.pop(victim.name, None)
+            if self._unloads.get(victim.name) is asyncio.current_task():
+                del self._unloads[victim.name]
+            self.changed.notify()
