@@ -51,42 +51,33 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 
 def run_invoke(args: argparse.Namespace) -> int:
-    from mme_factory.aws_clients import sagemaker_runtime_client
-    from mme_factory.errors import MmeFactoryError
-    from mme_factory.kserve import kserve_outputs, kserve_request
-    from mme_factory.manifest import read_manifest
-    from mme_factory.store import open_store
+    from mme_factory.inference_client import InferenceClient
 
     settings = load_settings(args.settings)
-    manifest = read_manifest(open_store(settings.store, settings), args.customer)
-    entry = manifest["models"].get(args.kind)
-    if entry is None:
-        raise MmeFactoryError(f"customer {args.customer} has no {args.kind} model registered")
-    role = args.role or describe(args.kind).default_role or args.kind
-    if role not in entry["targets"]:
-        raise MmeFactoryError(f"no {role!r} target; choose from {sorted(entry['targets'])}")
-    response = sagemaker_runtime_client(settings).invoke_endpoint(
-        EndpointName=entry["endpoint"],
-        TargetModel=entry["targets"][role],
-        ContentType="application/json",
-        Body=kserve_request({"text": args.text}),
-    )
-    outputs = kserve_outputs(response["Body"].read())
-    printable = {name: _printable(value) for name, value in outputs.items()}
+    client = InferenceClient.from_settings(settings)
+    target = client.target(args.customer, args.kind, args.role)
+    inputs = describe(args.kind).smoke_request(args.text)
+    result = client.invoke_target(target.endpoint, target.target_model, args.kind, inputs)
+    printable = {name: _printable(value) for name, value in result.outputs.items()}
     if args.json:
         print(
             json.dumps(
                 {
-                    "endpoint": entry["endpoint"],
-                    "target_model": entry["targets"][role],
-                    "version": entry["version"],
+                    "endpoint": target.endpoint,
+                    "target_model": target.target_model,
+                    "version": target.version,
+                    "latency_ms": round(result.latency_ms, 1),
+                    "attempts": result.attempts,
                     "outputs": printable,
                 },
                 indent=2,
             )
         )
         return 0
-    print(f"{entry['endpoint']}  {entry['targets'][role]}  (v{entry['version']})")
+    print(
+        f"{target.endpoint}  {target.target_model}  (v{target.version})  "
+        f"{result.latency_ms:.0f} ms, {result.attempts} attempt(s)"
+    )
     for row, text in enumerate(args.text):
         shown = ", ".join(f"{name}: {_short(values[row])}" for name, values in printable.items())
         print(f"{text!r} -> {shown}")

@@ -1,4 +1,4 @@
-"""Smoke inference: call each newly registered TargetModel through `sagemaker-runtime`.
+"""Smoke inference: call each newly registered TargetModel through its endpoint.
 
 Each kind's served answers are checked against the exported model run in-process on the same
 inputs (held-out texts recorded by training), and cold and warm latency are recorded.
@@ -7,7 +7,6 @@ inputs (held-out texts recorded by training), and cold and warm latency are reco
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,20 +14,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as EndpointUnreachable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from tokenizers import Tokenizer
 
-from mme_factory.aws_clients import sagemaker_runtime_client
 from mme_factory.errors import MmeFactoryError
-from mme_factory.kserve import kserve_outputs, kserve_request
+from mme_factory.inference_client import InferenceClient, InferenceFailed, InvocationResult
 from mme_factory.model_kinds import AUTOCOMPLETE_TIME_LIMIT_MS, describe
 from mme_factory.settings import Settings
 from tasks.deployment.register_mme import Registration
 
-RETRYABLE = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable"}
 EMBEDDING_TOLERANCE = 1e-3
 
 
@@ -52,37 +47,15 @@ class SmokeResult:
 
 
 def invoke(
-    client: Any, endpoint: str, target_model: str, body: bytes, retries: int
-) -> tuple[dict[str, np.ndarray], float]:
-    """One InvokeEndpoint call, retried with backoff while the model loads or is throttled."""
-    for attempt in range(retries + 1):
-        started = time.perf_counter()
-        try:
-            response = client.invoke_endpoint(
-                EndpointName=endpoint,
-                TargetModel=target_model,
-                ContentType="application/json",
-                Body=body,
-            )
-            payload = response["Body"].read()
-            latency_ms = (time.perf_counter() - started) * 1000
-            try:
-                return kserve_outputs(payload), latency_ms
-            except (ValueError, KeyError, TypeError) as error:
-                raise SmokeTestFailed(
-                    f"{endpoint} {target_model}: not a KServe v2 response "
-                    f"({error}): {payload[:200]!r}"
-                ) from None
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code not in RETRYABLE or attempt == retries:
-                message = error.response.get("Error", {}).get("Message", str(error))
-                raise SmokeTestFailed(f"{endpoint} {target_model}: {code}: {message}") from None
-        except (EndpointUnreachable, HTTPClientError) as error:  # refused, reset, timed out
-            if attempt == retries:
-                raise SmokeTestFailed(f"{endpoint} {target_model}: unreachable: {error}") from None
-        time.sleep(min(2.0**attempt, 10.0))
-    raise AssertionError("unreachable")
+    client: InferenceClient, registration: Registration, inputs: dict[str, list[Any]]
+) -> InvocationResult:
+    """One call of the registered TargetModel; a call that fails fails the smoke test."""
+    try:
+        return client.invoke_target(
+            registration.endpoint, registration.target_model, registration.kind, inputs
+        )
+    except InferenceFailed as error:
+        raise SmokeTestFailed(str(error)) from error
 
 
 def _offline_tokens(export_dir: Path, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -152,17 +125,18 @@ REQUIRED = {
 def smoke_inference(
     registration: Registration, export_dir: Path, texts: list[str], settings: Settings
 ) -> SmokeResult:
-    """Invoke the TargetModel twice (cold, then warm) and check the second answer."""
-    client = sagemaker_runtime_client(settings)
+    """Invoke the TargetModel twice (cold, then warm) and check the second answer.
+
+    The cold figure is the first call's whole latency, waits for a loading model included.
+    """
+    client = InferenceClient.from_settings(settings)
     kind = registration.kind
     description = describe(kind)
     texts = texts[: description.smoke_batch]
-    body = kserve_request(description.smoke_request(texts))
-    retries = settings.sagemaker.invoke_retries
-    _, cold_ms = invoke(client, registration.endpoint, registration.target_model, body, retries)
-    outputs, warm_ms = invoke(
-        client, registration.endpoint, registration.target_model, body, retries
-    )
+    inputs = description.smoke_request(texts)
+    cold = invoke(client, registration, inputs)
+    warm = invoke(client, registration, inputs)
+    outputs, cold_ms, warm_ms = warm.outputs, cold.latency_ms, warm.latency_ms
     if kind == "autocomplete":
         checks = check_autocomplete(outputs, export_dir, texts, warm_ms)
     else:
