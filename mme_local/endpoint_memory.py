@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,11 +86,13 @@ class EndpointMemory:
         cache: ModelCache,
         models_dir: Path,
         budget_bytes: int,
-        loading: Collection[str],
+        protected: Callable[[], set[str]],
         metrics: Metrics,
     ) -> None:
+        """`protected()` names the models no eviction may pick: those being loaded, and those
+        whose callers are about to use them."""
         self.endpoint, self.server, self.cache = endpoint, server, cache
-        self.models_dir, self.loading, self.metrics = models_dir, loading, metrics
+        self.models_dir, self.protected, self.metrics = models_dir, protected, metrics
         self.ledger = MemoryLedger(budget_bytes)
         self.changed = ChangeSignal()
         self.evictions = SlidingHourCount()
@@ -141,7 +143,7 @@ class EndpointMemory:
             return True
         shortfall = committed + reservation - ledger.budget_bytes - ledger.freeing_bytes()
         while shortfall > 0:
-            victim = self.cache.least_recently_used_idle(exclude=self.loading)
+            victim = self.cache.least_recently_used_idle(exclude=self.protected())
             if victim is None:
                 break
             self._start_eviction(victim)
@@ -158,7 +160,7 @@ class EndpointMemory:
             ledger = self.ledger
             excess = ledger.committed_bytes() - ledger.freeing_bytes() - ledger.budget_bytes
             while excess > 0:
-                victim = self.cache.least_recently_used_idle(exclude={*exclude, *self.loading})
+                victim = self.cache.least_recently_used_idle(exclude={*exclude, *self.protected()})
                 if victim is None:
                     return
                 self._start_eviction(victim)
@@ -167,7 +169,7 @@ class EndpointMemory:
     async def evict_one(self, exclude: str) -> bool:
         """Evict the idle LRU model (SageMaker's answer to a 507) and wait for its unload."""
         async with self.cache.changing():
-            victim = self.cache.least_recently_used_idle(exclude={exclude, *self.loading})
+            victim = self.cache.least_recently_used_idle(exclude={exclude, *self.protected()})
             if victim is None:
                 return False
             unload = self._start_eviction(victim)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,10 @@ class EndpointRuntime:
         self.cache = ModelCache()
         self.usage = ModelUsage()
         self._loads: dict[str, asyncio.Task[LoadedModel]] = {}
+        # Callers waiting for a model's load: once it is done, it is theirs before any eviction.
+        self._waiting: Counter[str] = Counter()
         self.memory = EndpointMemory(
-            name, server, self.cache, models_dir, policy.budget_bytes, self._loads, metrics
+            name, server, self.cache, models_dir, policy.budget_bytes, self._protected, metrics
         )
         self.cold = ColdLoad(self, asyncio.Semaphore(policy.load_concurrency))
         self.generation = 0  # one more at each restart of the model server
@@ -166,6 +169,7 @@ class EndpointRuntime:
                 self._loads[name] = task
                 task.add_done_callback(lambda done, n=name: self._load_finished(n, done))
             remaining = self.policy.load_wait_s - (time.monotonic() - started)
+            self._waiting[name] += 1
             try:
                 await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.0))
             except TimeoutError:
@@ -176,6 +180,9 @@ class EndpointRuntime:
                     raise endpoint_not_found(self.name) from None
                 raise
             finally:
+                self._waiting[name] -= 1
+                if self._waiting[name] <= 0:
+                    del self._waiting[name]
                 waited = time.monotonic() - started
                 self.metrics.observe_seconds("ModelLoadingWaitTime", waited, **labels)
             entry = self.cache.get(name)
@@ -195,6 +202,9 @@ class EndpointRuntime:
             # Not knowing what the key holds is no licence to serve what it held: retry.
             raise service_unavailable(f"cannot check TargetModel {key!r}: {error}; retry") from None
         return current == entry.sha256
+
+    def _protected(self) -> set[str]:
+        return {*self._loads, *self._waiting}
 
     def _load_finished(self, name: str, task: asyncio.Task[LoadedModel]) -> None:
         if self._loads.get(name) is task:

@@ -85,7 +85,7 @@ class ModelUsage:
             if known.footprint_bytes > 0 and known.tarball_bytes > 0
         ]
         ratio = statistics.median(ratios) if ratios else DEFAULT_FOOTPRINT_PER_TARBALL_BYTE
-        return int(tarball_bytes * ratio)
+        return round(tarball_bytes * ratio)
 
     def describe(self, loaded: set[str]) -> dict[str, dict[str, object]]:
         return {
