@@ -1,7 +1,8 @@
 """The KServe v2 JSON wire format of Triton's inference requests and responses.
 
-The pipeline (smoke test, warm-up, `invoke`), the planner and the tests encode requests and read
-answers here; nothing else re-implements the format.
+For callers that talk JSON to a Triton server directly (the planner's measurements, tests and
+benchmarks). Calls through an endpoint go through `mme_factory.inference_client`, which sends
+Triton's binary tensor encoding with tritonclient's codec.
 """
 
 from __future__ import annotations
