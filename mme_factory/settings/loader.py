@@ -17,6 +17,7 @@ from pydantic import BaseModel, ByteSize, Field, ValidationError, model_validato
 
 from mme_factory.errors import SettingsError
 from mme_factory.settings.autoscaling import AutoscalingSettings
+from mme_factory.settings.fleet import FleetSettings
 from mme_factory.settings.prefect import PrefectSettings
 from mme_factory.settings.sagemaker import REGION, SageMakerSettings
 from mme_factory.settings.section import SettingsSection
@@ -121,6 +122,7 @@ class Settings(SettingsSection):
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     prefect: PrefectSettings = PrefectSettings()
     mme_local: MmeLocalSettings = MmeLocalSettings()
+    fleet: FleetSettings = FleetSettings()
 
     @property
     def is_local_store(self) -> bool:
