@@ -1,0 +1,71 @@
+"""Parallel cold loads and PSS accounting against a real Triton behind mme_local."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint
+from test_support.mme_local_models import infer_body, model_tarball, output_values, write_model
+
+pytestmark = pytest.mark.integration
+
+ENDPOINT = "dev-mme-parallel"
+PREFIX = f"mme/{ENDPOINT}"
+BALLAST_MB = 48
+TARGETS = [f"acme/parallel-{index}/v1.tar.gz" for index in range(4)]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    root = tmp_path_factory.mktemp("mme-parallel")
+    for index, target in enumerate(TARGETS):
+        data = model_tarball(f"acme_parallel_{index}_v1", ballast_mb=BALLAST_MB, factor=index)
+        write_model(root / "store", f"{PREFIX}/{target}", data)
+    environ = {
+        "MME_FACTORY_STATE_DIR": str(root / "state"),
+        "MME_FACTORY_STORE": str(root / "store"),
+        "MME_FACTORY_MEMORY__BUDGET": str(4 * 1024**3),
+    }
+    with ServiceProcess(environ, root / "service.log") as process:
+        create_endpoint(clients(process.url)[0], ENDPOINT, f"s3://bucket/{PREFIX}/")
+        yield process
+
+
+def _invoke(service: ServiceProcess, target: str) -> list[float]:
+    answer = clients(service.url)[1].invoke_endpoint(
+        EndpointName=ENDPOINT, TargetModel=target, Body=infer_body([1.0])
+    )
+    return output_values(answer["Body"].read())
+
+
+def test_four_cold_loads_run_at_once_in_triton(service):
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(TARGETS)) as pool:
+        answers = list(pool.map(lambda target: _invoke(service, target), TARGETS))
+    wall_s = time.monotonic() - started
+    assert answers == [[float(index)] for index in range(len(TARGETS))]
+    state = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+    assert state["peak_loads_in_flight"] == 4
+    load_s = [model["timings_s"]["load"] for model in state["models"]]
+    assert len(load_s) == 4
+    assert wall_s < 0.9 * sum(load_s), f"loads overlapped: {wall_s:.1f} s for {load_s}"
+    arguments = psutil.Process(state["triton_pid"]).cmdline()
+    assert "--model-load-thread-count=4" in arguments
+
+
+def test_memory_is_counted_by_proportional_share(service):
+    for target in TARGETS:
+        _invoke(service, target)
+    time.sleep(1.0)  # the watcher reads memory every half second
+    state = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+    assert 0 < state["memory_bytes"] < state["rss_bytes"], "stubs share pages: PSS < RSS"
+    footprints = [state["target_models"][target]["footprint_bytes"] for target in TARGETS]
+    assert all(BALLAST_MB * 1024**2 < size < state["memory_bytes"] for size in footprints)
+    assert sum(footprints) < state["memory_bytes"], "Triton itself is no model's"
+    models = {model["target_model"]: model["memory_bytes"] for model in state["models"]}
+    assert [models[target] for target in TARGETS] == footprints
