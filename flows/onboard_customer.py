@@ -21,6 +21,7 @@ from tasks.deployment import (
     report_smoke_results,
     smoke_inference_task,
     smoke_inputs_for,
+    training_fingerprints_task,
     withdraw_unpromoted_task,
     withdraw_uploads,
 )
@@ -39,6 +40,7 @@ def onboard_customer(
 ) -> dict[str, Any]:
     """Onboard one customer: every model kind its data supports, from data to a promoted model."""
     settings = flow_settings(settings_file, overrides)
+    fingerprints = training_fingerprints_task(data_uri, settings, kinds)
     training = train_customer(customer_id, data_uri, settings, kinds, test_data, PREFECT_STEPS)
 
     run = training.run
@@ -61,7 +63,7 @@ def onboard_customer(
             ]
             report_smoke_results(smoke)
             manifest = promote_task(
-                settings, customer_id, manifest_entries(registrations, smoke, run)
+                settings, customer_id, manifest_entries(registrations, smoke, run), fingerprints
             )
         except Exception:
             withdraw_uploads(registrations, settings)

@@ -12,12 +12,18 @@ from tasks.deployment.publish_models import (
 )
 from tasks.deployment.register_mme import Registration, register_mme, register_mme_task
 from tasks.deployment.smoke_inference import SmokeResult, smoke_inference, smoke_inference_task
+from tasks.deployment.training_fingerprint import (
+    TrainingFingerprint,
+    training_fingerprints,
+    training_fingerprints_task,
+)
 from tasks.deployment.warmup_models import WarmupResult, warm_models, warm_models_task
 from tasks.deployment.withdraw_unpromoted import withdraw_unpromoted, withdraw_unpromoted_task
 
 __all__ = [
     "Registration",
     "SmokeResult",
+    "TrainingFingerprint",
     "WarmupResult",
     "assign_version_task",
     "customer_lock",
@@ -31,6 +37,8 @@ __all__ = [
     "smoke_inference",
     "smoke_inference_task",
     "smoke_inputs_for",
+    "training_fingerprints",
+    "training_fingerprints_task",
     "warm_models",
     "warm_models_task",
     "withdraw_unpromoted",

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.manifest import ManifestError, read_manifest_versioned
+from mme_factory.manifest import TRAINING_FINGERPRINT, ManifestError, read_manifest_versioned
 from mme_factory.naming import manifest_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, StoreUnavailable, open_store
@@ -88,8 +88,25 @@ def manifest_entry(registrations: list[Registration], metrics: dict[str, Any], r
     }
 
 
-def promote(store: ArtifactStore, customer: str, entries: dict[str, dict]) -> dict:
+def with_fingerprint(entry: dict[str, Any], fingerprint: dict[str, str] | None) -> dict[str, Any]:
+    """The entry with what it was trained from; the code version is the one it was packaged with."""
+    if fingerprint is None:
+        return entry
+    code = entry.get("code_version") or fingerprint["inference_code_version"]
+    return {**entry, TRAINING_FINGERPRINT: {**fingerprint, "inference_code_version": code}}
+
+
+def promote(
+    store: ArtifactStore,
+    customer: str,
+    entries: dict[str, dict],
+    fingerprints: dict[str, dict[str, str]] | None = None,
+) -> dict:
     """Point the manifest at new entries; the replaced ones go to the kind's history."""
+    entries = {
+        kind: with_fingerprint(entry, (fingerprints or {}).get(kind))
+        for kind, entry in entries.items()
+    }
 
     def point_at_new_entries(manifest: dict[str, Any]) -> None:
         for kind, entry in entries.items():
@@ -122,6 +139,11 @@ def rollback(store: ArtifactStore, customer: str, kind: str) -> dict[str, Any]:
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote_task(settings: Settings, customer: str, entries: dict[str, dict]) -> dict:
+def promote_task(
+    settings: Settings,
+    customer: str,
+    entries: dict[str, dict],
+    fingerprints: dict[str, dict[str, str]] | None = None,
+) -> dict:
     """Write the customer manifest: the new versions now serve."""
-    return promote(open_store(settings.store, settings), customer, entries)
+    return promote(open_store(settings.store, settings), customer, entries, fingerprints)
