@@ -31,9 +31,7 @@ def test_a_kinds_training_setting_changes_only_its_settings_hash(acme_copy, tmp_
     assert changed["classifier"].settings_sha256 != default["classifier"].settings_sha256
     assert changed["embedding"].settings_sha256 == default["embedding"].settings_sha256
     reseeded = training_fingerprints(str(acme_copy), seed)
-    assert all(
-        reseeded[kind].settings_sha256 != default[kind].settings_sha256 for kind in default
-    )
+    assert all(reseeded[kind].settings_sha256 != default[kind].settings_sha256 for kind in default)
     assert training_fingerprints(str(acme_copy), threads) == default
 
 
