@@ -38,15 +38,19 @@ def write_manifest(store: ArtifactStore, manifest: dict[str, Any]) -> None:
 
 
 def update_manifest(
-    store: ArtifactStore, customer: str, change: Callable[[dict[str, Any]], None]
+    store: ArtifactStore,
+    customer: str,
+    change: Callable[[dict[str, Any]], None],
+    replace_tombstone: bool = False,
 ) -> dict[str, Any]:
     """Apply `change` and write the manifest only if no one else wrote it since it was read.
 
     The customer lock keeps other runs out; the conditional write is what keeps a run that lost
-    its lock from overwriting the next run's manifest.
+    its lock from overwriting the next run's manifest. An offboarded customer's tombstone is
+    replaced only with `replace_tombstone` (a promote); otherwise it raises CustomerOffboarded.
     """
     key = manifest_key(customer)
-    manifest, tag = read_manifest_versioned(store, customer)
+    manifest, tag = read_manifest_versioned(store, customer, tombstone_as_empty=replace_tombstone)
     change(manifest)
     data = encode_manifest(manifest)
     for attempt in range(WRITE_ATTEMPTS):
@@ -115,7 +119,7 @@ def promote(
                 manifest["history"].setdefault(kind, []).append(previous)
             manifest["models"][kind] = entry
 
-    return update_manifest(store, customer, point_at_new_entries)
+    return update_manifest(store, customer, point_at_new_entries, replace_tombstone=True)
 
 
 def rollback(store: ArtifactStore, customer: str, kind: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A run's uploads can be withdrawn (a failed smoke test, a killed run), and then nothing under the
 endpoints names their version any more; yet an endpoint may still hold those bytes under that
 key. So the highest number ever assigned is recorded in `registry/{customer}.version` before
-anything is uploaded, and the next run is assigned one above it.
+anything is uploaded, and the next run is assigned one above it. Offboarding deletes that record
+and keeps the number in the customer's tombstone, so a customer onboarded again continues after
+it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mme_factory.manifest import (
     ManifestError,
     named_entries,
     read_manifest,
+    read_tombstone,
     uploaded_target_models,
 )
 from mme_factory.naming import TargetModelKey, version_record_key
@@ -38,9 +41,13 @@ def recorded_highest(store: ArtifactStore, key: str, found: VersionedObject | No
 
 
 def published_highest(store: ArtifactStore, settings: Settings, customer: str) -> int:
-    """The highest version on any endpoint or named by the manifest (a lower bound)."""
-    entries = named_entries(read_manifest(store, customer))
+    """The highest version on any endpoint, named by the manifest or kept by the customer's
+    tombstone (a lower bound)."""
+    entries = named_entries(read_manifest(store, customer, tombstone_as_empty=True))
     highest = max((int(entry.get("version", 0)) for entry in entries), default=0)
+    offboarded = read_tombstone(store, customer)
+    if offboarded is not None:
+        highest = max(highest, offboarded["highest_version"])
     for _, target_model in uploaded_target_models(store, settings.env, customer):
         try:
             highest = max(highest, TargetModelKey.parse(target_model).version)

@@ -30,7 +30,7 @@ def promoted_targets(manifest: dict[str, Any]) -> set[str]:
 
 def withdraw_unpromoted(store: ArtifactStore, settings: Settings, customer: str) -> list[str]:
     """Delete the customer's TargetModels no manifest entry names; call under the lock."""
-    kept = promoted_targets(read_manifest(store, customer))
+    kept = promoted_targets(read_manifest(store, customer, tombstone_as_empty=True))
     # Listed in full first: deleting while S3 still pages the listing could skip keys.
     uploaded = list(uploaded_target_models(store, settings.env, customer))
     removed = [key for key, target_model in uploaded if target_model not in kept]
