@@ -1,0 +1,120 @@
+"""Whether a customer needs training again: compare its data and settings with the manifest.
+
+A customer is skipped when every kind it would train has a promoted version whose training
+fingerprint equals the one its data, settings and inference code give now. The check hashes
+the data files and reads the manifest: no model is loaded, so a whole fleet takes seconds.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from mme_factory.errors import MmeFactoryError
+from mme_factory.manifest import CustomerOffboarded, promoted_fingerprint, read_manifest
+from mme_factory.model_kinds import ModelKind
+from mme_factory.naming import check_customer_id
+from mme_factory.settings import Settings
+from mme_factory.store import open_store
+from tasks.deployment.training_fingerprint import TrainingFingerprint, training_fingerprints
+from tasks.fleet.fleet_customers import FleetCustomer
+
+UNCHANGED = "data, settings and code unchanged"
+PARTS = (
+    ("data_sha256", "data"),
+    ("settings_sha256", "settings"),
+    ("inference_code_version", "inference code"),
+)
+
+
+@dataclass(frozen=True)
+class RetrainingCheck:
+    customer: FleetCustomer
+    verdict: str  # "retrain", "skip" or "failed" (the check itself could not be made)
+    reason: str
+    kinds: tuple[str, ...] = ()  # the kinds onboarding would train
+
+
+def changes(current: dict[str, TrainingFingerprint], manifest: dict) -> list[str]:
+    """What differs, kind by kind, between now and what the promoted versions were trained on."""
+    found = []
+    for kind, fingerprint in current.items():
+        promoted = promoted_fingerprint(manifest, kind)
+        if promoted is None:
+            known = kind in manifest["models"]
+            found.append(f"{kind}: " + ("no training fingerprint" if known else "not promoted"))
+            continue
+        now = fingerprint.to_dict()
+        differing = [label for field, label in PARTS if promoted.get(field) != now[field]]
+        if differing:
+            found.append(f"{kind}: {', '.join(differing)} changed")
+    return found
+
+
+def check_customer(
+    customer: FleetCustomer,
+    settings: Settings,
+    kinds: list[ModelKind] | None,
+    force: bool,
+    discovered: bool,
+) -> RetrainingCheck:
+    """Retrain, skip, or fail with the reason; never raises for one customer's problem."""
+    trained: tuple[str, ...] = ()
+    try:
+        check_customer_id(customer.customer_id)
+        current = training_fingerprints(customer.data_uri, settings, kinds)
+        trained = tuple(current)
+        if force:
+            return RetrainingCheck(customer, "retrain", "forced", trained)
+        if not current:
+            # Onboarding reports which files are missing; the check only says there are none.
+            return RetrainingCheck(customer, "retrain", "no data files of any kind", trained)
+        store = open_store(settings.store, settings)
+        manifest = read_manifest(store, customer.customer_id)
+    except CustomerOffboarded as gone:
+        if discovered:
+            return RetrainingCheck(
+                customer,
+                "skip",
+                f"offboarded at {gone.offboarded_at}; name it in a customers list to onboard "
+                "it again",
+            )
+        return RetrainingCheck(customer, "retrain", f"offboarded at {gone.offboarded_at}", trained)
+    except (MmeFactoryError, ValueError) as error:
+        return RetrainingCheck(customer, "failed", f"{type(error).__name__}: {error}")
+    found = changes(current, manifest)
+    if found:
+        return RetrainingCheck(customer, "retrain", "; ".join(found), trained)
+    return RetrainingCheck(customer, "skip", UNCHANGED, trained)
+
+
+def check_fleet(
+    customers: list[FleetCustomer],
+    settings: Settings,
+    kinds: list[ModelKind] | None = None,
+    force: bool = False,
+    discovered: bool = False,
+) -> list[RetrainingCheck]:
+    """Check every customer, several at once: each check waits on the store, not the CPU."""
+    with ThreadPoolExecutor(settings.fleet.check_concurrency) as pool:
+        return list(
+            pool.map(lambda c: check_customer(c, settings, kinds, force, discovered), customers)
+        )
+
+
+@task(name="check-retraining", cache_policy=NO_CACHE)
+def check_fleet_task(
+    customers: list[FleetCustomer],
+    settings: Settings,
+    kinds: list[ModelKind] | None = None,
+    force: bool = False,
+    discovered: bool = False,
+) -> list[RetrainingCheck]:
+    """Decide, per customer, whether onboarding it again would change anything."""
+    checks = check_fleet(customers, settings, kinds, force, discovered)
+    for check in checks:
+        print(f"{check.customer.customer_id}: {check.verdict}: {check.reason}")
+    return checks
