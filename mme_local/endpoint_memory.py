@@ -31,6 +31,7 @@ from mme_local.model_server import ModelServer, ServerMemory
 from mme_local.model_usage import SlidingHourCount
 
 RECHECK_S = 0.5
+UNLOAD_READING_S = 0.1
 
 
 class ChangeSignal:
@@ -75,7 +76,13 @@ class MemoryLedger:
         return self.reading.pss_bytes + self.reserved_bytes()
 
     def freeing_bytes(self) -> int:
-        return sum(self.unloading.values())
+        """What models being unloaded still hold, as far as the reading shows."""
+        held = self.reading.by_model
+        return sum(
+            min(size, held[name]) if held else size
+            for name, size in self.unloading.items()
+            if not held or name in held
+        )
 
 
 class EndpointMemory:
@@ -155,10 +162,13 @@ class EndpointMemory:
         self.changed.notify()
 
     async def enforce_budget(self, exclude: Collection[str] = ()) -> None:
-        """Start evicting idle LRU models while the committed memory is over the budget."""
+        """Start evicting idle LRU models while the memory used is over the budget.
+
+        Reservations do not count here: admitting a load already made room for it.
+        """
         async with self.cache.changing():
             ledger = self.ledger
-            excess = ledger.committed_bytes() - ledger.freeing_bytes() - ledger.budget_bytes
+            excess = ledger.reading.pss_bytes - ledger.freeing_bytes() - ledger.budget_bytes
             while excess > 0:
                 victim = self.cache.least_recently_used_idle(exclude={*exclude, *self.protected()})
                 if victim is None:
@@ -203,8 +213,15 @@ class EndpointMemory:
         labels = {"endpoint": self.endpoint, "target_model": victim.target.key}
         try:
             started = time.monotonic()
+            unload = asyncio.create_task(self.server.unload(victim.name))
+            # Triton answers an unload a while after the model's stub has exited (1.2 s and 2 s
+            # here): readings meanwhile let waiting loads use the memory as soon as it is free.
+            while not unload.done():
+                await asyncio.wait([unload], timeout=UNLOAD_READING_S)
+                with contextlib.suppress(Exception):
+                    await self.refresh()
             with contextlib.suppress(TritonError):
-                await self.server.unload(victim.name)
+                await unload
             self.metrics.observe_seconds("ModelUnloadingTime", time.monotonic() - started, **labels)
             self.metrics.add("ModelEvictions", endpoint=self.endpoint)
             self.evictions.add()
