@@ -51,6 +51,8 @@ class WarmupResult:
 class Warmup:
     results: list[WarmupResult]
     shortfalls: list[str] = field(default_factory=list)  # per endpoint with models left out
+    # Per endpoint with models left out: instances that hold them all (None: one does not fit).
+    instances_needed: dict[str, int | None] = field(default_factory=dict)
 
 
 def warm_one(client: InferenceClient, target: RegisteredTarget, cold_ms: float) -> WarmupResult:
@@ -161,8 +163,12 @@ def warm_planned(settings: Settings, concurrency: int, plans: list[EndpointPlan]
         warmed = warm_targets(settings, concurrency, [m.target for m in phase])
         results += [with_plan(r, m) for r, m in zip(warmed, phase, strict=True)]
     results += [over_capacity_result(m) for plan in plans for m in plan.over_capacity]
-    shortfalls = [s for s in (plan.shortfall() for plan in plans) if s]
-    return Warmup(results, shortfalls)
+    short = [plan for plan in plans if plan.over_capacity]
+    return Warmup(
+        results,
+        [str(plan.shortfall()) for plan in short],
+        {plan.endpoint: plan.instances_needed for plan in short},
+    )
 
 
 def warm_models(
