@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "train",
     "package",
     "models",
+    "offboard",
     "stack",
     "plan",
     "serving_image",

@@ -40,6 +40,7 @@ from mme_local.model_cache import LoadedModel, ModelCache
 from mme_local.model_server import ModelServer
 from mme_local.model_source import ModelSource
 from mme_local.model_usage import ModelUsage
+from mme_local.prefix_unload import unload_under_prefix
 from mme_local.target_model import TargetModel
 
 OUT_OF_MEMORY = 507
@@ -122,6 +123,11 @@ class EndpointRuntime:
         async with self.cache.changing():
             self.cache.clear()
         await self.server.stop()
+
+    async def unload_prefix(self, prefix: str) -> list[str]:
+        """Unload the loaded TargetModels whose keys start with `prefix` (an offboarded
+        customer's); their keys."""
+        return await unload_under_prefix(self.cache, self.memory, prefix)
 
     async def invoke(
         self, target: TargetModel, body: bytes, content_type: str, customer_traffic: bool = True

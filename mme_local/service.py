@@ -5,6 +5,8 @@
 - `GET /metrics`: Prometheus text; `GET /ping`: health;
   `GET /mme-local/endpoints/{name}`: the endpoint's memory (PSS and RSS), loaded models, sizes,
   load timings and, per TargetModel loaded since it started, footprint and customer traffic.
+- `POST /mme-local/endpoints/{name}/unload` `{"prefix": "acme/"}`: unload the TargetModels under
+  a key prefix (an offboarded customer's), which SageMaker leaves cached until evicted.
 
 A call whose `X-Amzn-SageMaker-Custom-Attributes` header holds `mme-factory-warmup` is a
 warm-up: it counts in `Invocations` and as use of its model, not as customer traffic.
@@ -43,6 +45,7 @@ from mme_local.control_state import ControlStateFile
 from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
 from mme_local.metrics import Metrics
 from mme_local.model_server import ModelServer, TritonModelServer
+from mme_local.prefix_unload import unload_route
 from mme_local.request_body import MAX_CONTROL_BODY_BYTES, read_body, read_json_object
 from mme_local.target_model import InvalidTargetModel, TargetModel
 
@@ -263,6 +266,7 @@ class MmeLocalService:
                 Route("/ping", ping, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),
                 Route("/mme-local/endpoints/{name}", self.describe_runtime, methods=["GET"]),
+                unload_route(self.runtimes),
             ],
             lifespan=lifespan,
         )

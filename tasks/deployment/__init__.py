@@ -1,6 +1,7 @@
 """Publishing on the multi-model endpoints: version, register, smoke-test, promote, warm up."""
 
 from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.offboard_customer import offboard_customer, offboard_customer_task
 from tasks.deployment.promote import promote, promote_task
 from tasks.deployment.publish_models import (
     assign_version_task,
@@ -29,6 +30,8 @@ __all__ = [
     "customer_lock",
     "export_dir_for",
     "manifest_entries",
+    "offboard_customer",
+    "offboard_customer_task",
     "promote",
     "promote_task",
     "register_mme",
