@@ -3,8 +3,8 @@
 Each service writes its log to `<state_dir>/logs/<name>.log` and its identity (PID, start time,
 executable, command line) to `<state_dir>/run/<name>.pid`; a PID whose process no longer matches
 that record belongs to someone else and is never signalled. `local_services` lists them in
-start order: mme_local, a Prefect server (SQLite under `<state_dir>/prefect`), and the process
-serving the deployments.
+start order: mme_local, a Prefect server (SQLite under `<state_dir>/prefect`), and a worker of the
+`mme-factory-local` process pool, healthy once the server counts it online.
 """
 
 from __future__ import annotations
@@ -21,9 +21,24 @@ from pathlib import Path
 
 import psutil
 
+from deployments.work_pools import LOCAL_POOL, online_workers
 from mme_factory.errors import MmeFactoryError
 from mme_factory.process_identity import ProcessIdentity, stop_process_tree
 from mme_factory.settings import Settings
+
+WORKER = "worker"
+
+
+@dataclass(frozen=True)
+class WorkerCheck:
+    """A worker is healthy while the server counts it online in its pool."""
+
+    api_url: str
+    pool: str
+    name: str
+
+    def online(self, timeout_s: float) -> bool:
+        return self.name in online_workers(self.api_url, self.pool, timeout_s)
 
 
 @dataclass(frozen=True)
@@ -31,10 +46,11 @@ class LocalService:
     name: str
     command: tuple[str, ...]
     url: str
-    health_path: str | None  # None: running is healthy (a worker with no HTTP face)
+    health_path: str | None  # None: running is healthy, or the worker check says
     start_timeout_s: float
     state_dir: Path
     env: tuple[tuple[str, str], ...] = ()
+    worker: WorkerCheck | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -96,16 +112,35 @@ def local_services(settings: Settings, settings_path: str | None = None) -> list
             state_dir=settings.state_dir,
             env=tuple(prefect_env.items()),
         ),
-        LocalService(
-            name="deployments",
-            command=(sys.executable, "-m", "deployments.serve"),
-            url=f"http://127.0.0.1:{settings.prefect.port}/deployments",
-            health_path=None,
-            start_timeout_s=30.0,
-            state_dir=settings.state_dir,
-            env=tuple(prefect_env.items()),
-        ),
+        worker_service(settings, prefect_env),
     ]
+
+
+def worker_service(settings: Settings, env: dict[str, str]) -> LocalService:
+    worker_name = f"{LOCAL_POOL.name}-worker"
+    return LocalService(
+        name=WORKER,
+        command=(
+            str(Path(sys.executable).with_name("prefect")),
+            "worker",
+            "start",
+            "--pool",
+            LOCAL_POOL.name,
+            "--type",
+            LOCAL_POOL.type,
+            "--name",
+            worker_name,
+            "--limit",
+            str(settings.prefect.worker_limit),
+        ),
+        url=f"http://127.0.0.1:{settings.prefect.port}/work-pools/work-pool/{LOCAL_POOL.name}",
+        health_path=None,
+        start_timeout_s=settings.prefect.worker_start_timeout_s,
+        state_dir=settings.state_dir,
+        # Poll every 2 s, not 10: a run started from the UI or `make demo` starts at once.
+        env=(*env.items(), ("PREFECT_WORKER_QUERY_SECONDS", "2")),
+        worker=WorkerCheck(prefect_api_url(settings.prefect.port), LOCAL_POOL.name, worker_name),
+    )
 
 
 def running_process(service: LocalService) -> psutil.Process | None:
@@ -125,7 +160,8 @@ def running_pid(service: LocalService) -> int | None:
 
 def healthy(service: LocalService, timeout_s: float = 2.0) -> bool:
     if service.health_path is None:
-        return running_pid(service) is not None
+        alive = running_pid(service) is not None
+        return alive and (service.worker is None or service.worker.online(timeout_s))
     try:
         with urllib.request.urlopen(service.url + service.health_path, timeout=timeout_s):
             return True
@@ -138,6 +174,8 @@ def start(service: LocalService) -> int:
     pid = running_pid(service)
     if pid is not None and healthy(service):
         return pid
+    if pid is not None and service.worker is not None:
+        stop(service)  # runs but is offline (e.g. its server restarted): start a fresh one
     if service.health_path is not None and healthy(service):
         raise MmeFactoryError(
             f"{service.url} already answers but not from a process this state dir started; "
@@ -163,7 +201,7 @@ def start(service: LocalService) -> int:
                 f"{service.name} exited with {process.returncode} while starting; "
                 f"see {service.log_file}"
             )
-        if service.health_path is None:
+        if service.health_path is None and service.worker is None:
             time.sleep(min(2.0, service.start_timeout_s))
             if process.poll() is None:
                 return process.pid
@@ -172,8 +210,13 @@ def start(service: LocalService) -> int:
             return process.pid
         time.sleep(0.2)
     stop(service)
+    awaited = (
+        f"come online in work pool {service.worker.pool}"
+        if service.worker is not None
+        else f"answer {service.url}"
+    )
     raise MmeFactoryError(
-        f"{service.name} did not answer {service.url} within {service.start_timeout_s:.0f} s; "
+        f"{service.name} did not {awaited} within {service.start_timeout_s:.0f} s; "
         f"see {service.log_file}"
     )
 
