@@ -58,7 +58,13 @@ def write_model(root: Path, name: str, head: str, files: dict[str, bytes]) -> Pa
     return model.parent
 
 
-def libtorch_model(root: Path, name: str, inputs: list[str], outputs: list[str]) -> Path:
+def libtorch_model(
+    root: Path,
+    name: str,
+    inputs: list[str],
+    outputs: list[str],
+    parameters: dict[str, str] | None = None,
+) -> Path:
     path = root / f"{name}.pt"
     torch.jit.save(torch.jit.script(Subtract()), str(path))
     head = (
@@ -66,6 +72,9 @@ def libtorch_model(root: Path, name: str, inputs: list[str], outputs: list[str])
         f"{tensors('input', inputs)}\n{tensors('output', outputs)}\n"
         "instance_group [ { kind: KIND_CPU count: 1 } ]"
     )
+    for key, value in (parameters or {}).items():
+        head += f'\nparameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}'
+
     return write_model(root, name, head, {"model.pt": path.read_bytes()})
 
 
@@ -161,3 +170,42 @@ def test_libtorch_output_index_beyond_what_forward_returns_fails_the_request(
     status, _, answer = server.invoke("far-output", body)
     assert status != 200
     assert b"element 1 but forward returned 1 tensor" in answer
+
+
+def test_a_libtorch_parameter_the_backend_cannot_read_fails_to_load(
+    server: TritonServer, tmp_path: Path
+) -> None:
+    url = libtorch_model(
+        tmp_path,
+        "bad-flag",
+        ["minuend", "subtrahend"],
+        ["difference__0"],
+        {"INFERENCE_MODE": "yes"},
+    )
+    with pytest.raises(TritonError, match="INFERENCE_MODE: failed to convert 'yes' to boolean"):
+        server.load("bad-flag", url)
+
+
+def test_libtorch_thread_counts_apply_to_the_model(server: TritonServer, tmp_path: Path) -> None:
+    parameters = {"INTRA_OP_THREAD_COUNT": "1", "DISABLE_OPTIMIZED_EXECUTION": "on"}
+    url = libtorch_model(tmp_path, "one-thread", ["minuend", "subtrahend"], ["d__0"], parameters)
+    server.load("one-thread", url)
+    assert infer(server, "one-thread", {"minuend": [[3.0]], "subtrahend": [[1.0]]}).tolist() == [
+        [2.0]
+    ]
+    loaded = [line for line in server.log_tail(20_000).splitlines() if "one-thread/1" in line]
+    assert loaded and "1 intra-op" in loaded[-1]
+    assert "optimized_execution False" in loaded[-1]
+
+
+def test_inter_op_thread_count_is_taken_once_per_server(
+    server: TritonServer, tmp_path: Path
+) -> None:
+    names = (["minuend", "subtrahend"], ["difference__0"])
+    parameters = {"INTER_OP_THREAD_COUNT": "1"}
+    server.load("interop-first", libtorch_model(tmp_path, "interop-first", *names, parameters))
+    second = libtorch_model(tmp_path, "interop-second", *names, parameters)
+    with pytest.raises(TritonError, match="remove INTER_OP_THREAD_COUNT"):
+        server.load("interop-second", second)
+    without = libtorch_model(tmp_path, "interop-none", *names)
+    server.load("interop-none", without)

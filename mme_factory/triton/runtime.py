@@ -23,7 +23,7 @@ from mme_factory.triton.model_environment import compare_with_serving_image
 
 LOCAL_PYTORCH_BACKEND_DIR = Path(__file__).resolve().parent / "backends" / "pytorch"
 LOCAL_PYTORCH_BACKEND = LOCAL_PYTORCH_BACKEND_DIR / "model.py"
-LOCAL_PYTORCH_BACKEND_FILES = ("model.py", "tensor_binding.py")
+LOCAL_PYTORCH_BACKEND_FILES = ("model.py", "tensor_binding.py", "libtorch_parameters.py")
 # The emulated libtorch backend reads this file, beside its model.py, to find torch.
 LIBTORCH_SITE_FILE = "libtorch_site_packages.txt"
 PYTHON_VERSION = "3.11"

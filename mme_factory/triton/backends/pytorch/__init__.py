@@ -1,1 +1,1 @@
-"""The emulated libtorch backend: model.py runs inside Triton; tensor_binding.py is shared."""
+"""The emulated libtorch backend: model.py runs in Triton; the rule modules beside it are shared."""
