@@ -4,7 +4,8 @@ Each tarball is unpacked as SageMaker does and loaded into a real Triton server 
 SageMaker routes, one at a time: the server's process tree (tritonserver plus the model's stub
 processes) is measured before the load and after the first requests, then the model is
 unloaded. Resident memory (RSS) counts shared library pages in every stub; unique memory (USS)
-counts only what the model alone holds, so the truth for many loaded models lies in between.
+counts only what the model alone holds; the proportional share (PSS) splits shared pages among
+the processes mapping them, the figure mme_local budgets by. RSS stays beside it for comparison.
 The unique memory of each stub process the load started is recorded too, by Triton model name.
 These are the local emulator's figures: its `pytorch` backend runs TorchScript in a Python stub,
 where a production server runs libtorch inside tritonserver.
@@ -26,7 +27,7 @@ from mme_factory.model_archive import ArchiveLimits, extract_model
 from mme_factory.model_kinds import describe
 from mme_factory.settings import Settings
 from mme_factory.triton import TritonRuntime, TritonServer
-from mme_factory.triton.process_memory import process_tree_memory
+from mme_factory.triton.process_memory import process_tree
 
 MIB = 1024**2
 SETTLE_S = 1.0
@@ -47,6 +48,7 @@ class MeasuredModel:
     load_s: float
     rss_added_mib: float
     uss_added_mib: float
+    pss_added_mib: float
     first_inference_ms: float
     warm_p50_ms: float
     warm_p95_ms: float
@@ -65,9 +67,14 @@ class FootprintReport:
     models: list[MeasuredModel]
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """(RSS, USS) in bytes of a process and all its descendants."""
-    return process_tree_memory(pid), process_tree_memory(pid, unique=True)
+def tree_memory(pid: int) -> tuple[int, int, int]:
+    """(RSS, USS, PSS) in bytes of a process and all its descendants."""
+    tree = process_tree(pid)
+    return (
+        sum(found.rss_bytes for found in tree),
+        sum(found.uss_bytes for found in tree),
+        sum(found.pss_bytes for found in tree),
+    )
 
 
 def _stub_model_name(process: psutil.Process) -> str | None:
@@ -113,7 +120,7 @@ def measure_one(
         raise MmeFactoryError(f"{model.label}: {error}") from None
     name = f"footprint-{repository.parent.name}"
     assert server.pid is not None
-    rss_before, uss_before = tree_memory(server.pid)
+    rss_before, uss_before, pss_before = tree_memory(server.pid)
     known = {child.pid for child in psutil.Process(server.pid).children(recursive=True)}
     started = time.perf_counter()
     server.load(name, repository)
@@ -123,7 +130,7 @@ def measure_one(
         first_ms = _invoke_ms(server, name, body)
         warm = sorted(_invoke_ms(server, name, body) for _ in range(repeats))
         time.sleep(SETTLE_S)
-        rss_after, uss_after = tree_memory(server.pid)
+        rss_after, uss_after, pss_after = tree_memory(server.pid)
         stubs = stub_memory(server.pid, known)
     finally:
         server.unload(name)
@@ -134,6 +141,7 @@ def measure_one(
         load_s=load_s,
         rss_added_mib=(rss_after - rss_before) / MIB,
         uss_added_mib=(uss_after - uss_before) / MIB,
+        pss_added_mib=(pss_after - pss_before) / MIB,
         first_inference_ms=first_ms,
         warm_p50_ms=statistics.median(warm),
         warm_p95_ms=warm[min(len(warm) - 1, round(0.95 * (len(warm) - 1)))],
