@@ -7,6 +7,7 @@ at the project root against PREFECT_API_URL, so entrypoints resolve as in the re
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from deployments import declarations, work_pools
 from mme_factory.errors import MmeFactoryError
+from mme_factory.settings import SETTINGS_FILE_VARIABLE
 
 DEPLOY_TIMEOUT_S = 600.0  # each flow is imported to read its parameters; torch takes a while
 
@@ -60,7 +62,9 @@ def apply_deployments(
         "--prefect-file",
         str(prefect_file),
     ]
-    env = {**environ, "PREFECT_API_URL": api_url}
+    env = {**os.environ, **environ, "PREFECT_API_URL": api_url}
+    if settings_path:  # for the build steps, which read the settings here, not in the image
+        env[SETTINGS_FILE_VARIABLE] = str(Path(settings_path).resolve())
     with log_file.open("wb") as log:
         try:
             finished = subprocess.run(
