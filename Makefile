@@ -7,6 +7,7 @@ VENV := .venv
 TRITON_ENV := .triton-env
 TRITON_PYTHON_ENV := .triton-python-env
 SERVING_IMAGE := mme_factory/serving_image
+PIPELINE_IMAGE := deployments/pipeline-image
 BIN := $(VENV)/bin
 # Code that runs inside Triton must run on the serving image's Python 3.10.
 PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
@@ -61,7 +62,8 @@ $(TRITON_PYTHON_ENV)/.installed: $(SERVING_IMAGE)/stock-image.txt $(SERVING_IMAG
 	@touch $@
 
 # The whole job on the embedded default: the local stack (mme_local + Triton, a Prefect server,
-# the deployments), then the sample customer through onboard-customer, then warmup.
+# the mme-factory-local pool's worker, the deployments), then the sample customer through
+# onboard-customer, then warmup, both run by the worker.
 # The stack keeps running so the Prefect UI can be browsed; `make down` stops it.
 demo: setup
 	$(BIN)/mme-factory validate --data examples/customers/acme
@@ -73,7 +75,7 @@ down:
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile
+	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile $(PIPELINE_IMAGE)/Dockerfile
 	$(PY310_CHECK)
 	$(BIN)/lint-imports
 	$(BIN)/pytest
@@ -93,7 +95,7 @@ check-libtorch: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile
+	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile $(PIPELINE_IMAGE)/Dockerfile
 	$(PY310_CHECK)
 	$(BIN)/lint-imports
 
