@@ -1,7 +1,8 @@
 """`make demo`: the whole job on the embedded default.
 
-Brings the local stack up, onboards the sample customer through the `onboard-customer`
-deployment, runs the `warmup` deployment, and prints what was built and where to look.
+After `mme-factory up`, onboards the sample customer through the `onboard-customer`
+deployment and runs the `warmup` deployment, both on the `mme-factory-local` pool's worker, and
+prints what was built and where to look.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from deployments.local_stack import prefect_api_url
+from deployments.work_pools import LOCAL_POOL, online_workers
 from mme_factory.settings import load_settings
 from mme_factory.store import open_store
 
@@ -29,20 +32,23 @@ def run(name: str, parameters: dict, timeout_s: float) -> tuple[str, float]:
         name, parameters=parameters, timeout=timeout_s, poll_interval=3, as_subflow=False
     )
     state = flow_run.state.name if flow_run.state else "unknown"
+    print(f"  flow run {flow_run.name} on work pool {flow_run.work_pool_name}", flush=True)
     return state, time.monotonic() - started
 
 
-def wait_for_deployments(timeout_s: float) -> None:
+def check_stack(api_url: str) -> None:
+    """The deployments exist and a worker serves their pool, else a run would wait forever."""
     from prefect.client.orchestration import get_client
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with get_client(sync_client=True) as client:
-            names = {d.name for d in client.read_deployments()}
-        if {"onboard-customer", "warmup"} <= names:
-            return
-        time.sleep(2)
-    raise SystemExit(f"the deployments did not appear within {timeout_s:.0f} s")
+    with get_client(sync_client=True) as client:
+        names = {d.name for d in client.read_deployments()}
+    if not {"onboard-customer", "warmup"} <= names:
+        raise SystemExit("the deployments are missing: run `.venv/bin/mme-factory up` first")
+    if not online_workers(api_url, LOCAL_POOL.name):
+        raise SystemExit(
+            f"no worker is online in work pool {LOCAL_POOL.name}: run "
+            "`.venv/bin/mme-factory up` (see .mme-factory/logs/worker.log)"
+        )
 
 
 def main() -> int:
@@ -51,11 +57,9 @@ def main() -> int:
     parser.add_argument("--data", default=str(REPO / "examples" / "customers" / "acme"))
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-    from deployments.local_stack import prefect_api_url
-
     settings = load_settings()
     os.environ.setdefault("PREFECT_API_URL", prefect_api_url(settings.prefect.port))
-    wait_for_deployments(120)
+    check_stack(os.environ["PREFECT_API_URL"])
     print(f"onboarding {args.customer} through the {ONBOARD} deployment ...", flush=True)
     onboard_state, onboard_s = run(
         ONBOARD, {"customer_id": args.customer, "data_uri": args.data}, args.timeout
