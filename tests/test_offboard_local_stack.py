@@ -115,6 +115,11 @@ def test_offboarded_customer_is_deleted_unloaded_and_refused(stack, onboarded, c
     tombstone = json.loads(stack.store.read_bytes("registry/acme.json"))
     assert tombstone["offboarded"] is True and tombstone["highest_version"] == 1
     assert not stack.store.exists("registry/acme.version")
+    reports = [r for r in report["rows"] if r["what"] == "validation reports"]
+    assert reports and reports[0]["count"] >= 1
+    assert not [
+        n for n in reports[0]["items"] if (stack.settings.reports_dir / "validation" / n).exists()
+    ]
     unloaded = [r for r in report["rows"] if r["what"] == "loaded models (local endpoint)"]
     assert unloaded[0]["items"] == ["acme/classifier/v1.tar.gz"]
 
@@ -135,19 +140,13 @@ def test_an_unknown_customer_is_an_error_that_says_so(stack, capsys):
     assert "no customer nobody: no manifest or tombstone" in capsys.readouterr().err
 
 
-def test_onboarding_again_continues_after_the_highest_version(stack, onboarded, tmp_path, capsys):
-    again = onboard_customer(
-        customer_id="acme", data_uri=str(small_customer(tmp_path / "acme")), kinds=["classifier"]
-    )
-    assert again["version"] == 2
-    capsys.readouterr()
-    assert main(["invoke", "--customer", "acme", "--kind", "classifier", "--text", "hi"]) == 0
-    assert "acme/classifier/v2.tar.gz" in capsys.readouterr().out
-
-
-def test_an_onboarding_holding_the_lock_makes_offboarding_wait_then_fail(stack, tmp_path):
-    data = small_customer(tmp_path / "lockco")
-    command = [sys.executable, "-m", "test_support.onboarding_process", "lockco", str(data)]
+def test_onboarding_again_holds_off_offboarding_and_continues_after_the_highest_version(
+    stack, onboarded, tmp_path, capsys
+):
+    """The onboarding runs in its own process; while it holds the customer lock, an offboarding
+    with a short lock wait waits, then fails naming it."""
+    data = small_customer(tmp_path / "acme")
+    command = [sys.executable, "-m", "test_support.onboarding_process", "acme", str(data)]
     with (tmp_path / "onboarding.log").open("ab") as log:
         onboarding = subprocess.Popen(
             [*command, "classifier"],
@@ -158,7 +157,7 @@ def test_an_onboarding_holding_the_lock_makes_offboarding_wait_then_fail(stack, 
         )
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while not stack.store.exists("registry/lockco.lock"):
+        while not stack.store.exists("registry/acme.lock"):
             assert onboarding.poll() is None, (tmp_path / "onboarding.log").read_text()
             assert time.monotonic() < deadline, "the onboarding never took the lock"
             time.sleep(0.05)
@@ -166,18 +165,18 @@ def test_an_onboarding_holding_the_lock_makes_offboarding_wait_then_fail(stack, 
             update={"sagemaker": stack.settings.sagemaker.model_copy(update={"lock_wait_s": 1.0})}
         )
         started = time.monotonic()
-        with pytest.raises(
-            ManifestError,
-            match=rf"customer lockco is locked by another run.*"
-            rf"'pid': {onboarding.pid}",
-        ):
-            offboard_plainly(short_wait, "lockco")
+        holder = rf"customer acme is locked by another run.*'pid': {onboarding.pid}"
+        with pytest.raises(ManifestError, match=holder):
+            offboard_plainly(short_wait, "acme")
         assert time.monotonic() - started >= 1.0
-        assert onboarding.wait(timeout=RUN_TIMEOUT_S) == 0
+        assert onboarding.wait(timeout=RUN_TIMEOUT_S) == 0, (
+            tmp_path / "onboarding.log"
+        ).read_text()
     finally:
         if onboarding.poll() is None:
             os.killpg(onboarding.pid, signal.SIGKILL)
             onboarding.wait(timeout=30)
-    assert stack.customer_keys("lockco")  # the onboarding promoted what it was doing
-    assert offboard_plainly(stack.settings, "lockco").highest_version == 1
-    assert stack.customer_keys("lockco") == []
+    assert "promoted v2" in (tmp_path / "onboarding.log").read_text()
+    capsys.readouterr()
+    assert main(["invoke", "--customer", "acme", "--kind", "classifier", "--text", "hi"]) == 0
+    assert "acme/classifier/v2.tar.gz" in capsys.readouterr().out
