@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 GIB = 1024**3
+MIB = 1024**2
 
 
 def table(results: dict[str, Any]) -> list[tuple[str, str]]:
@@ -12,27 +13,44 @@ def table(results: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("machine", f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB"),
         ("models / endpoints", f"{s['models']} / {', '.join(s['endpoint_names'])}"),
-        ("budget per endpoint", f"{results['inputs']['budget_bytes'] / GIB:.1f} GiB resident"),
-        ("after the cold pass", "loaded / RSS per model / Triton tree RSS / private"),
+        ("budget per endpoint", f"{results['inputs']['budget_bytes'] / GIB:.2f} GiB"),
+        ("after the cold pass", "loaded / memory per model / Triton tree RSS / private"),
     ]
     for endpoint, memory in results["memory_after_cold_pass"].items():
         rows.append(
             (
                 f"  {endpoint}",
-                f"{memory['loaded']} / {memory['rss_per_model_median_bytes'] / 2**20:.0f} MiB / "
+                f"{memory['loaded']} / {memory['memory_per_model_median_bytes'] / MIB:.0f} MiB / "
                 f"{memory['tree_rss_bytes'] / GIB:.2f} GiB / "
                 f"{memory['tree_uss_bytes'] / GIB:.2f} GiB",
             )
         )
+    fits = s["fits_only"]
     lowest = results["lowest_available_memory_bytes"] / GIB
     rows += [
         ("evictions in the cold pass", str(s["cold_pass_evictions"])),
+        ("warm everything: failures", str(s["warm_everything_failures"])),
         ("least memory available", f"{lowest:.1f} GiB"),
-        ("models x concurrency, state", "wall s / p50 ms / p95 ms / cold / failures / dropped"),
+        (
+            "fits only: warmed / over capacity",
+            f"{fits['warmed']} / {fits['over_capacity']}; second pass: {fits['again_cold']} cold, "
+            f"{fits['again_loads']} loads, {fits['again_evictions']} evictions",
+        ),
+        (
+            "models with traffic, loaded after",
+            f"{fits['busy_loaded_after']} of {fits['busy_models']}",
+        ),
+        (
+            "instances needed",
+            ", ".join(f"{e}: {n}" for e, n in fits["instances_needed"].items()) or "-",
+        ),
+        (
+            "models x concurrency, state",
+            "wall s / p50 ms / p95 ms / cold / over capacity / failures / dropped",
+        ),
     ]
-    for row in [results["passes"]["cold"], *results["passes"]["warm_subsets"]]:
-        rows.append(pass_row(row))
-    for row in [results["passes"]["warm_all"], *results["passes"].get("cold_after_restart", [])]:
+    passes = results["passes"]
+    for row in [passes["cold"], passes["warm_all"], *passes["fits_only"], *passes["warm_subsets"]]:
         if row is not None:
             rows.append(pass_row(row))
     phases = results["phases_s"]
@@ -51,5 +69,5 @@ def pass_row(row: dict[str, Any]) -> tuple[str, str]:
     return (
         f"  {row['models']} x {row['concurrency']}, {row['state']}",
         f"{row['wall_s']:.2f} / {row['p50_ms']:.0f} / {row['p95_ms']:.0f} / {row['cold']} / "
-        f"{row['failures']} / {row['connections_discarded']}",
+        f"{row['over_capacity']} / {row['failures']} / {row['connections_discarded']}",
     )
