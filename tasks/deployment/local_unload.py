@@ -17,6 +17,7 @@ from mme_factory.settings import Settings
 from tasks.deployment.local_usage import is_local_service, local_description
 
 UNLOAD_TIMEOUT_S = 120.0
+PING_TIMEOUT_S = 5.0
 
 
 class UnloadFailed(MmeFactoryError):
@@ -38,8 +39,8 @@ def local_endpoints(settings: Settings) -> list[str]:
 def loaded_models(settings: Settings, customer: str) -> dict[str, list[str]]:
     """The customer's TargetModels loaded now, by local endpoint; empty when not local."""
     url = local_service_url(settings)
-    if url is None:
-        return {}
+    if url is None or not _answers(url):
+        return {}  # a local service that is not running has nothing loaded
     loaded: dict[str, list[str]] = {}
     for endpoint in local_endpoints(settings):
         description = local_description(url, endpoint) or {}
@@ -52,6 +53,13 @@ def loaded_models(settings: Settings, customer: str) -> dict[str, list[str]]:
         if keys:
             loaded[endpoint] = keys
     return loaded
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url.rstrip('/')}/ping", timeout=PING_TIMEOUT_S).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def unload_customer(settings: Settings, endpoint: str, customer: str) -> list[str]:

@@ -43,7 +43,7 @@ def holdings_of(store: ArtifactStore, settings: Settings, customer: str) -> Cust
         raise UnknownCustomer(
             f"no customer {customer}: no manifest or tombstone at "
             f"{store.uri(manifest_key(customer))}, no TargetModels under "
-            f"{store.uri('mme/')}<endpoint>/{customer}/, no run directory under "
+            f"{store.uri('mme')}/<endpoint>/{customer}/, no run directory under "
             f"{settings.runs_dir / customer}; check the customer id"
         )
     return holdings

@@ -52,6 +52,8 @@ class OffboardingReport:
         header = ("what", "where", "count", "action")
         lines = [header, *((r.what, r.where, str(r.count), r.action) for r in self.rows)]
         widths = [max(len(line[column]) for line in lines) for column in range(3)]
+        if not self.rows:
+            return self.summary()
         out = [self.summary(), ""]
         for line in lines:
             cells = [cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)]
@@ -91,7 +93,7 @@ def report_rows(
         where = str(settings.reports_dir)
         rows.append(ReportRow("validation reports", where, len(names), done("deleted"), names))
     rows += [
-        ReportRow("data (managed store)", location, len(keys), done("deleted"))
+        ReportRow("data (managed store)", location, len(keys), done("deleted"), sorted(keys))
         for location, keys in sorted(holdings.data.items())
     ]
     rows += [
