@@ -2,7 +2,7 @@
 
     <prefect.pipeline_image_repository>:<first 12 hex of the digest of its build inputs>
 
-The inputs are what the Dockerfile copies: the Dockerfile and its ignore file, the lock file
+The inputs are what the Dockerfile copies: the Dockerfile and its ignore file, the lock files
 and the project's sources. A changed pin or a changed line of code gives a new tag, so a
 deployment never runs an image built from other code under the same name.
 `prefect.pipeline_image` names an image built elsewhere instead. `pipeline_image` is also a
@@ -20,7 +20,7 @@ from deployments.declarations import PROJECT_ROOT
 from mme_factory.settings import Settings, load_settings
 
 DOCKERFILE = PROJECT_ROOT / "deployments" / "pipeline-image" / "Dockerfile"
-LOCK_FILE = PROJECT_ROOT / "locks" / "pipeline.txt"
+LOCK_FILES = (PROJECT_ROOT / "locks" / "pipeline.txt", PROJECT_ROOT / "locks" / "model-files.txt")
 DIGEST_CHARS = 12
 # The build context the Dockerfile copies, relative to the project root.
 SOURCE_FILES = ("pyproject.toml", "README.md", "prefect.yaml")
@@ -41,7 +41,8 @@ def build_inputs(root: Path = PROJECT_ROOT) -> Iterator[Path]:
     dockerfile = root / DOCKERFILE.relative_to(PROJECT_ROOT)
     yield dockerfile
     yield dockerfile.with_name("Dockerfile.dockerignore")
-    yield root / LOCK_FILE.relative_to(PROJECT_ROOT)
+    for lock in LOCK_FILES:
+        yield root / lock.relative_to(PROJECT_ROOT)
     for name in SOURCE_FILES:
         yield root / name
     for name in SOURCE_DIRS:
