@@ -6,6 +6,9 @@ tarball is on disk, not in Triton); the reservation is taken just before Triton 
 and released once a reading taken after the load shows what it holds. The footprint kept for
 the model is the PSS of its own stub processes in that reading; a server that cannot attribute
 memory to a model (no stubs: a backend inside tritonserver) gives the growth of the total.
+
+Each load keeps a timeline (monotonic s: asked, slot, fetched, admitted, loaded, done) in
+`recent`, so the wait of a cold request can be told apart: a slot, memory, or Triton itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import shutil
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,23 +37,34 @@ STAGE_METRICS = {
     "extract": "ModelExtractingTime",
     "load": "ModelLoadingTime",
 }
+RECENT_LOADS = 200
 
 
 class ColdLoad:
     def __init__(self, runtime: EndpointRuntime, slots: asyncio.Semaphore) -> None:
         self.runtime, self.slots = runtime, slots
         self.in_flight = self.peak_in_flight = 0
+        self.recent: deque[dict[str, object]] = deque(maxlen=RECENT_LOADS)
 
     async def load(self, target: TargetModel) -> LoadedModel:
-        async with self.slots:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                return await self._load(target)
-            finally:
-                self.in_flight -= 1
+        timeline: dict[str, object] = {"target_model": target.key, "asked": time.monotonic()}
+        self.recent.append(timeline)
+        try:
+            async with self.slots:
+                timeline["slot"] = time.monotonic()
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    return await self._load(target, timeline)
+                finally:
+                    self.in_flight -= 1
+        except BaseException as error:
+            timeline["error"] = type(error).__name__
+            raise
+        finally:
+            timeline["done"] = time.monotonic()
 
-    async def _load(self, target: TargetModel) -> LoadedModel:
+    async def _load(self, target: TargetModel, timeline: dict[str, object]) -> LoadedModel:
         runtime, memory = self.runtime, self.runtime.memory
         name, generation = target.triton_name, runtime.generation
         entry = LoadedModel(target)
@@ -58,16 +73,21 @@ class ColdLoad:
         model_root = runtime.models_dir / name
         try:
             tarball_bytes = await self._fetch(entry, model_root)
-            reservation = min(
-                runtime.usage.expected_footprint(target.key, tarball_bytes),
-                runtime.policy.budget_bytes,
-            )
-            await memory.admit(name, reservation, runtime.policy.load_wait_s)
+            timeline["fetched"] = time.monotonic()
+
+            def estimate() -> int:
+                expected = runtime.usage.expected_footprint(target.key, tarball_bytes)
+                return min(expected, runtime.policy.budget_bytes)
+
+            await memory.admit(name, estimate, runtime.policy.load_wait_s)
+            timeline["admitted"] = time.monotonic()
+            timeline["reserved_bytes"] = memory.ledger.reserved.get(name, 0)
             try:
                 before = memory.ledger.reading
                 started = time.monotonic()
                 await self._load_with_retry(name, model_root / "model")
                 entry.timings_s["load"] = time.monotonic() - started
+                timeline["loaded"] = time.monotonic()
                 after = await memory.refresh()
                 entry.memory_bytes = after.by_model.get(name) or max(
                     after.pss_bytes - before.pss_bytes, 0
@@ -77,6 +97,7 @@ class ColdLoad:
                     if current:
                         runtime.cache.add(entry)
                         runtime.usage.loaded(target.key, entry.memory_bytes, tarball_bytes)
+                        memory.revise_reservations()
                 if not current:
                     # Loaded on a server started after this load began: not in the cache, so
                     # nothing could ever evict it; unload it.
@@ -105,6 +126,7 @@ class ColdLoad:
         labels = {"endpoint": runtime.name, "target_model": target.key}
         for stage, metric in STAGE_METRICS.items():
             runtime.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
+        timeline["footprint_bytes"] = entry.memory_bytes
         await memory.enforce_budget(exclude={name})
         return entry
 

@@ -3,14 +3,21 @@
 Memory is the proportional share (PSS) of Triton and its stubs, read in a worker thread: by the
 watcher every half second, and by a load or an unload once it is done, before the bookkeeping
 changes, so a finished load is never counted neither as reserved nor as used, and an unloaded
-model is not forgotten before a reading without it. Readings are kept only if they started
-after the one kept: a slow old reading never replaces a newer one.
+model is not forgotten before a reading without it. One reading runs at a time: callers that ask
+while one runs share the next, which starts after it, so a reading never predates its request.
+Readings are kept only if they started after the one kept: a slow old one never replaces a newer.
 
-A load starts only when used + reserved for loads in flight + its reservation <= budget. To make
-room it evicts idle least-recently-used models and waits for their unloads, and for busy models
-to drain, never evicting a model with requests in flight or one being loaded. A load that waits
-longer than the load wait limit gives up with a retryable 503. A model alone on the endpoint
-(nothing else loaded, loading or unloading) loads even when it alone exceeds the budget.
+Memory may exceed the budget by one model while loads are in flight, as SageMaker's own cache
+does: a load starts when used + reserved for loads in flight + its reservation <= budget + one
+model (the largest footprint measured on the endpoint, or the load's own reservation if larger).
+Only a load that does not fit that evicts before it starts: idle least-recently-used models,
+as many as its shortfall, then it waits for their stubs to exit and for busy models to drain,
+never evicting a model with requests in flight or one being loaded. Once a load is done, idle
+LRU models are evicted until used + reserved <= budget: the victims are chosen after the load,
+so the requests served while it loaded count, and their unloads overlap the next loads, whose
+admission counts a model being unloaded until its stub is gone. A load that waits longer than
+the load wait limit gives up with a retryable 503. A model alone on the endpoint (nothing else
+loaded, loading or unloading) loads even when it alone exceeds the budget.
 """
 
 from __future__ import annotations
@@ -94,38 +101,63 @@ class EndpointMemory:
         models_dir: Path,
         budget_bytes: int,
         protected: Callable[[], set[str]],
+        largest_footprint: Callable[[], int],
         metrics: Metrics,
     ) -> None:
         """`protected()` names the models no eviction may pick: those being loaded, and those
-        whose callers are about to use them."""
+        whose callers are about to use them; `largest_footprint()` is the most memory one
+        model has taken on this endpoint (0 before any was measured)."""
         self.endpoint, self.server, self.cache = endpoint, server, cache
         self.models_dir, self.protected, self.metrics = models_dir, protected, metrics
+        self.largest_footprint = largest_footprint
         self.ledger = MemoryLedger(budget_bytes)
         self.changed = ChangeSignal()
         self.evictions = SlidingHourCount()
         self.peak_pss_bytes = self.peak_rss_bytes = 0
         self._unloads: dict[str, asyncio.Task[None]] = {}
+        self._estimates: dict[str, Callable[[], int]] = {}  # loads in flight -> their estimate
+        self._reading: asyncio.Task[ServerMemory] | None = None  # the one running
+        self._next_reading: asyncio.Task[ServerMemory] | None = None  # starts after it
+        self._over_budget = False  # a finished load could not evict enough: models were busy
 
     @property
     def budget_bytes(self) -> int:
         return self.ledger.budget_bytes
 
     async def refresh(self) -> ServerMemory:
-        """Read the server's memory now (in a thread) and keep it if it is the newest."""
-        reading = await self.server.memory()
+        """A reading of the server's memory that starts after this call, kept if the newest."""
+        if self._next_reading is None or self._next_reading.done():
+            self._next_reading = asyncio.create_task(self._read_after(self._reading))
+            self._next_reading.add_done_callback(_retrieve_exception)
+        return await asyncio.shield(self._next_reading)
+
+    async def _read_after(self, running: asyncio.Task[ServerMemory] | None) -> ServerMemory:
+        if running is not None:
+            await asyncio.wait([running])
+        self._next_reading, self._reading = None, asyncio.current_task()  # type: ignore[assignment]
+        try:
+            reading = await self.server.memory()
+        finally:
+            if self._reading is asyncio.current_task():
+                self._reading = None
         if self.ledger.publish(reading):
             self.peak_pss_bytes = max(self.peak_pss_bytes, reading.pss_bytes)
             self.peak_rss_bytes = max(self.peak_rss_bytes, reading.rss_bytes)
             self.changed.notify()
         return reading
 
-    async def admit(self, name: str, reservation: int, wait_s: float) -> None:
-        """Reserve `reservation` bytes for loading `name`, once they fit under the budget."""
+    async def admit(self, name: str, estimate: Callable[[], int], wait_s: float) -> None:
+        """Reserve `estimate()` bytes for loading `name`, once they fit under budget + one model.
+
+        The estimate is asked again at each try and, once admitted, whenever a finished load
+        teaches the endpoint what its models cost (`revise_reservations`).
+        """
         deadline = time.monotonic() + wait_s
         while True:
             changed = self.changed.watch()
             async with self.cache.changing():
-                if self._reserve_or_make_room(name, reservation):
+                if self._reserve_or_make_room(name, estimate()):
+                    self._estimates[name] = estimate
                     return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -138,6 +170,10 @@ class EndpointMemory:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, RECHECK_S))
 
+    def limit_bytes(self, reservation: int) -> int:
+        """What used + reserved may reach when a load of `reservation` bytes starts."""
+        return self.ledger.budget_bytes + max(self.largest_footprint(), reservation)
+
     def _reserve_or_make_room(self, name: str, reservation: int) -> bool:
         ledger = self.ledger
         # Triton replaces a loaded model of the same name (its key now holds other bytes).
@@ -145,10 +181,11 @@ class EndpointMemory:
         committed = ledger.committed_bytes() - (replaced.memory_bytes if replaced else 0)
         alone = not ledger.reserved and not ledger.unloading
         alone = alone and all(entry.name == name for entry in self.cache.models())
-        if alone or committed + reservation <= ledger.budget_bytes:
+        limit = self.limit_bytes(reservation)
+        if alone or committed + reservation <= limit:
             ledger.reserved[name] = reservation
             return True
-        shortfall = committed + reservation - ledger.budget_bytes - ledger.freeing_bytes()
+        shortfall = committed + reservation - limit - ledger.freeing_bytes()
         while shortfall > 0:
             victim = self.cache.least_recently_used_idle(exclude=self.protected())
             if victim is None:
@@ -157,24 +194,47 @@ class EndpointMemory:
             shortfall -= victim.memory_bytes
         return False
 
+    def revise_reservations(self) -> None:
+        """Raise the reservations of loads in flight to their estimates as they stand now.
+
+        The first loads of an endpoint reserve a guess from their tarballs; once one is
+        measured, those still loading are counted at what their kind is now known to cost.
+        """
+        for name, estimate in self._estimates.items():
+            if name in self.ledger.reserved:
+                self.ledger.reserved[name] = max(self.ledger.reserved[name], estimate())
+
     def release(self, name: str) -> None:
         self.ledger.reserved.pop(name, None)
+        self._estimates.pop(name, None)
         self.changed.notify()
 
     async def enforce_budget(self, exclude: Collection[str] = ()) -> None:
-        """Start evicting idle LRU models while the memory used is over the budget.
+        """After a load: start evicting idle LRU models until used + reserved <= budget.
 
-        Reservations do not count here: admitting a load already made room for it.
+        Busy models are not picked; if they are all that is left, `settle` evicts once they
+        drain.
         """
         async with self.cache.changing():
             ledger = self.ledger
-            excess = ledger.reading.pss_bytes - ledger.freeing_bytes() - ledger.budget_bytes
+            excess = ledger.committed_bytes() - ledger.freeing_bytes() - ledger.budget_bytes
             while excess > 0:
                 victim = self.cache.least_recently_used_idle(exclude={*exclude, *self.protected()})
                 if victim is None:
+                    self._over_budget = True
                     return
                 self._start_eviction(victim)
                 excess -= victim.memory_bytes
+            self._over_budget = False
+
+    async def settle(self) -> None:
+        """The watcher's check: finish an eviction that busy models deferred, and evict when
+        the loaded models alone (not loads in flight) hold more than the budget."""
+        ledger = self.ledger
+        loading = sum(ledger.reading.by_model.get(name, 0) for name in ledger.reserved)
+        loaded = ledger.reading.pss_bytes - loading - ledger.freeing_bytes()
+        if self._over_budget or loaded > ledger.budget_bytes:
+            await self.enforce_budget()
 
     async def evict_one(self, exclude: str) -> bool:
         """Evict the idle LRU model (SageMaker's answer to a 507) and wait for its unload."""
@@ -198,9 +258,11 @@ class EndpointMemory:
         self.ledger.reading = ServerMemory(time.monotonic(), 0, 0)
         self.changed.notify()
 
-    def cancel_unloads(self) -> None:
-        for unload in self._unloads.values():
-            unload.cancel()
+    def cancel(self) -> None:
+        """The endpoint closes: stop its unloads and readings."""
+        for task in (*self._unloads.values(), self._reading, self._next_reading):
+            if task is not None:
+                task.cancel()
 
     def _start_eviction(self, victim: LoadedModel) -> asyncio.Task[None]:
         self.cache.remove(victim.name)
@@ -234,3 +296,9 @@ class EndpointMemory:
             if self._unloads.get(victim.name) is asyncio.current_task():
                 del self._unloads[victim.name]
             self.changed.notify()
+
+
+def _retrieve_exception(task: asyncio.Task[ServerMemory]) -> None:
+    """Callers that were cancelled never read a failed reading's error; read it here."""
+    if not task.cancelled():
+        task.exception()

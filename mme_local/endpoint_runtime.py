@@ -35,6 +35,7 @@ from mme_local.aws_errors import (
 )
 from mme_local.cold_load import ColdLoad
 from mme_local.endpoint_memory import EndpointMemory
+from mme_local.endpoint_status import describe_endpoint, endpoint_gauges
 from mme_local.metrics import Metrics
 from mme_local.model_cache import LoadedModel, ModelCache
 from mme_local.model_server import ModelServer
@@ -75,7 +76,14 @@ class EndpointRuntime:
         # Callers waiting for a model's load: once it is done, it is theirs before any eviction.
         self._waiting: Counter[str] = Counter()
         self.memory = EndpointMemory(
-            name, server, self.cache, models_dir, policy.budget_bytes, self._protected, metrics
+            name,
+            server,
+            self.cache,
+            models_dir,
+            policy.budget_bytes,
+            self._protected,
+            self.usage.largest_footprint,
+            metrics,
         )
         self.cold = ColdLoad(self, asyncio.Semaphore(policy.load_concurrency))
         self.generation = 0  # one more at each restart of the model server
@@ -115,7 +123,7 @@ class EndpointRuntime:
         for task in (self._watcher, self._restart, *self._loads.values()):
             if task is not None:
                 task.cancel()
-        self.memory.cancel_unloads()
+        self.memory.cancel()
         self._watcher = self._restart = None
 
     async def stop(self) -> None:
@@ -277,48 +285,14 @@ class EndpointRuntime:
                 with contextlib.suppress(Exception):
                     await self.memory.refresh()
                 # Models that were busy when memory went over budget go once idle.
-                await self.memory.enforce_budget()
+                await self.memory.settle()
 
     def gauges(self) -> dict[str, float]:
         """The endpoint's gauges as of now, read when `/metrics` is scraped."""
-        reading, budget = self.memory.ledger.reading, self.policy.budget_bytes
-        least_recent = self.cache.least_recent_use()
-        gauges = {
-            "LoadedModelCount": float(len(self.cache)),
-            "MemoryUsedBytes": float(reading.pss_bytes),
-            "MemoryResidentBytes": float(reading.rss_bytes),
-            "MemoryBudgetBytes": float(budget),
-            "MemoryUtilization": 100.0 * reading.pss_bytes / budget,
-            "MemoryReservedBytes": float(self.memory.ledger.reserved_bytes()),
-            "ModelLoadsInFlight": float(self.cold.in_flight),
-            "ModelEvictionsPerHour": float(self.memory.evictions.count()),
-        }
-        if least_recent is not None:
-            age = time.monotonic() - least_recent
-            gauges["LeastRecentlyUsedModelAgeSeconds"] = age
-        return gauges
+        return endpoint_gauges(self)
 
     def describe(self) -> dict[str, object]:
-        reading = self.memory.ledger.reading
-        models = self.cache.models()
-        return {
-            "endpoint": self.name,
-            "ready": self.ready,
-            "triton_pid": self.server.pid,
-            "triton_url": self.server.url,
-            "budget_bytes": self.policy.budget_bytes,
-            "memory_bytes": reading.pss_bytes,
-            "rss_bytes": reading.rss_bytes,
-            "reserved_bytes": self.memory.ledger.reserved_bytes(),
-            "peak_memory_bytes": self.memory.peak_pss_bytes,
-            "peak_rss_bytes": self.memory.peak_rss_bytes,
-            "memory_read_s": round(reading.read_s, 4),
-            "load_concurrency": self.policy.load_concurrency,
-            "loads_in_flight": self.cold.in_flight,
-            "peak_loads_in_flight": self.cold.peak_in_flight,
-            "models": [entry.to_dict() for entry in models],
-            "target_models": self.usage.describe({entry.target.key for entry in models}),
-        }
+        return describe_endpoint(self)
 
 
 def _cancelling() -> bool:

@@ -87,6 +87,10 @@ class ModelUsage:
         ratio = statistics.median(ratios) if ratios else DEFAULT_FOOTPRINT_PER_TARBALL_BYTE
         return round(tarball_bytes * ratio)
 
+    def largest_footprint(self) -> int:
+        """The most memory one TargetModel has taken here; 0 before any was measured."""
+        return max((record.footprint_bytes for record in self._records.values()), default=0)
+
     def describe(self, loaded: set[str]) -> dict[str, dict[str, object]]:
         return {
             key: {

@@ -78,6 +78,7 @@ def test_least_recently_used_model_is_evicted_over_budget(tmp_path):
     async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
         for target in (MODELS[0], MODELS[1], MODELS[2], MODELS[0], MODELS[3]):
             await runtime.invoke(target, b"x", "a/b")
+        await runtime.memory.unloaded(MODELS[1].triton_name)  # the eviction follows the load
         assert server.unload_calls == [MODELS[1].triton_name]
         assert server.loaded == {MODELS[i].triton_name for i in (0, 2, 3)}
         assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
@@ -104,13 +105,19 @@ def test_model_with_requests_in_flight_is_never_evicted(tmp_path):
         busy = asyncio.create_task(runtime.invoke(MODELS[0], b"x", "a/b"))
         await asyncio.sleep(0.05)
         server.invoke_s = 0.0
-        # Only one model fits: the load waits for the busy one to drain instead of evicting it.
+        # Only one model fits: the next loads beside the busy one (budget + one model), which
+        # stays loaded until it drains; then memory goes back under the budget.
         await runtime.invoke(MODELS[1], b"x", "a/b")
-        assert busy.done() and (await busy)[0] == 200
+        assert not busy.done() and not evicted
+        assert (await busy)[0] == 200
+        deadline = time.monotonic() + 3.0
+        while await server.resident_memory_bytes() > runtime.policy.budget_bytes:
+            assert time.monotonic() < deadline, "the drained model was never evicted"
+            await asyncio.sleep(0.05)
         await runtime.invoke(MODELS[2], b"x", "a/b")
-        assert [name for name, _ in evicted] == [MODELS[0].triton_name, MODELS[1].triton_name]
-        assert all(in_flight == 0 for _, in_flight in evicted)
-        assert server.peak_bytes <= runtime.policy.budget_bytes
+        assert len(evicted) == 2 and all(in_flight == 0 for _, in_flight in evicted)
+        assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
+        await asyncio.sleep(0.1)
         assert await server.resident_memory_bytes() <= runtime.policy.budget_bytes
 
     _run(tmp_path, scenario, fits=1)

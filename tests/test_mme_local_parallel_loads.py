@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mme_factory.model_archive import ArchiveLimits
@@ -41,6 +42,14 @@ def _most_overlapping(intervals: list[tuple[str, float, float]]) -> int:
     return most
 
 
+async def _until_under_budget(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+    """Wait (at most 3 s) until the evictions that follow loads bring memory under budget."""
+    deadline = time.monotonic() + 3.0
+    while await server.resident_memory_bytes() > runtime.policy.budget_bytes:
+        assert time.monotonic() < deadline, "memory stayed over budget"
+        await asyncio.sleep(0.05)
+
+
 async def _call_all(runtime: EndpointRuntime, targets: list[TargetModel]) -> None:
     answers = await asyncio.gather(*(runtime.invoke(t, b"x", "a/b") for t in targets))
     assert all(status == 200 for status, _, _ in answers)
@@ -70,22 +79,58 @@ def test_a_fifth_load_waits_for_a_slot(tmp_path):
     _run(tmp_path, scenario, fits=8)
 
 
-def test_parallel_loads_reserve_their_memory_and_stay_under_budget(tmp_path):
+def test_parallel_loads_reserve_their_memory_and_stay_within_budget_plus_one_model(tmp_path):
     async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
         await runtime.invoke(MODELS[0], b"x", "a/b")  # measures what a model of this kind costs
         reserved: list[int] = []
         admit = runtime.memory.admit
 
-        async def watched_admit(name: str, reservation: int, wait_s: float) -> None:
-            reserved.append(reservation)
-            await admit(name, reservation, wait_s)
+        async def watched_admit(name: str, estimate: Callable[[], int], wait_s: float) -> None:
+            reserved.append(estimate())
+            await admit(name, estimate, wait_s)
 
         runtime.memory.admit = watched_admit  # type: ignore[method-assign]
         await _call_all(runtime, MODELS[1:6])
         assert reserved == [server.model_bytes] * 5, "reserved from the measured footprint"
-        assert server.peak_bytes <= runtime.policy.budget_bytes
-        assert _most_overlapping(server.load_intervals) <= 3
+        assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
         assert len(server.load_calls) == 6
+        await _until_under_budget(runtime, server)
+
+    _run(tmp_path, scenario, fits=3)
+
+
+def test_a_load_beside_a_full_budget_starts_without_waiting_for_an_eviction(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        for target in MODELS[:3]:
+            await runtime.invoke(target, b"x", "a/b")
+        server.unload_gate = asyncio.Event()  # no unload can finish until the test says so
+        status, _, _ = await asyncio.wait_for(runtime.invoke(MODELS[3], b"x", "a/b"), 5)
+        assert status == 200, "loaded and answered while every unload was held"
+        assert server.unload_calls == [MODELS[0].triton_name], "the LRU model, after the load"
+        assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
+        assert server.peak_bytes > runtime.policy.budget_bytes, "four models were in memory"
+        server.unload_gate.set()
+        await _until_under_budget(runtime, server)
+        assert server.loaded == {target.triton_name for target in MODELS[1:4]}
+
+    _run(tmp_path, scenario, fits=3)
+
+
+def test_a_load_over_budget_plus_one_model_waits_for_an_eviction_to_free_memory(tmp_path):
+    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
+        for target in MODELS[:3]:
+            await runtime.invoke(target, b"x", "a/b")
+        server.unload_gate = asyncio.Event()
+        both = asyncio.gather(*(runtime.invoke(t, b"x", "a/b") for t in MODELS[3:5]))
+        await asyncio.wait_for(server.unloading.wait(), 5)
+        await asyncio.sleep(0.3)
+        # One fits beside the three; the other waits for an unload, counted until it is done.
+        assert len(server.load_calls) == 4 and not both.done()
+        assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
+        server.unload_gate.set()
+        assert all(status == 200 for status, _, _ in await asyncio.wait_for(both, 5))
+        assert server.peak_bytes <= runtime.policy.budget_bytes + server.model_bytes
+        await _until_under_budget(runtime, server)
 
     _run(tmp_path, scenario, fits=3)
 
@@ -144,6 +189,7 @@ def test_evicted_target_model_stays_described_as_not_loaded(tmp_path):
         assert usage[MODELS[0].key]["loaded"] is False
         assert usage[MODELS[0].key]["footprint_bytes"] == server.model_bytes
         assert usage[MODELS[1].key]["loaded"] is True
+        await runtime.memory.unloaded(MODELS[0].triton_name)  # the eviction follows the load
         gauges = runtime.gauges()
         assert gauges["ModelEvictionsPerHour"] == 1
         assert gauges["LeastRecentlyUsedModelAgeSeconds"] >= 0
