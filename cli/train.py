@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+@contextmanager
+def progress_on_stderr() -> Iterator[None]:
+    """Training's progress lines (step, loss, time left) on stderr while the command runs.
+
+    On the project's own logger, not the root one: importing Prefect gives the root logger a
+    handler at WARNING (so logging.basicConfig would do nothing), and the libraries' INFO
+    chatter stays out.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    project = logging.getLogger("mme_factory")
+    saved = project.level, project.propagate
+    project.addHandler(handler)
+    project.setLevel(logging.INFO)
+    project.propagate = False
+    try:
+        yield
+    finally:
+        project.removeHandler(handler)
+        project.setLevel(saved[0])
+        project.propagate = saved[1]
+
+
 def _row(kind: str, outcome: dict[str, Any]) -> str:
     description = describe(kind)
     metric, baseline = description.summary_metric, description.baseline
@@ -42,9 +67,9 @@ def _row(kind: str, outcome: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tasks.training.train_customer import train_customer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     settings = load_settings(args.settings)
-    result = train_customer(args.customer, args.data, settings, args.kinds, args.test_data)
+    with progress_on_stderr():
+        result = train_customer(args.customer, args.data, settings, args.kinds, args.test_data)
     record = {**result.record, "run_dir": str(result.run.path)}
     if args.metrics_json:
         args.metrics_json.write_text(

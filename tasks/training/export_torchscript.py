@@ -10,7 +10,6 @@ transformers. Every export ends with a parity check that raises when outputs dif
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from tokenizers import Tokenizer
 from mme_factory.errors import MmeFactoryError
 from tasks.training.autocomplete.examples import REPLY_MARKER, STOP_STRINGS
 from tasks.training.encoders import Probabilities, SentenceEncoder
+from tasks.training.known_warnings import known_warnings_silenced
 from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder
 
 LLAMA_FIELDS = (
@@ -102,13 +102,12 @@ def _trace(module: torch.nn.Module, path: Path, max_length: int) -> torch.jit.Sc
     vocab = int(_transformer_of(module).config.vocab_size)
     # Traced with padding present, so the attention-mask path is the one recorded.
     example = parity_batches(vocab, max_length, seed=1)[2]
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    with torch.inference_mode(), known_warnings_silenced():
         traced = torch.jit.trace(
             module.eval(), (example["input_ids"], example["attention_mask"]), check_trace=False
         )
-    torch.jit.save(traced, str(path))
-    return torch.jit.load(str(path))
+        torch.jit.save(traced, str(path))
+        return torch.jit.load(str(path))
 
 
 def _transformer_of(module: torch.nn.Module) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import resource
 import time
 from collections.abc import Callable
@@ -18,12 +17,11 @@ from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset, load_dataset, read_golden_set
 from tasks.data.validate_data import ValidationSummary, validate_data
 from tasks.training.kind_training import TRAINING
+from tasks.training.known_warnings import known_warnings_silenced
+from tasks.training.progress import training_logger
 from tasks.training.quality_gate import judge
 from tasks.training.reproducibility import library_versions, seed_everything
 from tasks.training.run_directory import RunDirectory
-
-logger = logging.getLogger("mme_factory.training")
-
 
 SMOKE_TEXTS = 8
 
@@ -65,15 +63,17 @@ def train_model(
 ) -> dict[str, Any]:
     """Train one kind; export it only if the gate accepts it. Returns its metadata."""
     started = time.monotonic()
-    logger.info("%s: training from %s", kind, base_model_name(kind, settings))
+    log = training_logger()
+    log.info("%s: training from %s", kind, base_model_name(kind, settings))
     steps = TRAINING[kind]
-    trained = steps.train(data, settings)
+    with known_warnings_silenced():
+        trained = steps.train(data, settings)
     metrics = dict(trained.metrics)
     if golden is not None and steps.evaluate_golden_set is not None:
         metrics["golden_set"] = steps.evaluate_golden_set(trained, golden)
         run.write_json(f"{kind}/golden_set.json", metrics["golden_set"])
     verdict = judge(kind, trained.metrics, settings.training)
-    logger.info("%s", verdict.summary())
+    log.info("%s", verdict.summary())
     timings = dict(trained.timings)
     metadata: dict[str, Any] = {
         "customer": run.customer,
@@ -90,10 +90,13 @@ def train_model(
     }
     if verdict.passed:
         exported_at = time.monotonic()
-        metadata["export"] = steps.export(
-            trained, run.kind_dir(kind), settings.training.export_parity_tolerance
-        )
+        log.info("%s: exporting and checking parity with the trained model", kind)
+        with known_warnings_silenced():
+            metadata["export"] = steps.export(
+                trained, run.kind_dir(kind), settings.training.export_parity_tolerance
+            )
         timings["export_s"] = time.monotonic() - exported_at
+        log.info("%s: exported in %.1f s", kind, timings["export_s"])
         metadata["status"] = "exported"
     else:
         metadata["status"] = "rejected"
