@@ -32,7 +32,13 @@ from pathlib import Path
 
 import numpy as np
 from bench_report import machine_and_versions, print_table, write_results
-from mme_local_load_timeline import Request, load_phases, slow_request_breakdown, warm_latency_ms
+from mme_local_load_timeline import (
+    Request,
+    load_phases,
+    request_samples,
+    slow_request_breakdown,
+    warm_latency_ms,
+)
 
 from mme_factory.settings import load_settings
 from mme_factory.triton import TritonRuntime, TritonServer
@@ -139,13 +145,13 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
         stop.set()
         sampler.join()
     idle_load = next(load for load in idle_loads if load["target_model"] == idle_target)
-    requests = [request for outcome in outcomes for request in outcome[0]]
-    latencies = np.array([request.latency_s for request in requests]) * 1000
+    timed = [request for outcome in outcomes for request in outcome[0]]
+    latencies = np.array([request.latency_s for request in timed]) * 1000
     failures = [failure for outcome in outcomes for failure in outcome[1]]
     picks = {t: sum(outcome[2][t] for outcome in outcomes) for t in targets}
     label = f'{{endpoint="{ENDPOINT}"}}'
     p95 = float(np.percentile(latencies, 95))
-    hits, requests = metrics[f"ModelCacheHit_sum{label}"], metrics[f"ModelCacheHit_count{label}"]
+    hits, lookups = metrics[f"ModelCacheHit_sum{label}"], metrics[f"ModelCacheHit_count{label}"]
     loads = sum(v for k, v in metrics.items() if k.startswith("ModelLoadingTime_count"))
     load_us = sum(v for k, v in metrics.items() if k.startswith("ModelLoadingTime_sum"))
     unloads = sum(v for k, v in metrics.items() if k.startswith("ModelUnloadingTime_count"))
@@ -181,13 +187,15 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
             "max": float(latencies.max()),
         },
         "picks": picks,
-        "cache_hit_ratio": hits / requests if requests else 0.0,
+        "cache_hit_ratio": hits / lookups if lookups else 0.0,
         "loads": loads,
         "mean_load_s": load_us / 1e6 / loads if loads else 0.0,
         "mean_unload_s": unload_us / 1e6 / unloads if unloads else 0.0,
         "load_phases_s": load_phases(loads_seen),
-        "warm_latency_ms": warm_latency_ms(requests, loads_seen),
-        "slow_requests": slow_request_breakdown(requests, loads_seen, P95_GOAL_MS / 1000),
+        "warm_latency_ms": warm_latency_ms(timed, loads_seen),
+        "slow_requests": slow_request_breakdown(timed, loads_seen, P95_GOAL_MS / 1000),
+        "slowest_requests": request_samples(timed, loads_seen, P95_GOAL_MS / 1000),
+        "load_timelines": loads_seen,
         "load_alone": {
             "bare_triton_load_s": bare_load_s,
             "idle_endpoint_triton_load_s": idle_load["loaded"] - idle_load["admitted"],

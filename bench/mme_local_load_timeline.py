@@ -23,6 +23,7 @@ PHASES = (
     ("triton_load", "admitted", "loaded"),
     ("after_load", "loaded", "done"),
 )
+MARKS = ("asked", "slot", "fetched", "admitted", "loaded", "done")
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,34 @@ def warm_latency_ms(requests: list[Request], loads: list[dict]) -> dict[str, flo
         **{f"p{q}": float(np.percentile(values, q)) for q in (50, 95, 99)},
         "max": float(values.max()),
     }
+
+
+def request_samples(
+    requests: list[Request], loads: list[dict], threshold_s: float, limit: int = 40
+) -> list[dict[str, object]]:
+    """The slowest requests over `threshold_s`, each with the loads of its TargetModel that
+    overlapped it, in seconds from the request's start."""
+    slow = sorted(
+        (request for request in requests if request.latency_s > threshold_s),
+        key=lambda request: request.latency_s,
+        reverse=True,
+    )[:limit]
+    samples = []
+    for request in slow:
+        overlapped = [
+            {mark: round(load[mark] - request.started, 3) for mark in MARKS if mark in load}
+            for load in loads
+            if load["target_model"] == request.target
+            and isinstance(load.get("done"), float)
+            and load["asked"] < request.ended
+            and load["done"] > request.started
+        ]
+        samples.append(
+            {
+                "target_model": request.target,
+                "started": request.started,
+                "latency_s": round(request.latency_s, 3),
+                "loads": overlapped,
+            }
+        )
+    return samples

@@ -118,7 +118,6 @@ class EndpointMemory:
         self._estimates: dict[str, Callable[[], int]] = {}  # loads in flight -> their estimate
         self._reading: asyncio.Task[ServerMemory] | None = None  # the one running
         self._next_reading: asyncio.Task[ServerMemory] | None = None  # starts after it
-        self._over_budget = False  # a finished load could not evict enough: models were busy
 
     @property
     def budget_bytes(self) -> int:
@@ -210,30 +209,31 @@ class EndpointMemory:
         self.changed.notify()
 
     async def enforce_budget(self, exclude: Collection[str] = ()) -> None:
-        """After a load: start evicting idle LRU models until used + reserved <= budget.
+        """After a load: start evicting idle LRU models until the loaded ones fit the budget.
 
-        Busy models are not picked; if they are all that is left, `settle` evicts once they
-        drain.
+        Loads still in flight do not count: each evicts for itself once done, so victims are
+        chosen as late as possible and the requests served meanwhile count. Busy models are
+        not picked; the watcher's `settle` evicts once they drain.
         """
         async with self.cache.changing():
-            ledger = self.ledger
-            excess = ledger.committed_bytes() - ledger.freeing_bytes() - ledger.budget_bytes
+            excess = self.loaded_bytes() - self.ledger.budget_bytes
             while excess > 0:
                 victim = self.cache.least_recently_used_idle(exclude={*exclude, *self.protected()})
                 if victim is None:
-                    self._over_budget = True
                     return
                 self._start_eviction(victim)
                 excess -= victim.memory_bytes
-            self._over_budget = False
 
-    async def settle(self) -> None:
-        """The watcher's check: finish an eviction that busy models deferred, and evict when
-        the loaded models alone (not loads in flight) hold more than the budget."""
+    def loaded_bytes(self) -> int:
+        """What loaded models hold: neither loads in flight nor models being unloaded."""
         ledger = self.ledger
         loading = sum(ledger.reading.by_model.get(name, 0) for name in ledger.reserved)
-        loaded = ledger.reading.pss_bytes - loading - ledger.freeing_bytes()
-        if self._over_budget or loaded > ledger.budget_bytes:
+        return ledger.reading.pss_bytes - loading - ledger.freeing_bytes()
+
+    async def settle(self) -> None:
+        """The watcher's check: models that were busy when memory went over budget go once
+        idle."""
+        if self.loaded_bytes() > self.ledger.budget_bytes:
             await self.enforce_budget()
 
     async def evict_one(self, exclude: str) -> bool:
