@@ -1,8 +1,10 @@
 """The async face of one endpoint's Triton process, as the endpoint runtime uses it.
 
-Lifecycle, loads and unloads go through `TritonServer` in a worker thread; invocations, the hot
-path, go over pooled keep-alive connections (`TritonHttpClient`) to the same SageMaker routes,
-which keeps the service's overhead per request near half a millisecond.
+Lifecycle, loads and unloads go through `TritonServer`'s SageMaker routes in a worker thread;
+invocations, the hot path, go over pooled keep-alive connections (`TritonHttpClient`) to
+Triton's KServe port, which keeps the service's overhead per request near half a millisecond.
+Triton's SageMaker port holds every invoke while any model loads or unloads; under churn that
+is most of the time, so invokes take the port that does not.
 
 Memory is read as the proportional share (PSS) of Triton and its stubs, and attributed to a
 loaded model through its stub processes: a Python model's stub names the model's directory, a
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +28,11 @@ from mme_factory.triton.process_memory import process_tree
 from mme_local.triton_http import TritonHttpClient
 
 _INSTANCE_NAME = re.compile(r"(.+)_\d+_\d+")
+BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json"
+_BINARY_HEADER_SIZE = re.compile(r"json-header-size=(\d+)")
+OUT_OF_MEMORY = 507
+# What Triton's SageMaker route recognises as out of memory (and answers 507 for).
+_OUT_OF_MEMORY = (b"CUDA out of memory", b"MemoryError")
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ class TritonModelServer:
             runtime, workdir, workdir / "triton.log", load_threads=load_threads
         )
         self.start_timeout_s, self.load_timeout_s = start_timeout_s, load_timeout_s
-        self._client = TritonHttpClient("127.0.0.1", self.server.http_port, invoke_timeout_s)
+        self._client = TritonHttpClient("127.0.0.1", self.server.inference_port, invoke_timeout_s)
         self._model_roots: dict[str, str] = {}  # model name -> `<models dir>/<hash>/`
         self._members: dict[str, str] = {}  # Triton model or ensemble member -> model name
 
@@ -108,7 +116,22 @@ class TritonModelServer:
     async def invoke(
         self, name: str, body: bytes, content_type: str
     ) -> tuple[int, dict[str, str], bytes]:
-        return await self._client.post(f"/models/{name}/invoke", body, content_type)
+        """Through Triton's KServe port, which answers while other models load or unload (its
+        SageMaker port holds every invoke meanwhile), in the SageMaker route's terms: its
+        binary content type, and 507 for an out-of-memory failure."""
+        headers = {}
+        binary = _BINARY_HEADER_SIZE.search(content_type)
+        if content_type.startswith(BINARY_CONTENT_TYPE) and binary:
+            headers["Inference-Header-Content-Length"] = binary.group(1)
+            content_type = "application/octet-stream"
+        path = f"/v2/models/{urllib.parse.quote(name, safe='')}/infer"
+        status, answer_headers, answer = await self._client.post(path, body, content_type, headers)
+        header_size = answer_headers.pop("inference-header-content-length", None)
+        if header_size is not None:
+            answer_headers["content-type"] = f"{BINARY_CONTENT_TYPE};json-header-size={header_size}"
+        if status != 200 and any(text in answer for text in _OUT_OF_MEMORY):
+            status = OUT_OF_MEMORY
+        return status, answer_headers, answer
 
     async def memory(self) -> ServerMemory:
         return await asyncio.to_thread(self._read_memory)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 from mme_factory.triton import TritonError
 
@@ -22,12 +23,13 @@ class TritonHttpClient:
         self._idle: list[Connection] = []
 
     async def post(
-        self, path: str, body: bytes, content_type: str
+        self, path: str, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         """Status, lower-cased headers and body; TritonError(503) when Triton cannot be reached."""
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
         ).encode("latin-1")
         # A pooled connection may have died with a previous Triton process: retry once, fresh.
         for reused in (bool(self._idle), False):
