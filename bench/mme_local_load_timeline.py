@@ -1,8 +1,9 @@
 """Where the time of slow requests in the mme_local load test goes, from timelines of loads.
 
 mme_local keeps, for each recent cold load, the monotonic seconds at which it was asked for,
-got a slot, had its tarball fetched and unpacked, was admitted by memory, was loaded by Triton,
-and was done (`recent_loads` of the endpoint's description). Clients record the monotonic start
+got a slot, saw an eviction of the same model finish, had its tarball fetched and unpacked, was
+admitted by memory, was loaded by Triton, and was done (`recent_loads` of the endpoint's
+description). Clients record the monotonic start
 and end of each request; the clock is the machine's, shared by both processes. A slow request's
 time is split by the phases of the load of its TargetModel that overlapped it; what no phase
 covers is the request's own path (HTTP, Triton's answer, client retries).
@@ -18,12 +19,13 @@ import numpy as np
 # (phase, start mark, end mark) of a load's timeline.
 PHASES = (
     ("slot_wait", "asked", "slot"),
-    ("fetch", "slot", "fetched"),
+    ("own_unload_wait", "slot", "unload_waited"),
+    ("fetch", "unload_waited", "fetched"),
     ("memory_wait", "fetched", "admitted"),
     ("triton_load", "admitted", "loaded"),
     ("after_load", "loaded", "done"),
 )
-MARKS = ("asked", "slot", "fetched", "admitted", "loaded", "done")
+MARKS = ("asked", "slot", "unload_waited", "fetched", "admitted", "loaded", "done")
 
 
 @dataclass(frozen=True)

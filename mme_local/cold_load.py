@@ -7,8 +7,9 @@ and released once a reading taken after the load shows what it holds. The footpr
 the model is the PSS of its own stub processes in that reading; a server that cannot attribute
 memory to a model (no stubs: a backend inside tritonserver) gives the growth of the total.
 
-Each load keeps a timeline (monotonic s: asked, slot, fetched, admitted, loaded, done) in
-`recent`, so the wait of a cold request can be told apart: a slot, memory, or Triton itself.
+Each load keeps a timeline in `recent` (monotonic s: asked, slot, unload_waited for an eviction
+of the same model, fetched, admitted, loaded, done), so the wait of a cold request can be told
+apart: a slot, an unload, memory, or Triton itself.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class ColdLoad:
         entry = LoadedModel(target)
         # An eviction of this very name still deleting its files finishes first.
         await memory.unloaded(name)
+        timeline["unload_waited"] = time.monotonic()
         model_root = runtime.models_dir / name
         try:
             tarball_bytes = await self._fetch(entry, model_root)

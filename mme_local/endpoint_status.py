@@ -2,8 +2,8 @@
 
 The description is `GET /mme-local/endpoints/<name>`: memory (PSS, RSS, budget, reserved),
 loads in flight, the loaded models, per-TargetModel usage, and the timelines of recent loads
-(monotonic seconds of this machine: when a load was asked for, got a slot, was fetched, was
-admitted by memory, was loaded by Triton and was done).
+(monotonic seconds of this machine: when a load was asked for, got a slot, saw an eviction of
+the same model finish, was fetched, was admitted by memory, was loaded by Triton and was done).
 """
 
 from __future__ import annotations
