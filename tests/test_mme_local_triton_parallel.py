@@ -18,6 +18,7 @@ ENDPOINT = "dev-mme-parallel"
 PREFIX = f"mme/{ENDPOINT}"
 BALLAST_MB = 48
 TARGETS = [f"acme/parallel-{index}/v1.tar.gz" for index in range(4)]
+COLD = [f"acme/cold-{index}/v1.tar.gz" for index in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     root = tmp_path_factory.mktemp("mme-parallel")
     for index, target in enumerate(TARGETS):
         data = model_tarball(f"acme_parallel_{index}_v1", ballast_mb=BALLAST_MB, factor=index)
+        write_model(root / "store", f"{PREFIX}/{target}", data)
+    for index, target in enumerate(COLD):
+        data = model_tarball(f"acme_cold_{index}_v1", ballast_mb=BALLAST_MB)
         write_model(root / "store", f"{PREFIX}/{target}", data)
     environ = {
         "MME_FACTORY_STATE_DIR": str(root / "state"),
@@ -69,3 +73,32 @@ def test_memory_is_counted_by_proportional_share(service):
     assert sum(footprints) < state["memory_bytes"], "Triton itself is no model's"
     models = {model["target_model"]: model["memory_bytes"] for model in state["models"]}
     assert [models[target] for target in TARGETS] == footprints
+
+
+def test_warm_model_answers_while_others_load_in_triton(service):
+    runtime = clients(service.url)[1]
+
+    def invoke(target: str) -> float:
+        started = time.monotonic()
+        answer = runtime.invoke_endpoint(
+            EndpointName=ENDPOINT, TargetModel=target, Body=infer_body([1.0])
+        )
+        answer["Body"].read()
+        return time.monotonic() - started
+
+    invoke(TARGETS[0])
+    warm_s: list[float] = []
+    with ThreadPoolExecutor(len(COLD)) as pool:
+        loading = [pool.submit(invoke, target) for target in COLD]
+        time.sleep(0.3)
+        while not all(future.done() for future in loading):
+            warm_s.append(invoke(TARGETS[0]))
+        for future in loading:
+            future.result()
+    state = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+    load_s = [
+        model["timings_s"]["load"] for model in state["models"] if model["target_model"] in COLD
+    ]
+    assert len(load_s) == 2 and len(warm_s) >= 3
+    # Triton's SageMaker port would hold each of these calls until the loads were done.
+    assert max(warm_s) < 0.5 * min(load_s), f"warm calls {warm_s} beside loads of {load_s} s"
