@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ def onboard_customer(
 ) -> dict[str, Any]:
     """Onboard one customer: every model kind its data supports, from data to a promoted model."""
     settings = flow_settings(settings_file, overrides)
+    started_at = datetime.now(UTC)
     fingerprints = training_fingerprints_task(data_uri, settings, kinds)
     training = train_customer(customer_id, data_uri, settings, kinds, test_data, PREFECT_STEPS)
 
@@ -63,7 +65,11 @@ def onboard_customer(
             ]
             report_smoke_results(smoke)
             manifest = promote_task(
-                settings, customer_id, manifest_entries(registrations, smoke, run), fingerprints
+                settings,
+                customer_id,
+                manifest_entries(registrations, smoke, run),
+                fingerprints,
+                started_at,
             )
         except Exception:
             withdraw_uploads(registrations, settings)

@@ -163,7 +163,7 @@ def test_changed_settings_and_new_kinds_are_retrained(fleet, settings, tmp_path)
     }
     # With no kinds named, every kind the data supports: embedding too, never promoted.
     assert verdicts(check_fleet(customers[:1], settings)) == {
-        "acme": "retrain: embedding: not promoted"
+        "acme": "retrain: embedding: no version yet"
     }
 
 
@@ -182,4 +182,4 @@ def test_an_invalid_customer_fails_its_check_only(fleet, settings):
     bad = FleetCustomer(customer_id="Not_Valid", data_uri=customers[0].data_uri)
     found = verdicts(check_fleet([bad, customers[1]], settings, CLASSIFIER))
     assert found["Not_Valid"].startswith("failed: ValueError: invalid customer id")
-    assert found["globex"] == "retrain: classifier: not promoted"
+    assert found["globex"] == "retrain: classifier: no version yet"

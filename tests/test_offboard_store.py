@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,20 @@ def test_an_offboarded_customer_is_refused_skipped_and_numbered_after_its_highes
     assert [t.customer for t in registry.targets] == ["globex"] and not registry.unreadable
     assert assign_version(onboarded, settings, "acme") == 5
     promote(onboarded, "acme", {"classifier": entry(5)})
+    assert read_manifest(onboarded, "acme")["models"]["classifier"]["version"] == 5
+
+
+def test_an_onboarding_running_when_its_customer_was_offboarded_promotes_nothing(
+    settings, onboarded
+):
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    offboard_customer(settings, "acme")
+    with pytest.raises(CustomerOffboarded, match=r"while this onboarding .* was running"):
+        promote(onboarded, "acme", {"classifier": entry(5)}, started_at=started)
+    with pytest.raises(CustomerOffboarded):
+        read_manifest(onboarded, "acme")
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    promote(onboarded, "acme", {"classifier": entry(5)}, started_at=later)
     assert read_manifest(onboarded, "acme")["models"]["classifier"]["version"] == 5
 
 

@@ -15,7 +15,13 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.manifest import TRAINING_FINGERPRINT, ManifestError, read_manifest_versioned
+from mme_factory.manifest import (
+    TRAINING_FINGERPRINT,
+    CustomerOffboarded,
+    ManifestError,
+    read_manifest_versioned,
+    read_tombstone,
+)
 from mme_factory.naming import manifest_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, StoreUnavailable, open_store
@@ -105,8 +111,14 @@ def promote(
     customer: str,
     entries: dict[str, dict],
     fingerprints: dict[str, dict[str, str]] | None = None,
+    started_at: datetime | None = None,
 ) -> dict:
-    """Point the manifest at new entries; the replaced ones go to the kind's history."""
+    """Point the manifest at new entries; the replaced ones go to the kind's history.
+
+    A tombstone is replaced (the customer onboarded again) only if it is older than the run
+    (`started_at`): a customer offboarded while its run trained stays offboarded.
+    """
+    refuse_if_offboarded_since(store, customer, started_at)
     entries = {
         kind: with_fingerprint(entry, (fingerprints or {}).get(kind))
         for kind, entry in entries.items()
@@ -120,6 +132,28 @@ def promote(
             manifest["models"][kind] = entry
 
     return update_manifest(store, customer, point_at_new_entries, replace_tombstone=True)
+
+
+def refuse_if_offboarded_since(
+    store: ArtifactStore, customer: str, started_at: datetime | None
+) -> None:
+    """Raise CustomerOffboarded if the customer was offboarded at or after `started_at`."""
+    if started_at is None:
+        return
+    found = read_tombstone(store, customer)
+    if found is None:
+        return
+    offboarded_at = str(found.get("offboarded_at", ""))
+    try:
+        when = datetime.fromisoformat(offboarded_at)
+    except ValueError:
+        when = None
+    if when is None or when >= started_at.replace(microsecond=0):
+        raise CustomerOffboarded(
+            customer,
+            f"{offboarded_at or 'an unknown time'}, while this onboarding (started "
+            f"{started_at.isoformat(timespec='seconds')}) was running; nothing was promoted",
+        )
 
 
 def rollback(store: ArtifactStore, customer: str, kind: str) -> dict[str, Any]:
@@ -148,6 +182,8 @@ def promote_task(
     customer: str,
     entries: dict[str, dict],
     fingerprints: dict[str, dict[str, str]] | None = None,
+    started_at: datetime | None = None,
 ) -> dict:
     """Write the customer manifest: the new versions now serve."""
-    return promote(open_store(settings.store, settings), customer, entries, fingerprints)
+    store = open_store(settings.store, settings)
+    return promote(store, customer, entries, fingerprints, started_at)

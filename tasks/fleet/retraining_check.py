@@ -45,7 +45,7 @@ def changes(current: dict[str, TrainingFingerprint], manifest: dict) -> list[str
         promoted = promoted_fingerprint(manifest, kind)
         if promoted is None:
             known = kind in manifest["models"]
-            found.append(f"{kind}: " + ("no training fingerprint" if known else "not promoted"))
+            found.append(f"{kind}: " + ("no training fingerprint" if known else "no version yet"))
             continue
         now = fingerprint.to_dict()
         differing = [label for field, label in PARTS if promoted.get(field) != now[field]]
