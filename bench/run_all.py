@@ -72,7 +72,13 @@ def steps(out: Path, store: Path) -> list[Step]:
             420,
         ),
         Step("mme_local_load", [python, "bench/bench_mme_local_load.py", "--out", str(out)], 300),
-        Step("warmup_scale", [python, "bench/bench_warmup_scale.py", "--out", str(out)], 600),
+        Step(
+            "memory_accounting",
+            [python, "bench/bench_memory_accounting.py", "--out", str(out)],
+            300,
+        ),
+        Step("warmup_scale", [python, "bench/bench_warmup_scale.py", "--out", str(out)], 1200),
+        Step("fleet", [python, "bench/bench_fleet.py", "--out", str(out)], 1500),
     ]
 
 
@@ -137,7 +143,7 @@ def main() -> int:
     rows = summary_rows(load_results(results))
     print(f"\nmachine: {machine['machine']}")
     print(f"all benchmarks: {total_s / 60:.1f} min\n")
-    header = ("measure", "published case (T4, ml.g4dn)", "here", "benchmark")
+    header = ("measure", "published case (T4, ml.g4dn)", "before", "here", "benchmark")
     print_summary_table(header, rows)
     print()
     print_table(

@@ -1,32 +1,42 @@
 """The summary table of `bench/run_all.py`: each benchmark's JSON beside the published case's
 figures (measured on a T4 GPU, ml.g4dn instances).
 
-Each row is (measure, published figure, figure here, benchmark). A benchmark that failed or
+Each row is (measure, published figure, figure before, figure here, benchmark). "Before" is what
+`previous_figures.json` holds: the same measures taken on this machine before the current
+serving and warm-up code (its `measured` field says when and how). A benchmark that failed or
 was skipped gives "not run" in its rows rather than hiding them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from planner.capacity import KindFootprint, plan_customers
 from planner.instance_catalog import load_catalog
 
 Results = dict[str, dict[str, Any]]
-Row = tuple[str, str, str, str]
+Row = tuple[str, str, str, str, str]
 NOT_RUN = "not run"
+PREVIOUS_FIGURES = Path(__file__).with_name("previous_figures.json")
+
+
+def previous_figures() -> dict[str, str]:
+    return json.loads(PREVIOUS_FIGURES.read_text(encoding="utf-8"))["figures"]
 
 
 def _row(
     results: Results, name: str, measure: str, published: str, here: Callable[[dict], str]
 ) -> Row:
+    before = previous_figures().get(measure, "-")
     if name not in results:
-        return (measure, published, NOT_RUN, name)
+        return (measure, published, before, NOT_RUN, name)
     try:
-        return (measure, published, here(results[name]), name)
+        return (measure, published, before, here(results[name]), name)
     except (KeyError, IndexError, TypeError, ValueError, StopIteration) as error:
-        return (measure, published, f"missing in JSON ({error!r})", name)
+        return (measure, published, before, f"missing in JSON ({error!r})", name)
 
 
 def _cold_start(data: dict) -> str:
@@ -108,15 +118,56 @@ def _service_overhead(data: dict) -> str:
 
 
 def _load_test(data: dict) -> str:
+    latency, mib = data["latency_ms"], 1024**2
     return (
         f"{data['requests']} requests, {data['failed_requests']} failed, p50 "
-        f"{data['latency_ms']['p50']:.0f} ms, p95 {data['latency_ms']['p95'] / 1000:.1f} s, "
-        f"{int(data['evictions'])} evictions"
+        f"{latency['p50']:.0f} ms, p95 {latency['p95'] / 1000:.1f} s (goal "
+        f"{data['p95_goal_ms'] / 1000:.0f} s), p99 {latency['p99'] / 1000:.1f} s; up to "
+        f"{data['peak_loads_in_flight']} loads at once, {int(data['evictions'])} evictions; "
+        f"peak PSS {data['peak_pss_bytes'] / mib:.0f} MiB (RSS "
+        f"{data['peak_rss_bytes'] / mib:.0f}) against budget + one model "
+        f"{data['memory_limit_bytes'] / mib:.0f} MiB"
+    )
+
+
+def _memory_accounting(data: dict) -> str:
+    mib = 1024**2
+    return (
+        f"{data['processes']} processes, {data['inputs']['models']} models: machine grew "
+        f"{data['machine_growth_bytes'] / mib:.0f} MiB; PSS {data['pss_growth_bytes'] / mib:.0f} "
+        f"MiB ({data['pss_error']:.1%} off), RSS {data['rss_growth_bytes'] / mib:.0f} MiB "
+        f"({data['rss_error']:.1%} off)"
+    )
+
+
+def _triton_gap(data: dict) -> str:
+    latency = data["latency"]
+    sizes = sorted(latency, key=int)
+    gaps = " / ".join(f"{latency[s]['gap_p50_ms']:+.1f}" for s in sizes)
+    shares = " / ".join(f"{latency[s]['gap_p50_pct']:+.0f} %" for s in sizes)
+    return f"{gaps} ms ({shares}) at {' / '.join(sizes)} tokens; goal at most +5 % at 250 and 510"
+
+
+def _fleet(data: dict) -> str:
+    one, two, rerun = data["one_worker"], data["two_workers"], data["skip_rerun"]
+    return (
+        f"{data['inputs']['customers']} customers: {one['customers_per_hour']:.0f}/h with 1 "
+        f"worker, {two['customers_per_hour']:.0f}/h with 2 ({data['speedup_two_over_one']:.2f}x "
+        f"on 2 cores); a re-run skipping all {rerun['customers']} took {rerun['wall_s']:.1f} s"
     )
 
 
 def _warmup(data: dict) -> str:
     summary = data["summary"]
+    fits = summary.get("fits_only")
+    if fits:
+        return (
+            f"{summary['models']} TargetModels, {fits['warmed']} fit: warming everything took "
+            f"{summary['cold_wall_s']:.0f} s; warming what fits {fits['first_wall_s']:.0f} s, "
+            f"then {fits['again_wall_s']:.1f} s with {fits['again_loads']} loads; "
+            f"{fits['over_capacity']} over capacity; {fits['busy_loaded_after']} of "
+            f"{fits['busy_models']} busy models still loaded"
+        )
     parts = [
         f"{summary['models']} TargetModels on {summary['endpoints']} endpoints: all cold "
         f"{summary['cold_wall_s']:.0f} s at concurrency {summary['cold_concurrency']}"
@@ -211,7 +262,22 @@ def summary_rows(results: Results) -> list[Row]:
             _service_overhead,
         ),
         _row(results, "mme_local_load", "20 clients, 6 models, memory for 3", "-", _load_test),
+        _row(
+            results,
+            "memory_accounting",
+            "memory counted for an endpoint's models",
+            "-",
+            _memory_accounting,
+        ),
+        _row(
+            results,
+            "triton_embedding",
+            "server path over in-process TorchScript",
+            "-",
+            _triton_gap,
+        ),
         _row(results, "warmup_scale", "hourly warm-up at scale", "-", _warmup),
+        _row(results, "fleet", "fleet of customers", "-", _fleet),
         _row(results, "pipeline", "onboard-customer, sample customer", "-", _onboarding),
         _row(results, "pipeline", "fine-tuned vs base, held out", "-", _quality),
     ]
