@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import math
 
+# Memory a loaded model holds per byte of its tarball, before any model of the endpoint was
+# measured. Float32 weights barely compress, so a tarball is about its weights; a loaded model
+# holds them once plus its share of the interpreter, torch and tokenizer pages, one to two times
+# the weights in the loads measured on the local service. Tiny test models hold far more than 3
+# times their tarball; one measured model on the endpoint replaces this with its own ratio.
+FOOTPRINT_PER_TARBALL_BYTE = 3.0
+
 
 def models_per_instance(usable: float, footprint: float) -> int:
     """How many models of `footprint` fit in `usable` memory (same unit); 0 when none does."""

@@ -13,13 +13,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from mme_factory.capacity import FOOTPRINT_PER_TARBALL_BYTE
+
 # Before this endpoint has measured any TargetModel, a load reserves its tarball's size times
-# this. TorchScript and safetensors weights barely compress (gzip saves under 10 % on float32),
-# so a tarball is about its weights; a stub holds them once, plus its share of the interpreter,
-# torch and tokenizer pages, which the loads measured here put at one to two times the weights.
-# Once one model is measured the endpoint's own ratio replaces this: an endpoint serves one
-# model kind, so its TargetModels cost alike.
-DEFAULT_FOOTPRINT_PER_TARBALL_BYTE = 3.0
+# this; once one is measured the endpoint's own ratio replaces it.
+DEFAULT_FOOTPRINT_PER_TARBALL_BYTE = FOOTPRINT_PER_TARBALL_BYTE
 HOUR_S = 3600.0
 BUCKET_S = 60.0
 

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mme_factory.capacity import instances_needed, models_per_instance
+from mme_factory.capacity import (
+    FOOTPRINT_PER_TARBALL_BYTE,
+    instances_needed,
+    models_per_instance,
+)
 from mme_factory.manifest import RegisteredTarget
 from tasks.deployment.endpoint_usage import EndpointUsage, ModelUsage
 
-# Footprint per tarball byte when nothing on the endpoint was measured. Float32 weights barely
-# compress, so a tarball is about its weights; a loaded model holds them once plus its share of
-# the interpreter, torch and tokenizer pages, one to two times the weights in the loads measured
-# on the local service. Tiny test models hold far more than 3 times their tarball; one measured
-# model on the endpoint replaces this factor with the endpoint's own ratio.
-TARBALL_FOOTPRINT_FACTOR = 3.0
+TARBALL_FOOTPRINT_FACTOR = FOOTPRINT_PER_TARBALL_BYTE
 MIB = 2**20
 NAMED_IN_MESSAGE = 5
 
