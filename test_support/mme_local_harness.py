@@ -5,6 +5,7 @@ or one endpoint's runtime on a fake model server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,25 @@ class ServiceInThread:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def service_with_models(
+    root: Path, endpoint: str, stored: dict[str, bytes], environ: dict[str, str] | None = None
+) -> Iterator[ServiceProcess]:
+    """A running mme_local whose store holds `stored` (key -> tarball) under `endpoint`'s
+    prefix, with the endpoint created; stopped by PID on exit."""
+    prefix = f"mme/{endpoint}"
+    for key, data in stored.items():
+        write_model(root / "store", f"{prefix}/{key}", data)
+    settings = {
+        "MME_FACTORY_STATE_DIR": str(root / "state"),
+        "MME_FACTORY_STORE": str(root / "store"),
+        **(environ or {}),
+    }
+    with ServiceProcess(settings, root / "service.log") as process:
+        create_endpoint(clients(process.url)[0], endpoint, f"s3://bucket/{prefix}/")
+        yield process
 
 
 class ServiceProcess:

@@ -7,8 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint
-from test_support.mme_local_models import infer_body, model_tarball, output_values, write_model
+from test_support.mme_local_harness import (
+    ServiceProcess,
+    clients,
+    service_with_models,
+)
+from test_support.mme_local_models import infer_body, model_tarball, output_values
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +28,8 @@ STORED = {
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     root = tmp_path_factory.mktemp("unload")
-    for key, data in STORED.items():
-        write_model(root / "store", f"{PREFIX}/{key}", data)
-    process = ServiceProcess(
-        {"MME_FACTORY_STATE_DIR": str(root / "state"), "MME_FACTORY_STORE": str(root / "store")},
-        root / "service.log",
-    )
-    process.start()
-    try:
-        create_endpoint(clients(process.url)[0], ENDPOINT, f"s3://bucket/{PREFIX}/")
+    with service_with_models(root, ENDPOINT, STORED) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def invoke(service: ServiceProcess, target: str) -> list[float]:

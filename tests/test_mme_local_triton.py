@@ -21,6 +21,7 @@ from test_support.mme_local_harness import (
     ServiceProcess,
     clients,
     create_endpoint,
+    service_with_models,
     wait_in_service,
 )
 from test_support.mme_local_models import (
@@ -49,18 +50,8 @@ STORED = {
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     root = tmp_path_factory.mktemp("mme-local")
-    for key, data in STORED.items():
-        write_model(root / "store", f"{PREFIX}/{key}", data)
-    process = ServiceProcess(
-        {"MME_FACTORY_STATE_DIR": str(root / "state"), "MME_FACTORY_STORE": str(root / "store")},
-        root / "service.log",
-    )
-    process.start()
-    try:
-        create_endpoint(clients(process.url)[0], ENDPOINT, f"s3://bucket/{PREFIX}/")
+    with service_with_models(root, ENDPOINT, STORED) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def _invoke(url: str, target: str, values: list[float], endpoint: str = ENDPOINT) -> list[float]:

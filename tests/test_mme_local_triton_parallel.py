@@ -9,8 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint
-from test_support.mme_local_models import infer_body, model_tarball, output_values, write_model
+from test_support.mme_local_harness import (
+    ServiceProcess,
+    clients,
+    service_with_models,
+)
+from test_support.mme_local_models import infer_body, model_tarball, output_values
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +28,15 @@ COLD = [f"acme/cold-{index}/v1.tar.gz" for index in range(2)]
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     root = tmp_path_factory.mktemp("mme-parallel")
-    for index, target in enumerate(TARGETS):
-        data = model_tarball(f"acme_parallel_{index}_v1", ballast_mb=BALLAST_MB, factor=index)
-        write_model(root / "store", f"{PREFIX}/{target}", data)
-    for index, target in enumerate(COLD):
-        data = model_tarball(f"acme_cold_{index}_v1", ballast_mb=BALLAST_MB)
-        write_model(root / "store", f"{PREFIX}/{target}", data)
-    environ = {
-        "MME_FACTORY_STATE_DIR": str(root / "state"),
-        "MME_FACTORY_STORE": str(root / "store"),
-        "MME_FACTORY_MEMORY__BUDGET": str(4 * 1024**3),
+    stored = {
+        target: model_tarball(f"acme_parallel_{index}_v1", ballast_mb=BALLAST_MB, factor=index)
+        for index, target in enumerate(TARGETS)
+    } | {
+        target: model_tarball(f"acme_cold_{index}_v1", ballast_mb=BALLAST_MB)
+        for index, target in enumerate(COLD)
     }
-    with ServiceProcess(environ, root / "service.log") as process:
-        create_endpoint(clients(process.url)[0], ENDPOINT, f"s3://bucket/{PREFIX}/")
+    budget = {"MME_FACTORY_MEMORY__BUDGET": str(4 * 1024**3)}
+    with service_with_models(root, ENDPOINT, stored, budget) as process:
         yield process
 
 
