@@ -24,12 +24,12 @@ import importlib.util
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from bench_pipeline import environment
 from bench_report import machine_and_versions, print_table, write_results
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
@@ -81,20 +81,6 @@ def small_customer(directory: Path, index: int) -> dict[str, int]:
     replies = (directory / "replies.jsonl").read_text(encoding="utf-8").splitlines(True)
     (directory / "replies.jsonl").write_text("".join(replies[:REPLIES]), encoding="utf-8")
     return {"intents": int(kept["intent"].nunique()), "texts": len(kept), "replies": REPLIES}
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def child_runs(parent_id: Any) -> list[dict[str, Any]]:
