@@ -23,6 +23,7 @@ from mme_factory.settings.training import AutocompleteTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_rows
 from tasks.training.autocomplete.evaluate import (
     completion_latency_ms,
+    evaluation_seconds,
     next_word_accuracy,
     next_word_positions,
     perplexity,
@@ -35,11 +36,14 @@ from tasks.training.autocomplete.examples import (
     train_tokenizer,
 )
 from tasks.training.base_models import load_causal_lm
+from tasks.training.batching import length_bucketed_batches
 from tasks.training.progress import TrainingProgress
-from tasks.training.reproducibility import linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_linear_schedule
 
 COMPACT = "compact"
 LATENCY_PROMPTS = 5
+# The final evaluation's time is estimated from a sample of its work, with room to spare.
+EVALUATION_MARGIN = 1.5
 
 
 @dataclass
@@ -53,6 +57,12 @@ class AutocompleteModel:
     held_out: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
+
+
+def planned_steps(examples: int, config: AutocompleteTraining) -> int:
+    total = config.epochs * math.ceil(examples / config.batch_size)
+    return min(total, config.max_steps) if config.max_steps else total
 
 
 def compact_decoder(
@@ -102,28 +112,27 @@ def train_decoder(
     config: AutocompleteTraining,
     learning_rate: float,
     seed: int,
+    budget: StepBudget,
 ) -> float | None:
-    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    total = config.epochs * steps_per_epoch
-    if config.max_steps:
-        total = min(total, config.max_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    schedule = linear_schedule(optimizer, total)
-    progress = TrainingProgress("autocomplete", total)
+    schedule = budgeted_linear_schedule(optimizer, budget)
+    progress = TrainingProgress("autocomplete", budget.total)
     rng = np.random.default_rng(seed)
+    lengths = [len(example.input_ids) for example in examples]
     model.train()
-    while len(progress.losses) < total:
-        order = rng.permutation(len(examples))
-        for start in range(0, len(order), config.batch_size):
-            batch = collate([examples[i] for i in order[start : start + config.batch_size]], eos_id)
+    while not budget.finished:
+        for indices in length_bucketed_batches(lengths, config.batch_size, rng):
+            batch = collate([examples[i] for i in indices], eos_id)
             loss = model(**batch).loss
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
+            budget.step_done()
+            progress.total_steps = budget.total
             progress.step(loss.item())
-            if len(progress.losses) >= total:
+            if budget.finished:
                 break
     model.eval()
     return progress.final_loss
@@ -147,13 +156,21 @@ def evaluate(
 
 
 def finetune_autocomplete(
-    data: CustomerDataset, config: AutocompleteTraining, fraction: float, seed: int, cache_dir: Path
+    data: CustomerDataset,
+    config: AutocompleteTraining,
+    fraction: float,
+    seed: int,
+    cache_dir: Path,
+    held_out: pd.DataFrame | None = None,
 ) -> AutocompleteModel:
     """Train on replies.jsonl; word-level perplexity and next-word accuracy vs a unigram model."""
     started = time.monotonic()
     if data.replies is None or len(data.replies) < 2:
         raise TrainingDataError("autocomplete needs replies.jsonl with at least 2 replies")
-    train, held = split_rows(data.replies, fraction, seed)
+    if held_out is None:
+        train, held = split_rows(data.replies, fraction, seed)
+    else:  # an evaluation set kept apart by the caller (e.g. a benchmark's test split)
+        train, held = data.replies, held_out
     model, tokenizer, eos_id = load_base(train, config, seed, cache_dir)
     examples = [
         encode_example(tokenizer, c, r, eos_id, config.max_length)
@@ -163,10 +180,16 @@ def finetune_autocomplete(
         list(held["context"]), list(held["reply"]), config.eval_next_words, seed
     )
     metrics = {"unigram": unigram_baseline(list(train["reply"]), positions, list(held["reply"]))}
+    reserve_s = EVALUATION_MARGIN * evaluation_seconds(
+        model, tokenizer, held, positions, eos_id, config, LATENCY_PROMPTS
+    )
+    budget = StepBudget.from_minutes(
+        planned_steps(len(examples), config), config.time_budget_minutes, started, reserve_s
+    )
     trained_at = time.monotonic()
     rate = config.learning_rate if config.base_model == COMPACT else config.pretrained_learning_rate
     torch.manual_seed(seed)
-    final_loss = train_decoder(model, examples, eos_id, config, rate, seed)
+    final_loss = train_decoder(model, examples, eos_id, config, rate, seed, budget)
     evaluated_at = time.monotonic()
     metrics["fine_tuned"] = evaluate(model, tokenizer, eos_id, held, positions, config)
     return AutocompleteModel(
@@ -183,4 +206,5 @@ def finetune_autocomplete(
             "evaluate_s": time.monotonic() - evaluated_at,
         },
         final_loss,
+        budget.summary(),
     )
