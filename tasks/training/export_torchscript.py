@@ -20,31 +20,22 @@ from mme_factory.errors import MmeFactoryError
 from tasks.training.autocomplete.examples import REPLY_MARKER, STOP_STRINGS
 from tasks.training.encoders import Probabilities, SentenceEncoder
 from tasks.training.known_warnings import known_warnings_silenced
-from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder
-
-LLAMA_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "rms_norm_eps",
-    "rope_theta",
-    "max_position_embeddings",
-    "tie_word_embeddings",
-    "bos_token_id",
-    "eos_token_id",
-    "model_type",
+from triton_models.autocomplete.code.v1.llama_decoder import (
+    ROPE_TYPES,
+    LlamaDecoder,
+    LlamaShape,
+    UnsupportedLlamaConfig,
 )
-
 
 PARITY_FILE = "parity.pt"  # the parity batches and the eager model's outputs on them
 
 
 class ExportParityError(MmeFactoryError):
     """An exported model's outputs differ from the eager model's beyond the tolerance."""
+
+
+class UnsupportedForServing(MmeFactoryError):
+    """A causal LM whose config the serving decoder would not compute as transformers does."""
 
 
 def parity_batches(
@@ -219,6 +210,37 @@ class _DecoderLogits(torch.nn.Module):
         return logits * attention_mask[..., None]
 
 
+def serving_config(model_config: Any) -> dict[str, Any]:
+    """config.json of the serving decoder: every value it computes with, RoPE normalised.
+
+    Raises `UnsupportedForServing` before anything is written when the decoder would serve a
+    model that differs from transformers' (another RoPE type, activation or architecture).
+    """
+    try:
+        return LlamaShape.from_config(model_config.to_dict()).to_config()
+    except UnsupportedLlamaConfig as error:
+        raise UnsupportedForServing(
+            f"autocomplete export: the serving decoder does not support {error}; choose a "
+            f"Llama-architecture base model (SiLU, RoPE types {', '.join(ROPE_TYPES)})"
+        ) from None
+
+
+def _check_rope(model: Any, decoder: LlamaDecoder) -> None:
+    """The decoder's RoPE frequencies equal transformers' (positions past the parity batches)."""
+    rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
+    if rotary is None:
+        return
+    expected = rotary.inv_freq.detach().float().cpu()
+    difference = (expected - decoder.inv_freq).abs().max().item() / expected.abs().max().item()
+    scaling = float(getattr(rotary, "attention_scaling", 1.0))
+    if difference > 1e-6 or scaling != decoder.attention_scaling:
+        raise ExportParityError(
+            f"autocomplete: RoPE differs from transformers' (inverse frequencies by "
+            f"{difference:.2e} relative, attention scaling {decoder.attention_scaling} vs "
+            f"{scaling}); the export is not usable"
+        )
+
+
 def export_autocomplete(
     model: Any,
     tokenizer: Tokenizer,
@@ -227,18 +249,14 @@ def export_autocomplete(
     max_length: int,
     tolerance: float,
 ) -> dict[str, Any]:
+    config = serving_config(model.config)
     directory.mkdir(parents=True, exist_ok=True)
-    config = model.config.to_dict()
-    config["head_dim"] = (
-        config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-    )
-    _write_json(
-        directory / "config.json", {key: config[key] for key in LLAMA_FIELDS if key in config}
-    )
+    _write_json(directory / "config.json", config)
     state = {key: value.detach().float().contiguous() for key, value in model.state_dict().items()}
     torch.save(state, directory / "weights.pt")
     tokenizer.save(str(directory / "tokenizer.json"))
     decoder = LlamaDecoder.from_files(directory / "config.json", directory / "weights.pt")
+    _check_rope(model, decoder)
     worst = check_parity(
         "autocomplete",
         _HuggingFaceLogits(model.eval()),

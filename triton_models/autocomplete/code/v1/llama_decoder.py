@@ -23,8 +23,98 @@ from torch.nn import functional
 KeyValueCache = list[tuple[Tensor, Tensor]]
 
 
+# The RoPE types computed here, each with the parameters it reads besides rope_theta.
+ROPE_PARAMETERS = {
+    "default": (),
+    "linear": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+}
+ROPE_TYPES = tuple(ROPE_PARAMETERS)
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": functional.silu,
+    "swish": functional.silu,
+}
+
+
+class UnsupportedLlamaConfig(ValueError):
+    """A config names something this decoder does not compute as transformers does."""
+
+
+@dataclass(frozen=True)
+class Rope:
+    """Rotary embedding parameters, computed as transformers' `modeling_rope_utils` does."""
+
+    rope_type: str
+    rope_theta: float
+    factor: float | None = None  # "linear" and "llama3"
+    low_freq_factor: float | None = None  # "llama3" from here on
+    high_freq_factor: float | None = None
+    original_max_position_embeddings: int | None = None
+
+    @classmethod
+    def from_config(cls, config: dict) -> Rope:
+        """From `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling` (4.x)."""
+        rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+        if rope and all(isinstance(value, dict) for value in rope.values()):
+            raise UnsupportedLlamaConfig(f"per-layer RoPE parameters {sorted(rope)}")
+        rope_type = rope.get("rope_type") or rope.get("type") or "default"
+        if rope_type not in ROPE_TYPES:
+            raise UnsupportedLlamaConfig(
+                f"RoPE type {rope_type!r} (supported: {', '.join(ROPE_TYPES)})"
+            )
+        partial = rope.get("partial_rotary_factor", config.get("partial_rotary_factor"))
+        if partial not in (None, 1, 1.0):
+            raise UnsupportedLlamaConfig(f"partial_rotary_factor {partial}")
+        theta = rope.get("rope_theta", config.get("rope_theta"))
+        if theta is None:
+            raise UnsupportedLlamaConfig("no RoPE theta (rope_parameters.rope_theta)")
+        if rope_type == "llama3":  # transformers falls back to the model's own length
+            rope.setdefault("original_max_position_embeddings", config["max_position_embeddings"])
+        needed = ROPE_PARAMETERS[rope_type]
+        missing = [name for name in needed if rope.get(name) is None]
+        if missing:
+            raise UnsupportedLlamaConfig(f"RoPE type {rope_type!r} without {', '.join(missing)}")
+        values = {name: float(rope[name]) for name in needed}
+        if "original_max_position_embeddings" in values:
+            values["original_max_position_embeddings"] = int(
+                rope["original_max_position_embeddings"]
+            )
+        return cls(rope_type, float(theta), **values)
+
+    def to_config(self) -> dict[str, Any]:
+        """`rope_parameters` with every value this type uses, and nothing else."""
+        names = ("rope_type", "rope_theta", *ROPE_PARAMETERS[self.rope_type])
+        return {name: getattr(self, name) for name in names}
+
+    def inv_freq(self, head_dim: int) -> Tensor:
+        steps = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+        inv_freq = 1.0 / (self.rope_theta**steps)
+        if self.rope_type == "linear":
+            return inv_freq / self.factor
+        if self.rope_type == "llama3":
+            return self._llama3(inv_freq)
+        return inv_freq
+
+    @property
+    def attention_scaling(self) -> float:
+        return 1.0  # cos/sin are scaled only by types this decoder refuses (yarn, longrope)
+
+    def _llama3(self, inv_freq: Tensor) -> Tensor:
+        factor, low, high = self.factor, self.low_freq_factor, self.high_freq_factor
+        old_context = self.original_max_position_embeddings
+        low_freq_wavelen, high_freq_wavelen = old_context / low, old_context / high
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old_context / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+        return torch.where(medium, smoothed, scaled)
+
+
 @dataclass(frozen=True)
 class LlamaShape:
+    """Everything `LlamaForCausalLM`'s forward depends on, read from a Hugging Face config."""
+
     vocab_size: int
     hidden_size: int
     intermediate_size: int
@@ -33,25 +123,49 @@ class LlamaShape:
     num_key_value_heads: int
     head_dim: int
     rms_norm_eps: float
-    rope_theta: float
+    rope: Rope
     max_position_embeddings: int
     tie_word_embeddings: bool
+    hidden_act: str = "silu"
     attention_bias: bool = False
     mlp_bias: bool = False
     bos_token_id: int | None = None
 
     @classmethod
     def from_config(cls, config: dict) -> LlamaShape:
+        """Raises `UnsupportedLlamaConfig` for a config this decoder would compute wrongly.
+
+        Absent values take `LlamaConfig`'s defaults; `pretraining_tp` is ignored because it
+        only splits the same matrix products (transformers 5 ignores it too).
+        """
         config = dict(config)
-        config.setdefault("num_key_value_heads", config["num_attention_heads"])
-        if config.get("head_dim") is None:
-            config["head_dim"] = config["hidden_size"] // config["num_attention_heads"]
-        rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-        if rope.get("rope_type", "default") != "default":
-            raise ValueError(f"unsupported rope scaling {rope!r}: only the default RoPE is")
-        config.setdefault("rope_theta", rope.get("rope_theta", 10_000.0))
+        model_type = config.get("model_type", "llama")
+        if model_type != "llama":
+            raise UnsupportedLlamaConfig(f"model_type {model_type!r} (only 'llama')")
+        heads = config["num_attention_heads"]
+        config["num_key_value_heads"] = config.get("num_key_value_heads") or heads
+        config["head_dim"] = config.get("head_dim") or config["hidden_size"] // heads
+        config.setdefault("rms_norm_eps", 1e-6)
+        config.setdefault("tie_word_embeddings", False)
+        config["hidden_act"] = config.get("hidden_act") or "silu"
+        if config["hidden_act"] not in ACTIVATIONS:
+            raise UnsupportedLlamaConfig(
+                f"hidden_act {config['hidden_act']!r} (supported: {', '.join(ACTIVATIONS)})"
+            )
+        if heads % config["num_key_value_heads"]:
+            raise UnsupportedLlamaConfig(
+                f"{heads} attention heads over {config['num_key_value_heads']} key/value heads"
+            )
+        config["rope"] = Rope.from_config(config)
         names = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in config.items() if key in names})
+
+    def to_config(self) -> dict[str, Any]:
+        """config.json as the export writes it: every value explicit, RoPE normalised."""
+        config: dict[str, Any] = {"model_type": "llama"}
+        config |= {field.name: getattr(self, field.name) for field in fields(self)}
+        config["rope_parameters"] = config.pop("rope").to_config()
+        return config
 
 
 class RmsNorm(nn.Module):
@@ -115,9 +229,10 @@ class Mlp(nn.Module):
         self.gate_proj = nn.Linear(hidden, inner, bias=bias)
         self.up_proj = nn.Linear(hidden, inner, bias=bias)
         self.down_proj = nn.Linear(inner, hidden, bias=bias)
+        self.act = ACTIVATIONS[shape.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(functional.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
 
 
 class DecoderLayer(nn.Module):
@@ -165,8 +280,8 @@ class LlamaDecoder(nn.Module):
         self.lm_head = nn.Linear(shape.hidden_size, shape.vocab_size, bias=False)
         if shape.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
-        half = torch.arange(0, shape.head_dim, 2, dtype=torch.int64).float() / shape.head_dim
-        self.register_buffer("inv_freq", 1.0 / (shape.rope_theta**half), persistent=False)
+        self.register_buffer("inv_freq", shape.rope.inv_freq(shape.head_dim), persistent=False)
+        self.attention_scaling = shape.rope.attention_scaling
 
     @classmethod
     def from_files(
@@ -200,7 +315,8 @@ class LlamaDecoder(nn.Module):
         positions = torch.arange(cached, cached + length, device=input_ids.device)
         freqs = torch.outer(positions.float(), self.inv_freq)
         angles = torch.cat([freqs, freqs], dim=-1)
-        rope = (angles.cos()[None, None], angles.sin()[None, None])
+        scaling = self.attention_scaling
+        rope = (angles.cos()[None, None] * scaling, angles.sin()[None, None] * scaling)
         mask = self._mask(batch, length, cached, attention_mask, input_ids.device)
         x = self.model.embed_tokens(input_ids)
         presents: KeyValueCache = []
