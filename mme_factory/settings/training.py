@@ -19,6 +19,10 @@ class EmbeddingTraining(SettingsSection):
     article_max_length: int = Field(256, ge=8, le=512)
     same_intent_pairs_per_text: int = Field(2, ge=1)
     min_recall_at_1: float = Field(0.3, ge=0, le=1)
+    train_token_embeddings: bool = False
+    # Minutes for the whole training call (base, baseline, steps, final evaluation); training
+    # stops early so that the evaluation still fits. None: run every planned step.
+    time_budget_minutes: float | None = Field(5.0, gt=0)
 
 
 class ClassifierTraining(SettingsSection):
@@ -29,6 +33,9 @@ class ClassifierTraining(SettingsSection):
     head_learning_rate: float = Field(2e-3, gt=0)
     max_length: int = Field(64, ge=8, le=512)
     min_accuracy: float = Field(0.5, ge=0, le=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    train_token_embeddings: bool = False
+    time_budget_minutes: float | None = Field(5.0, gt=0)
 
 
 class CompactDecoder(SettingsSection):
@@ -57,6 +64,7 @@ class AutocompleteTraining(SettingsSection):
     eval_next_words: int = Field(300, ge=10)
     completion_tokens: int = Field(16, ge=1)
     min_next_word_accuracy: float = Field(0.2, ge=0, le=1)
+    time_budget_minutes: float | None = Field(8.0, gt=0)
 
 
 class TrainingSettings(SettingsSection):

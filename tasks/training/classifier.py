@@ -17,12 +17,21 @@ import torch
 from mme_factory.settings.training import ClassifierTraining
 from tasks.data.training_data import CustomerDataset, check_intents, split_labelled
 from tasks.training.base_models import load_encoder
-from tasks.training.encoders import IntentClassifier, SentenceEncoder, embed, tokenize
+from tasks.training.batching import length_bucketed_batches
+from tasks.training.encoders import (
+    IntentClassifier,
+    SentenceEncoder,
+    embed,
+    tokenize,
+    trainable_parameters,
+)
 from tasks.training.metrics import classification_metrics
 from tasks.training.progress import TrainingProgress
-from tasks.training.reproducibility import linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_linear_schedule
 
 HEAD_EPOCHS = 200
+# The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
+EVALUATION_MARGIN = 1.5
 
 
 @dataclass
@@ -35,6 +44,7 @@ class ClassifierModel:
     held_out: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, texts: list[str]) -> list[str]:
         logits = embed(self.classifier, self.tokenizer, texts, self.config.max_length)
@@ -63,30 +73,38 @@ def train_classifier(
     targets: torch.Tensor,
     config: ClassifierTraining,
     seed: int,
+    budget: StepBudget,
 ) -> float | None:
     optimizer = torch.optim.AdamW(
         [
-            {"params": classifier.encoder.parameters(), "lr": config.learning_rate},
+            {
+                "params": trainable_parameters(classifier.encoder, config.train_token_embeddings),
+                "lr": config.learning_rate,
+            },
             {"params": classifier.head.parameters(), "lr": config.head_learning_rate},
         ]
     )
-    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
-    schedule = linear_schedule(optimizer, config.epochs * steps_per_epoch)
-    progress = TrainingProgress("classifier", config.epochs * steps_per_epoch)
+    schedule = budgeted_linear_schedule(optimizer, budget)
+    progress = TrainingProgress("classifier", budget.total)
     rng = np.random.default_rng(seed)
+    lengths = [len(text) for text in texts]
     classifier.train()
-    for _ in range(config.epochs):
-        order = rng.permutation(len(texts))
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
+    while not budget.finished:
+        for batch in length_bucketed_batches(lengths, config.batch_size, rng):
             logits = classifier(**tokenize(tokenizer, [texts[i] for i in batch], config.max_length))
-            loss = torch.nn.functional.cross_entropy(logits, targets[batch])
+            loss = torch.nn.functional.cross_entropy(
+                logits, targets[batch], label_smoothing=config.label_smoothing
+            )
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
             optimizer.step()
             schedule.step()
+            budget.step_done()
+            progress.total_steps = budget.total
             progress.step(loss.item())
+            if budget.finished:
+                break
     classifier.eval()
     return progress.final_loss
 
@@ -115,8 +133,11 @@ def finetune_classifier(
     head = train_linear_head(
         embed(encoder, tokenizer, texts, config.max_length) * 1.0, targets, len(labels), seed
     )
+    held_embedded_at = time.monotonic()
     with torch.inference_mode():
         base_logits = head(embed(encoder, tokenizer, held_texts, config.max_length) * 20)
+    # The final evaluation embeds the same held-out texts once more.
+    evaluation_s = time.monotonic() - held_embedded_at
     base_predicted = [labels[i] for i in base_logits.argmax(dim=1).tolist()]
     base_metrics = classification_metrics(list(held["intent"]), base_predicted, labels)
 
@@ -126,9 +147,17 @@ def finetune_classifier(
         classifier.head.weight.copy_(head.weight * 20)
         classifier.head.bias.copy_(head.bias)
     trained_at = time.monotonic()
-    final_loss = train_classifier(classifier, tokenizer, texts, targets, config, seed)
+    budget = StepBudget.from_minutes(
+        config.epochs * math.ceil(len(texts) / config.batch_size),
+        config.time_budget_minutes,
+        started,
+        reserve_s=evaluation_s * EVALUATION_MARGIN,
+    )
+    final_loss = train_classifier(classifier, tokenizer, texts, targets, config, seed, budget)
     evaluated_at = time.monotonic()
-    model = ClassifierModel(classifier, tokenizer, labels, config, {}, held, {}, final_loss)
+    model = ClassifierModel(
+        classifier, tokenizer, labels, config, {}, held, {}, final_loss, budget.summary()
+    )
     tuned_metrics = classification_metrics(list(held["intent"]), model.predict(held_texts), labels)
     model.metrics = {"base": base_metrics, "fine_tuned": tuned_metrics}
     model.timings = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +13,14 @@ import torch
 from mme_factory.settings.training import EmbeddingTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_labelled, split_rows
 from tasks.training.base_models import load_encoder
-from tasks.training.encoders import SentenceEncoder, embed, tokenize
+from tasks.training.batching import length_bucketed_batches
+from tasks.training.encoders import SentenceEncoder, embed, tokenize, trainable_parameters
 from tasks.training.metrics import retrieval_metrics
 from tasks.training.progress import TrainingProgress
-from tasks.training.reproducibility import linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_linear_schedule
+
+# The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
+EVALUATION_MARGIN = 1.5
 
 
 @dataclass
@@ -42,6 +45,7 @@ class EmbeddingModel:
     metrics: dict[str, dict[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
 
 
 def article_text(row: pd.Series) -> str:
@@ -135,19 +139,20 @@ def train_dual_encoder(
     pairs: list[tuple[str, str, str]],
     config: EmbeddingTraining,
     seed: int,
+    budget: StepBudget,
 ) -> float | None:
-    params = list(query_encoder.parameters()) + list(article_encoder.parameters())
+    params = trainable_parameters(query_encoder, config.train_token_embeddings)
+    params += trainable_parameters(article_encoder, config.train_token_embeddings)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
-    schedule = linear_schedule(optimizer, config.epochs * steps_per_epoch)
-    progress = TrainingProgress("embedding", config.epochs * steps_per_epoch)
+    schedule = budgeted_linear_schedule(optimizer, budget)
+    progress = TrainingProgress("embedding", budget.total)
     rng = np.random.default_rng(seed)
+    lengths = [len(query) + len(positive) for query, positive, _ in pairs]
     query_encoder.train()
     article_encoder.train()
-    for _ in range(config.epochs):
-        order = rng.permutation(len(pairs))
-        for start in range(0, len(order), config.batch_size):
-            batch = [pairs[i] for i in order[start : start + config.batch_size]]
+    while not budget.finished:
+        for indices in length_bucketed_batches(lengths, config.batch_size, rng):
+            batch = [pairs[i] for i in indices]
             if len(batch) < 2:
                 continue
             queries = query_encoder(
@@ -162,10 +167,20 @@ def train_dual_encoder(
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             schedule.step()
+            budget.step_done()
+            progress.total_steps = budget.total
             progress.step(loss.item())
+            if budget.finished:
+                break
     query_encoder.eval()
     article_encoder.eval()
     return progress.final_loss
+
+
+def planned_steps(pairs: int, config: EmbeddingTraining) -> int:
+    """Steps of all epochs; a last batch of one pair is skipped (in-batch negatives need two)."""
+    full, rest = divmod(pairs, config.batch_size)
+    return max(1, config.epochs * (full + (rest >= 2)))
 
 
 def finetune_embedding(
@@ -185,12 +200,20 @@ def finetune_embedding(
         )
     transformer, tokenizer = load_encoder(config.base_model)
     base = SentenceEncoder(transformer).eval()
+    baseline_at = time.monotonic()
     base_metrics = evaluate(base, base, tokenizer, task_, config)
+    evaluation_s = time.monotonic() - baseline_at
     torch.manual_seed(seed)
     query_encoder, article_encoder = base.copy(), base.copy()
     trained_at = time.monotonic()
+    budget = StepBudget.from_minutes(
+        planned_steps(len(task_.train), config),
+        config.time_budget_minutes,
+        started,
+        reserve_s=evaluation_s * EVALUATION_MARGIN,
+    )
     final_loss = train_dual_encoder(
-        query_encoder, article_encoder, tokenizer, task_.train, config, seed
+        query_encoder, article_encoder, tokenizer, task_.train, config, seed, budget
     )
     evaluated_at = time.monotonic()
     tuned_metrics = evaluate(query_encoder, article_encoder, tokenizer, task_, config)
@@ -207,6 +230,7 @@ def finetune_embedding(
             "evaluate_s": time.monotonic() - evaluated_at,
         },
         final_loss,
+        budget.summary(),
     )
 
 

@@ -28,15 +28,3 @@ def library_versions() -> dict[str, str]:
         "tokenizers": tokenizers.__version__,
         "numpy": np.__version__,
     }
-
-
-def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1):
-    """Linear warm-up then linear decay to zero."""
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

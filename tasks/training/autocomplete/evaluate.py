@@ -131,3 +131,31 @@ def completion_latency_ms(
         )
         timings.append((time.perf_counter() - started) * 1000)
     return statistics.median(timings)
+
+
+def evaluation_seconds(
+    model: Any,
+    tokenizer: Tokenizer,
+    held: Any,
+    positions: list[tuple[str, str, str]],
+    eos_id: int,
+    config: Any,
+    latency_prompts: int,
+    batch_size: int = 16,
+) -> float:
+    """An estimate of the final evaluation's time, from one unit of each of its parts."""
+    contexts, replies = list(held["context"]), list(held["reply"])
+    started = time.perf_counter()
+    perplexity(
+        model, tokenizer, contexts[:batch_size], replies[:batch_size], eos_id, config.max_length
+    )
+    per_batch = time.perf_counter() - started
+    context, start, _ = positions[0] if positions else (contexts[0], "", "")
+    started = time.perf_counter()
+    greedy_continuation(
+        model, tokenizer, prompt_text(context, start), WORD_TOKENS, eos_id, WORD_TOKENS
+    )
+    per_word = time.perf_counter() - started
+    batches = math.ceil(len(contexts) / batch_size)
+    completions = latency_prompts * config.completion_tokens / WORD_TOKENS
+    return batches * per_batch + (len(positions) + completions) * per_word

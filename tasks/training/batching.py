@@ -1,0 +1,29 @@
+"""Batch orders for training: random, but with texts of similar length batched together.
+
+Batches are padded to their longest text, so random batches of short and long texts spend
+most of their compute on padding. Sorting by length inside blocks of `BLOCK_BATCHES` batches,
+then shuffling the batches, keeps the order random while cutting that padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+BLOCK_BATCHES = 50
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of batches (arrays of indices into `lengths`), each of similar lengths."""
+    sizes = np.asarray(lengths)
+    order = rng.permutation(len(sizes))
+    batches: list[np.ndarray] = []
+    block = batch_size * BLOCK_BATCHES
+    for start in range(0, len(order), block):
+        chunk = order[start : start + block]
+        chunk = chunk[np.argsort(sizes[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
