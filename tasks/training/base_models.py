@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,31 @@ def smollm2_gguf() -> Path:
     return path
 
 
+def _dequantise(gguf: Path, cached: Path) -> None:
+    """A float32 checkpoint of `gguf` at `cached`, complete or absent (written aside, renamed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    partial = cached.with_name(f"{cached.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights are already de-quantised to float32; drop the GGUF marker so that
+    # transformers saves them as an ordinary checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    if cached.is_dir() and not (cached / "config.json").is_file():
+        shutil.rmtree(cached)  # left by an interrupted copy before writes were renamed
+    try:
+        partial.rename(cached)
+    except OSError:  # another process finished first: keep its copy
+        shutil.rmtree(partial, ignore_errors=True)
+        if not (cached / "config.json").is_file():
+            raise
+
+
 def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
     """(LlamaForCausalLM-like model, tokenizer) from a directory, an offline id or a GGUF file.
 
@@ -93,15 +119,7 @@ def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
             raise BaseModelNotFound(f"GGUF file {gguf} does not exist")
         cached = cache_dir / gguf.stem
         if not (cached / "config.json").is_file():
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            # The weights are already de-quantised to float32; drop the GGUF marker so that
-            # transformers saves them as an ordinary checkpoint.
-            model.hf_quantizer = None
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-            model.save_pretrained(cached)
-            tokenizer.save_pretrained(cached)
+            _dequantise(gguf, cached)
         name = str(cached)
     elif name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
         raise BaseModelNotFound(f"base model directory {name} does not exist")
