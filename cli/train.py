@@ -9,11 +9,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.arguments import add_kinds_argument
 from mme_factory.model_kinds import describe
 from mme_factory.settings import load_settings
+
+if TYPE_CHECKING:
+    from tasks.training.training_record import TrainingRun
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,25 +58,60 @@ def progress_on_stderr() -> Iterator[None]:
 def _row(kind: str, outcome: dict[str, Any]) -> str:
     description = describe(kind)
     metric, baseline = description.summary_metric, description.baseline
-    metrics = outcome["metrics"]
+    metrics = outcome.get("metrics") or {}
     timings = outcome["timings"]
+    before = metrics.get(baseline, {}).get(metric)
+    after = metrics.get("fine_tuned", {}).get(metric)
     return (
-        f"{kind:<13} {metric:<19} {metrics[baseline][metric]:>8.3f} "
-        f"{metrics['fine_tuned'][metric]:>10.3f}  {outcome['status']:<9} "
-        f"{timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
+        f"{kind:<13} {metric:<19} {_figure(before, 8)} {_figure(after, 10)}  "
+        f"{outcome['status']:<9} {timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
     )
+
+
+def _figure(value: float | None, width: int) -> str:
+    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+
+
+def _problems(result: TrainingRun) -> list[str]:
+    lines = []
+    for kind in result.rejected:
+        failed = [c for c in result.outcomes[kind]["gate"]["checks"] if not c["passed"]]
+        lines.append(
+            f"error: {kind} rejected by the quality gate: "
+            + "; ".join(
+                f"{c['metric']} {c['value']:.4f} vs {c['against']} {c['threshold']:.4f}"
+                for c in failed
+            )
+        )
+    for kind in result.failed:
+        failure = result.outcomes[kind].get("failure") or {}
+        lines.append(
+            f"error: {kind} failed at {failure.get('stage', 'an unknown stage')}: "
+            f"{failure.get('error', '')}: {failure.get('message', '')}; its metrics and "
+            f"timings so far are in {result.run.kind_dir(kind) / 'metadata.json'}"
+        )
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     from tasks.training.train_customer import train_customer
+    from tasks.training.training_record import TrainingFailed, TrainingRun
 
     settings = load_settings(args.settings)
-    with progress_on_stderr():
-        result = train_customer(args.customer, args.data, settings, args.kinds, args.test_data)
+    try:
+        with progress_on_stderr():
+            result = train_customer(args.customer, args.data, settings, args.kinds, args.test_data)
+    except TrainingFailed as error:
+        # What the run learnt before the failure is in its run directory: show it.
+        result = TrainingRun.open(Path(error.run_dir))
     record = {**result.record, "run_dir": str(result.run.path)}
     if args.metrics_json:
         args.metrics_json.write_text(
-            json.dumps({kind: o["metrics"] for kind, o in result.outcomes.items()}, indent=2) + "\n"
+            json.dumps(
+                {kind: o["metrics"] for kind, o in result.outcomes.items() if "metrics" in o},
+                indent=2,
+            )
+            + "\n"
         )
     if args.json:
         print(json.dumps(record, indent=2, default=str))
@@ -85,15 +123,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for kind, outcome in result.outcomes.items():
             print(_row(kind, outcome))
-    for kind in result.rejected:
-        gate = result.outcomes[kind]["gate"]
-        failed = [c for c in gate["checks"] if not c["passed"]]
-        print(
-            f"error: {kind} rejected by the quality gate: "
-            + "; ".join(
-                f"{c['metric']} {c['value']:.4f} vs {c['against']} {c['threshold']:.4f}"
-                for c in failed
-            ),
-            file=sys.stderr,
-        )
-    return 1 if result.rejected else 0
+    problems = _problems(result)
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 1 if problems else 0

@@ -213,6 +213,9 @@ def package_triton(
     output_dir = output_dir or run_dir / PACKAGE_DIR
     summary = PackageSummary(str(run_dir), customer, run_id, version or run_id)
     for kind in kinds or list(ModelKind):
+        outcome = run.get("kinds", {}).get(str(kind))
+        if outcome is not None and outcome.get("status") != "exported":
+            continue  # rejected, failed, or stopped mid-export: never packaged
         layout = read_layout(describe(kind).layout, layouts_root)
         for export_dir in export_dirs(run_dir, layout):
             summary.packages.append(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from tasks.training.progress import training_logger
 from tasks.training.quality_gate import judge
 from tasks.training.reproducibility import library_versions, seed_everything
 from tasks.training.run_directory import RunDirectory
+from tasks.training.training_record import KindRecord, TrainingRun
 
 SMOKE_TEXTS = 8
 
@@ -36,75 +36,77 @@ def base_model_name(kind: ModelKind, settings: Settings) -> str:
     return section.base_model or "all-MiniLM-L6-v2"
 
 
-def peak_memory_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass
-class TrainingRun:
-    run: RunDirectory
-    record: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def outcomes(self) -> dict[str, dict[str, Any]]:
-        return self.record["kinds"]
-
-    @property
-    def rejected(self) -> list[str]:
-        return [kind for kind, o in self.outcomes.items() if o["status"] != "exported"]
-
-
 def train_model(
     kind: ModelKind,
     data: CustomerDataset,
     settings: Settings,
-    run: RunDirectory,
+    result: TrainingRun,
     golden: pd.DataFrame | None,
 ) -> dict[str, Any]:
-    """Train one kind; export it only if the gate accepts it. Returns its metadata."""
-    started = time.monotonic()
+    """Train, evaluate and gate one kind, then export it if the gate accepts it.
+
+    Each stage's results are in `<kind>/metadata.json` and run.json before the next stage
+    starts; a stage that raises is recorded as failed there and raises `TrainingFailed`.
+    Returns the kind's metadata.
+    """
     log = training_logger()
-    log.info("%s: training from %s", kind, base_model_name(kind, settings))
     steps = TRAINING[kind]
-    with known_warnings_silenced():
-        trained = steps.train(data, settings)
-    metrics = dict(trained.metrics)
-    if golden is not None and steps.evaluate_golden_set is not None:
-        metrics["golden_set"] = steps.evaluate_golden_set(trained, golden)
-        run.write_json(f"{kind}/golden_set.json", metrics["golden_set"])
-    verdict = judge(kind, trained.metrics, settings.training)
-    log.info("%s", verdict.summary())
-    timings = dict(trained.timings)
-    metadata: dict[str, Any] = {
-        "customer": run.customer,
-        "run_id": run.run_id,
-        "kind": str(kind),
-        "base_model": base_model_name(kind, settings),
-        "data_sha256": data.sha256,
-        "seed": settings.training.seed,
-        "versions": library_versions(),
-        "metrics": metrics,
-        "gate": verdict.to_dict(),
-        "final_loss": trained.final_loss,
-        "smoke_inputs": smoke_texts(steps.smoke_texts(trained, data)),
-    }
-    if verdict.passed:
-        exported_at = time.monotonic()
-        log.info("%s: exporting and checking parity with the trained model", kind)
+    record = KindRecord(
+        str(kind),
+        result,
+        {
+            "customer": result.run.customer,
+            "run_id": result.run.run_id,
+            "kind": str(kind),
+            "base_model": base_model_name(kind, settings),
+            "data_sha256": data.sha256,
+            "seed": settings.training.seed,
+            "versions": library_versions(),
+        },
+    )
+    metadata = record.metadata
+    record.save("training")
+    stage = "train"
+    try:
+        log.info("%s: training from %s", kind, metadata["base_model"])
         with known_warnings_silenced():
-            metadata["export"] = steps.export(
-                trained, run.kind_dir(kind), settings.training.export_parity_tolerance
-            )
-        timings["export_s"] = time.monotonic() - exported_at
-        log.info("%s: exported in %.1f s", kind, timings["export_s"])
-        metadata["status"] = "exported"
-    else:
-        metadata["status"] = "rejected"
-        metadata["message"] = verdict.summary()
-    timings["total_s"] = time.monotonic() - started
-    timings["peak_rss_mb"] = peak_memory_mb()
-    metadata["timings"] = timings
-    run.write_json(f"{kind}/metadata.json", metadata)
+            trained = steps.train(data, settings)
+        metadata["metrics"] = dict(trained.metrics)
+        metadata["final_loss"] = trained.final_loss
+        if getattr(trained, "steps", None) is not None:
+            metadata["steps"] = dict(trained.steps)
+        record.timings.update(trained.timings)
+        record.save("training")
+        stage = "evaluate"
+        if golden is not None and steps.evaluate_golden_set is not None:
+            metadata["metrics"]["golden_set"] = steps.evaluate_golden_set(trained, golden)
+            result.run.write_json(f"{kind}/golden_set.json", metadata["metrics"]["golden_set"])
+        verdict = judge(kind, trained.metrics, settings.training)
+        log.info("%s", verdict.summary())
+        metadata["gate"] = verdict.to_dict()
+        metadata["smoke_inputs"] = smoke_texts(steps.smoke_texts(trained, data))
+        if not verdict.passed:
+            metadata["message"] = verdict.summary()
+            record.save("rejected")
+            return metadata
+        record.save("exporting")
+        stage = "export"
+        log.info("%s: exporting and checking parity with the trained model", kind)
+        exported_at = time.monotonic()
+        try:
+            with known_warnings_silenced():
+                metadata["export"] = steps.export(
+                    trained, result.run.kind_dir(kind), settings.training.export_parity_tolerance
+                )
+        finally:
+            record.timings["export_s"] = time.monotonic() - exported_at
+        log.info("%s: exported in %.1f s", kind, record.timings["export_s"])
+        record.save("exported")
+    except Exception as error:
+        raise record.fail(stage, error) from error
+    except BaseException as error:  # interrupted or cancelled: recorded, then it goes on as is
+        record.fail(stage, error)
+        raise
     return metadata
 
 
@@ -130,28 +132,8 @@ def start_training_run(
             "kinds": {},
         },
     )
-    run.write_json("run.json", result.record)
+    result.save()
     return data, result
-
-
-def record_outcome(result: TrainingRun, kind: ModelKind, metadata: dict[str, Any]) -> None:
-    result.outcomes[str(kind)] = {
-        key: metadata[key] for key in ("status", "metrics", "gate", "timings")
-    }
-    result.run.write_json("run.json", result.record)
-
-
-def train_and_record(
-    kind: ModelKind,
-    data: CustomerDataset,
-    settings: Settings,
-    result: TrainingRun,
-    golden: pd.DataFrame | None,
-) -> dict[str, Any]:
-    """Train one kind and record its outcome in run.json, accepted or not."""
-    metadata = train_model(kind, data, settings, result.run, golden)
-    record_outcome(result, kind, metadata)
-    return metadata
 
 
 def _validate(
@@ -171,7 +153,7 @@ class TrainingSteps:
     ]
 
 
-PLAIN_STEPS = TrainingSteps(validate=_validate, start=start_training_run, train=train_and_record)
+PLAIN_STEPS = TrainingSteps(validate=_validate, start=start_training_run, train=train_model)
 
 
 def train_customer(
@@ -185,15 +167,17 @@ def train_customer(
     """Validate, then train, gate and export each kind; the run directory records it all.
 
     `mme-factory train` runs the steps plainly; the onboarding flow runs the same sequence with
-    each step as a Prefect task.
+    each step as a Prefect task. A kind that fails stops the run, its failure recorded.
     """
     check_customer_id(customer)
     validation = steps.validate(data_uri, settings, kinds)
     golden = read_golden_set(golden_set, settings) if golden_set else None
     data, result = steps.start(customer, data_uri, settings, validation.report_path)
     started = time.monotonic()
-    for kind in validation.kinds_validated:
-        steps.train(kind, data, settings, result, golden)
-    result.record["total_s"] = time.monotonic() - started
-    result.run.write_json("run.json", result.record)
+    try:
+        for kind in validation.kinds_validated:
+            steps.train(kind, data, settings, result, golden)
+    finally:
+        result.record["total_s"] = time.monotonic() - started
+        result.save()
     return result

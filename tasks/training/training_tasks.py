@@ -17,44 +17,37 @@ from tasks.training.quality_gate import QualityGateRejected
 from tasks.training.train_customer import (
     TrainingRun,
     TrainingSteps,
-    record_outcome,
     start_training_run,
     train_model,
 )
 
 
 def metrics_markdown(kind: str, metadata: dict[str, Any]) -> str:
-    description = describe(kind)
-    baseline, names = description.baseline, description.headline_metrics
-    metrics = metadata["metrics"]
-    lines = [
-        f"# {kind}: {metadata['status']}",
-        "",
+    """The kind's outcome as far as it got: a failed kind shows its failure and what it learnt."""
+    lines = [f"# {kind}: {metadata['status']}", ""]
+    failure = metadata.get("failure")
+    if failure:
+        lines += [
+            f"**{failure['stage']} failed**: `{failure['error']}`: {failure['message']}",
+            "",
+        ]
+    lines += [
         f"Base model `{metadata['base_model']}`, seed {metadata['seed']}, data "
         f"`{metadata['data_sha256'][:12]}`.",
-        "",
-        f"| metric | {baseline} | fine-tuned |",
-        "| --- | ---: | ---: |",
     ]
-    lines += [
-        f"| {name} | {metrics[baseline][name]:.4f} | {metrics['fine_tuned'][name]:.4f} |"
-        for name in names
-    ]
+    if "metrics" in metadata:
+        lines += _metrics_lines(kind, metadata["metrics"])
+    if "gate" in metadata:
+        lines += _gate_lines(metadata["gate"])
     lines += [
         "",
-        "## Quality gate",
+        "## Timings",
         "",
-        "| check | value | against | threshold | passed |",
-        "| --- | ---: | --- | ---: | --- |",
+        " · ".join(f"{k} {v:.1f}" for k, v in metadata["timings"].items()),
     ]
-    lines += [
-        f"| {c['metric']} | {c['value']:.4f} | {c['against']} | {c['threshold']:.4f} | "
-        f"{'yes' if c['passed'] else '**no**'} |"
-        for c in metadata["gate"]["checks"]
-    ]
-    timings = metadata["timings"]
-    lines += ["", "## Timings", "", " · ".join(f"{k} {v:.1f}" for k, v in timings.items())]
-    per_intent = metrics["fine_tuned"].get("per_intent")
+    if metadata.get("steps"):
+        lines += ["", "## Steps", "", " · ".join(f"{k} {v}" for k, v in metadata["steps"].items())]
+    per_intent = metadata.get("metrics", {}).get("fine_tuned", {}).get("per_intent")
     if per_intent:
         lines += [
             "",
@@ -69,6 +62,31 @@ def metrics_markdown(kind: str, metadata: dict[str, Any]) -> str:
             for name, row in per_intent.items()
         ]
     return "\n".join(lines) + "\n"
+
+
+def _metrics_lines(kind: str, metrics: dict[str, Any]) -> list[str]:
+    description = describe(kind)
+    baseline, names = description.baseline, description.headline_metrics
+    lines = ["", f"| metric | {baseline} | fine-tuned |", "| --- | ---: | ---: |"]
+    return lines + [
+        f"| {name} | {metrics[baseline][name]:.4f} | {metrics['fine_tuned'][name]:.4f} |"
+        for name in names
+    ]
+
+
+def _gate_lines(gate: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Quality gate",
+        "",
+        "| check | value | against | threshold | passed |",
+        "| --- | ---: | --- | ---: | --- |",
+    ]
+    return lines + [
+        f"| {c['metric']} | {c['value']:.4f} | {c['against']} | {c['threshold']:.4f} | "
+        f"{'yes' if c['passed'] else '**no**'} |"
+        for c in gate["checks"]
+    ]
 
 
 @task(name="start-training-run", cache_policy=NO_CACHE)
@@ -88,13 +106,15 @@ def train_model_task(
     golden: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Fine-tune, evaluate against the baseline, gate, and export one kind."""
-    metadata = train_model(kind, data, settings, result.run, golden)
-    record_outcome(result, kind, metadata)
-    create_markdown_artifact(
-        metrics_markdown(str(kind), metadata),
-        key=f"training-{kind}",
-        description=f"{kind} metrics and gate",
-    )
+    try:
+        metadata = train_model(kind, data, settings, result, golden)
+    finally:
+        # Also when a stage raised: the artifact shows what the kind learnt and why it failed.
+        create_markdown_artifact(
+            metrics_markdown(str(kind), result.run.read_json(f"{kind}/metadata.json")),
+            key=f"training-{kind}",
+            description=f"{kind} metrics and gate",
+        )
     if metadata["status"] != "exported":
         raise QualityGateRejected(metadata["message"])
     return metadata
