@@ -132,6 +132,17 @@ def contrastive_loss(
     return (cross(scores, labels) + cross(scores.T, labels)) / 2
 
 
+def encode_once(
+    encoder: SentenceEncoder, tokenizer: Any, texts: list[str], max_length: int
+) -> torch.Tensor:
+    """Embeddings of `texts`, each distinct text encoded once: a batch of query-article pairs
+    names the same few articles many times, and articles are the long texts."""
+    distinct = list(dict.fromkeys(texts))
+    position = {text: index for index, text in enumerate(distinct)}
+    embedded = encoder(**tokenize(tokenizer, distinct, max_length))
+    return embedded[torch.tensor([position[text] for text in texts])]
+
+
 def train_dual_encoder(
     query_encoder: SentenceEncoder,
     article_encoder: SentenceEncoder,
@@ -155,11 +166,11 @@ def train_dual_encoder(
             batch = [pairs[i] for i in indices]
             if len(batch) < 2:
                 continue
-            queries = query_encoder(
-                **tokenize(tokenizer, [b[0] for b in batch], config.query_max_length)
+            queries = encode_once(
+                query_encoder, tokenizer, [b[0] for b in batch], config.query_max_length
             )
-            positives = article_encoder(
-                **tokenize(tokenizer, [b[1] for b in batch], config.article_max_length)
+            positives = encode_once(
+                article_encoder, tokenizer, [b[1] for b in batch], config.article_max_length
             )
             loss = contrastive_loss(queries, positives, [b[2] for b in batch], config.temperature)
             optimizer.zero_grad()
