@@ -7,7 +7,11 @@ withdraw its uploads and leave the manifest untouched.
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.onboard_customer import onboard_customer
@@ -18,6 +22,7 @@ from mme_factory.store import open_store
 from tasks.deployment.promote import promote
 from tasks.deployment.smoke_inference import SmokeTestFailed
 from tasks.training.quality_gate import QualityGateRejected
+from test_support.failing_export import failing_export_environ, keep_first_replies
 from test_support.tiny_base_models import write_tiny_encoder
 
 pytestmark = pytest.mark.integration
@@ -80,6 +85,36 @@ def test_gate_rejection_stops_before_packaging(flow_environment, acme_copy):
     runs = flow_environment.runs_dir / "gateco"
     run = next(runs.iterdir())
     assert not (run / "packages").exists() and not list(run.rglob("*.tar.gz"))
+
+
+def test_failed_export_fails_the_flow_and_its_artifact_keeps_the_metrics(
+    flow_environment, acme_copy, tmp_path, monkeypatch
+):
+    for name, value in failing_export_environ(tmp_path / "encoder").items():
+        monkeypatch.setenv(name, value)
+    state = onboard_customer(
+        customer_id="exportco",
+        data_uri=str(keep_first_replies(acme_copy)),
+        kinds=["autocomplete"],
+        return_state=True,
+    )
+    assert state.is_failed() and "TrainingFailed: autocomplete: export failed" in state.message
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    (training,) = [a.data for a in artifacts if a.key == "training-autocomplete"]
+    assert training.startswith("# autocomplete: failed")
+    assert "**export failed**: `ExportParityError`" in training
+    assert "| perplexity_per_word |" in training and "## Quality gate" in training
+    (run,) = (flow_environment.runs_dir / "exportco").iterdir()
+    outcome = json.loads((run / "run.json").read_text())["kinds"]["autocomplete"]
+    assert outcome["status"] == "failed" and outcome["failure"]["stage"] == "export"
+    assert not (run / "package").exists()
+    store = open_store(flow_environment.store, flow_environment)
+    assert not [key for key in store.list_keys() if "exportco" in key]
 
 
 def test_smoke_failure_withdraws_uploads_and_keeps_the_manifest(flow_environment, acme_copy):

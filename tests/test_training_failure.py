@@ -16,12 +16,9 @@ from tasks.packaging.triton_config import PackagingError
 from tasks.training.export_torchscript import ExportParityError
 from tasks.training.train_customer import train_customer
 from tasks.training.training_record import TrainingFailed
+from test_support.failing_export import failing_export_environ, keep_first_replies
 from test_support.tiny_base_models import tiny_training_environ, write_tiny_encoder
 from test_support.tiny_exports import write_tiny_run
-
-# The served decoder computes attention its own way (a key/value cache, one step at a time), so
-# its logits differ from the trained model's by float rounding: no real export meets this.
-UNREACHABLE_PARITY = "1e-12"
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +28,10 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def small_acme(acme_copy: Path) -> Path:
-    """The sample customer cut down, so a tiny decoder trains in seconds."""
-    replies = (acme_copy / "replies.jsonl").read_text(encoding="utf-8").splitlines(True)
-    (acme_copy / "replies.jsonl").write_text("".join(replies[:200]), encoding="utf-8")
+    """The sample customer cut down, so tiny models train in seconds."""
     intents = pd.read_csv(acme_copy / "intents.csv", dtype=str)
     intents.groupby("intent").head(24).to_csv(acme_copy / "intents.csv", index=False)
-    return acme_copy
-
-
-def failing_export_environ(tmp_path: Path, encoder: Path) -> dict[str, str]:
-    return {
-        "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-        **tiny_training_environ(encoder),
-        # Enough small steps for the tiny decoder to pass its gate, so the export is attempted.
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__EPOCHS": "6",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__BATCH_SIZE": "4",
-        "MME_FACTORY_TRAINING__AUTOCOMPLETE__LEARNING_RATE": "0.01",
-        "MME_FACTORY_TRAINING__EXPORT_PARITY_TOLERANCE": UNREACHABLE_PARITY,
-    }
+    return keep_first_replies(acme_copy)
 
 
 def only_run(state: Path) -> Path:
@@ -57,7 +40,8 @@ def only_run(state: Path) -> Path:
 
 
 def test_failed_export_keeps_metrics_gate_and_timings(tmp_path, tiny_encoder, small_acme):
-    settings = load_settings(environ=failing_export_environ(tmp_path, tiny_encoder))
+    environ = {"MME_FACTORY_STATE_DIR": str(tmp_path / "state")}
+    settings = load_settings(environ={**environ, **failing_export_environ(tiny_encoder)})
     with pytest.raises(TrainingFailed, match="autocomplete: export failed") as raised:
         train_customer("acme", str(small_acme), settings, [ModelKind.AUTOCOMPLETE])
     assert isinstance(raised.value.__cause__, ExportParityError)
