@@ -45,9 +45,12 @@ def tiny_training_environ(encoder: Path) -> dict[str, str]:
         "EMBEDDING__LEARNING_RATE": "0.001",
         "EMBEDDING__MIN_RECALL_AT_1": "0",
         "EMBEDDING__ARTICLE_MAX_LENGTH": "48",
+        "EMBEDDING__TRAIN_TOKEN_EMBEDDINGS": "true",
         "CLASSIFIER__BASE_MODEL": str(encoder),
         "CLASSIFIER__EPOCHS": "2",
         "CLASSIFIER__MIN_ACCURACY": "0",
+        # A random tiny model has no useful token table to keep frozen.
+        "CLASSIFIER__TRAIN_TOKEN_EMBEDDINGS": "true",
         "AUTOCOMPLETE__EPOCHS": "30",
         "AUTOCOMPLETE__LEARNING_RATE": "0.005",
         "AUTOCOMPLETE__EVAL_NEXT_WORDS": "20",

@@ -51,6 +51,7 @@ def flow_environment(moto_server, tmp_path, monkeypatch):
         "MME_FACTORY_TRAINING__CLASSIFIER__BASE_MODEL": str(encoder),
         "MME_FACTORY_TRAINING__CLASSIFIER__EPOCHS": "2",
         "MME_FACTORY_TRAINING__CLASSIFIER__MIN_ACCURACY": "0",
+        "MME_FACTORY_TRAINING__CLASSIFIER__TRAIN_TOKEN_EMBEDDINGS": "true",
     }
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
