@@ -27,9 +27,9 @@ class EmbeddingTraining(SettingsSection):
 
 class ClassifierTraining(SettingsSection):
     base_model: str | None = None
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(6, ge=1)
     batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
     head_learning_rate: float = Field(2e-3, gt=0)
     max_length: int = Field(64, ge=8, le=512)
     min_accuracy: float = Field(0.5, ge=0, le=1)
