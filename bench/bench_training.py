@@ -131,6 +131,7 @@ def bench_banking77(rows: int | None) -> dict:
     result = {
         "train_rows": len(train),
         "test_rows": len(test),
+        "intents": train["intent"].nunique(),
         "classifier": {
             "base_accuracy": classifier.metrics["base"]["accuracy"],
             "accuracy": classifier.metrics["fine_tuned"]["accuracy"],
@@ -152,10 +153,12 @@ def bench_banking77(rows: int | None) -> dict:
         },
     }
     c, e = result["classifier"], result["embedding"]
-    print(f"\nBANKING77 ({len(train):,} train / {len(test):,} test, 77 intents)")
+    print(f"\nBANKING77 ({len(train):,} train / {len(test):,} test, {result['intents']} intents)")
+    steps = c["steps"] or {}
     print(
         f"classifier accuracy: frozen base + linear head {c['base_accuracy']:.4f}, fine-tuned "
-        f"{c['accuracy']:.4f} (macro-F1 {c['macro_f1']:.4f}), {c['wall_s']:.0f} s"
+        f"{c['accuracy']:.4f} (macro-F1 {c['macro_f1']:.4f}), {c['wall_s']:.0f} s, steps "
+        f"{steps.get('run', '?')}/{steps.get('planned', '?')}"
     )
     print(
         f"classifier accuracy >= {BERT_BASE_ACCURACY} (BERT-base, Casanueva et al. 2020): "
