@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from tasks.training.autocomplete.examples import IGNORE, collate, encode_example, prompt_text
 
 WORD_TOKENS = 8
+NEXT_WORD_BATCH = 16
 
 
 def unigram_baseline(
@@ -106,14 +107,54 @@ def perplexity(
     }
 
 
+@torch.inference_mode()
+def greedy_continuations(
+    model: Any,
+    tokenizer: Tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    eos_id: int,
+    batch_size: int = NEXT_WORD_BATCH,
+    full_length: bool = False,
+) -> list[str]:
+    """Greedy continuations of many prompts, left-padded in batches of similar lengths;
+    `full_length` generates every token even past the end token (for timing)."""
+    encoded = [tokenizer.encode(prompt, add_special_tokens=False).ids for prompt in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    continuations = [""] * len(encoded)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), eos_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, index in enumerate(chunk):
+            tokens = encoded[index]
+            ids[row, width - len(tokens) :] = torch.tensor(tokens)
+            mask[row, width - len(tokens) :] = 1
+        output = model.generate(
+            ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens if full_length else 0,
+            eos_token_id=None if full_length else eos_id,
+            pad_token_id=eos_id,
+        )
+        for row, index in enumerate(chunk):
+            new = output[row, width:].tolist()
+            if eos_id in new:
+                new = new[: new.index(eos_id)]
+            continuations[index] = tokenizer.decode(new, skip_special_tokens=True)
+    return continuations
+
+
 def next_word_accuracy(
     model: Any, tokenizer: Tokenizer, positions: list[tuple[str, str, str]], eos_id: int
 ) -> float:
+    prompts = [prompt_text(context, start) for context, start, _ in positions]
+    continuations = greedy_continuations(model, tokenizer, prompts, WORD_TOKENS, eos_id)
     correct = 0
-    for context, start, truth in positions:
-        continuation = greedy_continuation(
-            model, tokenizer, prompt_text(context, start), WORD_TOKENS, eos_id
-        )
+    for (_, _, truth), continuation in zip(positions, continuations, strict=True):
         predicted = continuation.split()[0] if continuation.split() else ""
         correct += predicted == truth
     return correct / max(1, len(positions))
@@ -150,12 +191,23 @@ def evaluation_seconds(
         model, tokenizer, contexts[:batch_size], replies[:batch_size], eos_id, config.max_length
     )
     per_batch = time.perf_counter() - started
-    context, start, _ = positions[0] if positions else (contexts[0], "", "")
+    sample = [prompt_text(context, start) for context, start, _ in positions[:NEXT_WORD_BATCH]]
+    started = time.perf_counter()
+    greedy_continuations(
+        model,
+        tokenizer,
+        sample or [prompt_text(contexts[0])],
+        WORD_TOKENS,
+        eos_id,
+        full_length=True,
+    )
+    per_next_word_batch = time.perf_counter() - started
     started = time.perf_counter()
     greedy_continuation(
-        model, tokenizer, prompt_text(context, start), WORD_TOKENS, eos_id, WORD_TOKENS
+        model, tokenizer, prompt_text(contexts[0]), WORD_TOKENS, eos_id, WORD_TOKENS
     )
     per_word = time.perf_counter() - started
     batches = math.ceil(len(contexts) / batch_size)
+    next_word_batches = math.ceil(len(positions) / NEXT_WORD_BATCH)
     completions = latency_prompts * config.completion_tokens / WORD_TOKENS
-    return batches * per_batch + (len(positions) + completions) * per_word
+    return batches * per_batch + next_word_batches * per_next_word_batch + completions * per_word
