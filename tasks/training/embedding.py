@@ -13,7 +13,7 @@ import torch
 from mme_factory.settings.training import EmbeddingTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_labelled, split_rows
 from tasks.training.base_models import load_encoder
-from tasks.training.batching import length_bucketed_batches
+from tasks.training.batching import random_batches
 from tasks.training.encoders import SentenceEncoder, embed, tokenize, trainable_parameters
 from tasks.training.metrics import retrieval_metrics
 from tasks.training.progress import TrainingProgress
@@ -158,11 +158,10 @@ def train_dual_encoder(
     schedule = budgeted_linear_schedule(optimizer, budget)
     progress = TrainingProgress("embedding", budget.total)
     rng = np.random.default_rng(seed)
-    lengths = [len(query) + len(positive) for query, positive, _ in pairs]
     query_encoder.train()
     article_encoder.train()
     while not budget.finished:
-        for indices in length_bucketed_batches(lengths, config.batch_size, rng):
+        for indices in random_batches(len(pairs), config.batch_size, rng):
             batch = [pairs[i] for i in indices]
             if len(batch) < 2:
                 continue
