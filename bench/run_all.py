@@ -7,8 +7,10 @@ pipeline (the sample customer through onboard-customer, then warmup; fine-tuning
 stage times), plan (`mme-factory plan` on the models the pipeline registered: footprint and
 density), triton_embedding (cached-inference latency), mme_local_latency (cold start and the
 service's overhead), mme_local_load (many clients, LRU under a memory budget) and
-warmup_scale (warm-up of 100 TargetModels). Then prints the machine and the summary table and
-writes `summary-<time>.json`. Exits non-zero if any benchmark failed.
+warmup_scale (warm-up of 100 TargetModels), training (BANKING77 and the autocomplete bases on
+Taskmaster-4) and training_speed (the sample's training stage against an earlier revision).
+Then prints the machine and the summary table and writes `summary-<time>.json`. Exits non-zero
+if any benchmark failed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from summary_rows import summary_rows
 REPO = Path(__file__).resolve().parent.parent
 
 WRAP_AT = 60
+TRAINING_SECTIONS = ("--sections", "banking77,taskmaster4")
 PLAN_INSTANCE_TYPES = ("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.c5.2xlarge")
 
 
@@ -79,6 +82,16 @@ def steps(out: Path, store: Path) -> list[Step]:
         ),
         Step("warmup_scale", [python, "bench/bench_warmup_scale.py", "--out", str(out)], 1200),
         Step("fleet", [python, "bench/bench_fleet.py", "--out", str(out)], 1500),
+        Step(
+            "training",
+            [python, "bench/bench_training.py", *TRAINING_SECTIONS, "--out", str(out)],
+            3600,
+        ),
+        Step(
+            "training_speed",
+            [python, "bench/bench_training_speed.py", "--rounds", "2", "--out", str(out)],
+            2400,
+        ),
     ]
 
 
