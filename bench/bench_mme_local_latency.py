@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-from bench_report import machine_and_versions, print_table, write_results
+from bench_report import machine_and_versions, percentiles, print_table, write_results
 from bench_triton_embedding import export_minilm, text_of, tokenizer_for
 
 from mme_factory.kserve import kserve_request
@@ -99,22 +99,13 @@ def paired(service: ServiceProcess, target: str, body: bytes, repeats: int) -> d
                 raise RuntimeError(f"{way} answered {response.status}")
             if round_index >= 10:
                 samples[way].append((time.perf_counter() - started) * 1000)
-    result = {way: _percentiles(values) for way, values in samples.items()}
+    result = {way: percentiles(values) for way, values in samples.items()}
     differences = np.array(samples["service"]) - np.array(samples["triton"])
     result["service_adds_ms"] = {
         "p50_of_differences": float(np.percentile(differences, 50)),
         "difference_of_p50s": result["service"]["p50"] - result["triton"]["p50"],
     }
     return result
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    array = np.array(values)
-    return {
-        "p50": float(np.percentile(array, 50)),
-        "p95": float(np.percentile(array, 95)),
-        "n": len(values),
-    }
 
 
 def run(repeats: int, cold_runs: int, work: Path) -> dict:
@@ -144,7 +135,7 @@ def run(repeats: int, cold_runs: int, work: Path) -> dict:
         "inputs": {"repeats": repeats, "cold_runs": cold_runs, "text_tokens": 30},
         "cold_start_s": {"runs": cold, "median": medians, "published_case_s": 12.7},
         "warm_ms": warm,
-        "boto3_invoke_embedding_ms": _percentiles(boto3_ms),
+        "boto3_invoke_embedding_ms": percentiles(boto3_ms),
         "target_overhead_p50_ms": TARGET_OVERHEAD_P50_MS,
         "passed": all(
             entry["service_adds_ms"]["difference_of_p50s"] <= TARGET_OVERHEAD_P50_MS

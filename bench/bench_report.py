@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,3 +61,12 @@ def print_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label.ljust(width)}  {value}")
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    array = np.array(values)
+    return {
+        "p50": float(np.percentile(array, 50)),
+        "p95": float(np.percentile(array, 95)),
+        "n": len(values),
+    }

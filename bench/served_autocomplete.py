@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from bench_pipeline import stack_environ
+from bench_report import percentiles
 from tokenizers import Tokenizer
 
 from mme_factory.inference_client import InferenceClient
@@ -48,15 +49,6 @@ def package_for_endpoint(
     package = package_export(export_dir, layout, customer, "1", settings, output_dir)
     key = TargetModelKey(customer, ModelKind.AUTOCOMPLETE.value, None, 1)
     return PackagedBase(package, key, export_dir / "tokenizer.json")
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    array = np.array(values)
-    return {
-        "p50": float(np.percentile(array, 50)),
-        "p95": float(np.percentile(array, 95)),
-        "n": len(values),
-    }
 
 
 def complete(client: InferenceClient, target_model: str, context: str) -> tuple[str, str, float]:
