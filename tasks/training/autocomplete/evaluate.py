@@ -11,7 +11,7 @@ import math
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -174,6 +174,15 @@ def completion_latency_ms(
     return statistics.median(timings)
 
 
+def warm_seconds(unit: Callable[[], object]) -> float:
+    """Seconds of `unit`'s second call: the first pays one-off allocation and kernel set-up,
+    which on a small model is most of a call and would make the estimate many times too long."""
+    unit()
+    started = time.perf_counter()
+    unit()
+    return time.perf_counter() - started
+
+
 def evaluation_seconds(
     model: Any,
     tokenizer: Tokenizer,
@@ -186,27 +195,27 @@ def evaluation_seconds(
 ) -> float:
     """An estimate of the final evaluation's time, from one unit of each of its parts."""
     contexts, replies = list(held["context"]), list(held["reply"])
-    started = time.perf_counter()
-    perplexity(
-        model, tokenizer, contexts[:batch_size], replies[:batch_size], eos_id, config.max_length
-    )
-    per_batch = time.perf_counter() - started
     sample = [prompt_text(context, start) for context, start, _ in positions[:NEXT_WORD_BATCH]]
-    started = time.perf_counter()
-    greedy_continuations(
-        model,
-        tokenizer,
-        sample or [prompt_text(contexts[0])],
-        WORD_TOKENS,
-        eos_id,
-        full_length=True,
+    per_batch = warm_seconds(
+        lambda: perplexity(
+            model, tokenizer, contexts[:batch_size], replies[:batch_size], eos_id, config.max_length
+        )
     )
-    per_next_word_batch = time.perf_counter() - started
-    started = time.perf_counter()
-    greedy_continuation(
-        model, tokenizer, prompt_text(contexts[0]), WORD_TOKENS, eos_id, WORD_TOKENS
+    per_next_word_batch = warm_seconds(
+        lambda: greedy_continuations(
+            model,
+            tokenizer,
+            sample or [prompt_text(contexts[0])],
+            WORD_TOKENS,
+            eos_id,
+            full_length=True,
+        )
     )
-    per_word = time.perf_counter() - started
+    per_word = warm_seconds(
+        lambda: greedy_continuation(
+            model, tokenizer, prompt_text(contexts[0]), WORD_TOKENS, eos_id, WORD_TOKENS
+        )
+    )
     batches = math.ceil(len(contexts) / batch_size)
     next_word_batches = math.ceil(len(positions) / NEXT_WORD_BATCH)
     completions = latency_prompts * config.completion_tokens / WORD_TOKENS
