@@ -74,6 +74,20 @@ def test_a_slow_first_step_is_not_taken_as_the_pace() -> None:
     assert budget.done == 100
 
 
+def test_slow_early_batches_do_not_cut_the_run_short() -> None:
+    clock = FakeClock()
+    budget = StepBudget(1000, 300.0, 0.0, clock=clock)
+    budget.step_done()
+    for _ in range(5):  # the longest batches came first
+        clock.now += 2.0
+        budget.step_done()
+    assert budget.total < 200
+    run_steps(budget, clock, 0.2)
+    # 290 s at 0.2 s a step after those 10 s: the whole plan of 1000 fits after all
+    assert budget.done == 1000
+    assert not budget.stopped_by_budget
+
+
 def test_planned_steps_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         StepBudget(0, 10.0, 0.0)

@@ -3,7 +3,9 @@
 The budget covers the whole training call of a kind: loading the base, the baseline, the steps
 and the final evaluation. From its first steps the run measures seconds per step and cuts the
 planned total so that the steps end `reserve_s` (the caller's estimate of the final evaluation)
-before the budget does. The total only ever shrinks; the learning-rate schedule follows it.
+before the budget does. Each step re-estimates the pace over all steps since the first, so a few
+long batches early on cut the total only until the faster ones bring it back (never above the
+plan); the learning-rate schedule follows the current total.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class StepBudget:
         return self.done >= self.total
 
     def step_done(self) -> None:
-        """Count one optimiser step and cut the total if the rest would overrun the deadline."""
+        """Count one optimiser step and set the total to what fits before the deadline."""
         self.done += 1
         now = self.clock()
         if self.done == 1:
@@ -74,7 +76,7 @@ class StepBudget:
             return
         per_step = (now - self._first_step_ended) / timed
         fits = self.done + int((deadline - now) / per_step) if per_step > 0 else self.total
-        self.total = max(self.done, min(self.total, fits))
+        self.total = max(self.done, min(self.planned, fits))
 
     @property
     def stopped_by_budget(self) -> bool:
