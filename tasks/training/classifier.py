@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from tasks.training.encoders import (
 )
 from tasks.training.metrics import classification_metrics
 from tasks.training.progress import TrainingProgress
-from tasks.training.step_budget import StepBudget, budgeted_linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
 
 HEAD_EPOCHS = 200
 # The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
@@ -89,22 +90,20 @@ def train_classifier(
     rng = np.random.default_rng(seed)
     lengths = [len(text) for text in texts]
     classifier.train()
-    while not budget.finished:
-        for batch in length_bucketed_batches(lengths, config.batch_size, rng):
-            logits = classifier(**tokenize(tokenizer, [texts[i] for i in batch], config.max_length))
-            loss = torch.nn.functional.cross_entropy(
-                logits, targets[batch], label_smoothing=config.label_smoothing
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            budget.step_done()
-            progress.total_steps = budget.total
-            progress.step(loss.item())
-            if budget.finished:
-                break
+    epoch = partial(length_bucketed_batches, lengths, config.batch_size, rng)
+    for batch in budgeted_batches(budget, epoch):
+        logits = classifier(**tokenize(tokenizer, [texts[i] for i in batch], config.max_length))
+        loss = torch.nn.functional.cross_entropy(
+            logits, targets[batch], label_smoothing=config.label_smoothing
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        budget.step_done()
+        progress.total_steps = budget.total
+        progress.step(loss.item())
     classifier.eval()
     return progress.final_loss
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from tasks.training.batching import random_batches
 from tasks.training.encoders import SentenceEncoder, embed, tokenize, trainable_parameters
 from tasks.training.metrics import retrieval_metrics
 from tasks.training.progress import TrainingProgress
-from tasks.training.step_budget import StepBudget, budgeted_linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
 
 # The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
 EVALUATION_MARGIN = 1.5
@@ -160,28 +161,27 @@ def train_dual_encoder(
     rng = np.random.default_rng(seed)
     query_encoder.train()
     article_encoder.train()
-    while not budget.finished:
-        for indices in random_batches(len(pairs), config.batch_size, rng):
-            batch = [pairs[i] for i in indices]
-            if len(batch) < 2:
-                continue
-            queries = encode_once(
-                query_encoder, tokenizer, [b[0] for b in batch], config.query_max_length
-            )
-            positives = encode_once(
-                article_encoder, tokenizer, [b[1] for b in batch], config.article_max_length
-            )
-            loss = contrastive_loss(queries, positives, [b[2] for b in batch], config.temperature)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            budget.step_done()
-            progress.total_steps = budget.total
-            progress.step(loss.item())
-            if budget.finished:
-                break
+    for indices in budgeted_batches(
+        budget, partial(random_batches, len(pairs), config.batch_size, rng)
+    ):
+        batch = [pairs[i] for i in indices]
+        if len(batch) < 2:
+            continue
+        queries = encode_once(
+            query_encoder, tokenizer, [b[0] for b in batch], config.query_max_length
+        )
+        positives = encode_once(
+            article_encoder, tokenizer, [b[1] for b in batch], config.article_max_length
+        )
+        loss = contrastive_loss(queries, positives, [b[2] for b in batch], config.temperature)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        budget.step_done()
+        progress.total_steps = budget.total
+        progress.step(loss.item())
     query_encoder.eval()
     article_encoder.eval()
     return progress.final_loss

@@ -11,14 +11,16 @@ plan); the learning-rate schedule follows the current total.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 # Steps timed before the first estimate: the first step is slow (allocations, lazy init).
 ESTIMATE_AFTER_STEPS = 3
+
+Batch = TypeVar("Batch")
 
 
 @dataclass
@@ -106,3 +108,13 @@ def budgeted_linear_schedule(
         return max(0.0, (total - step) / max(1, total - warm))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def budgeted_batches(budget: StepBudget, epoch: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:
+    """Batches of one `epoch()` after another until the budget's current total of steps is done;
+    the caller calls `budget.step_done()` for each batch it trains on (it may skip some)."""
+    while not budget.finished:
+        for batch in epoch():
+            yield batch
+            if budget.finished:
+                return

@@ -24,7 +24,8 @@ from mme_factory.errors import MmeFactoryError
 from tasks.training.run_directory import RunDirectory
 
 OUTCOME_KEYS = ("status", "metrics", "gate", "timings", "steps", "failure")
-FINAL_STATUSES = ("exported", "rejected", "failed")
+# Statuses a kind ends with when nothing went wrong; any other status means it failed.
+SETTLED_STATUSES = ("exported", "rejected")
 
 
 class TrainingFailed(MmeFactoryError):
@@ -60,7 +61,7 @@ class TrainingRun:
     @property
     def failed(self) -> list[str]:
         """Kinds that raised, or whose run stopped before they reached a final status."""
-        return [kind for kind, o in self.outcomes.items() if o["status"] not in FINAL_STATUSES[:2]]
+        return [kind for kind, o in self.outcomes.items() if o["status"] not in SETTLED_STATUSES]
 
     def save(self) -> None:
         self.run.write_json("run.json", self.record)

@@ -22,6 +22,7 @@ from tasks.training.autocomplete.examples import IGNORE, collate, encode_example
 
 WORD_TOKENS = 8
 NEXT_WORD_BATCH = 16
+PERPLEXITY_BATCH = 16
 
 
 def unigram_baseline(
@@ -83,7 +84,7 @@ def perplexity(
     replies: Sequence[str],
     eos_id: int,
     max_length: int,
-    batch_size: int = 16,
+    batch_size: int = PERPLEXITY_BATCH,
 ) -> dict[str, float]:
     nll, tokens, words = 0.0, 0, 0
     examples = [
@@ -191,7 +192,7 @@ def evaluation_seconds(
     eos_id: int,
     config: Any,
     latency_prompts: int,
-    batch_size: int = 16,
+    batch_size: int = PERPLEXITY_BATCH,
 ) -> float:
     """An estimate of the final evaluation's time, from one unit of each of its parts."""
     contexts, replies = list(held["context"]), list(held["reply"])

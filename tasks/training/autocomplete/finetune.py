@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from tasks.training.autocomplete.examples import (
 from tasks.training.base_models import load_causal_lm
 from tasks.training.batching import length_bucketed_batches
 from tasks.training.progress import TrainingProgress
-from tasks.training.step_budget import StepBudget, budgeted_linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
 
 COMPACT = "compact"
 LATENCY_PROMPTS = 5
@@ -120,20 +121,18 @@ def train_decoder(
     rng = np.random.default_rng(seed)
     lengths = [len(example.input_ids) for example in examples]
     model.train()
-    while not budget.finished:
-        for indices in length_bucketed_batches(lengths, config.batch_size, rng):
-            batch = collate([examples[i] for i in indices], eos_id)
-            loss = model(**batch).loss
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            budget.step_done()
-            progress.total_steps = budget.total
-            progress.step(loss.item())
-            if budget.finished:
-                break
+    epoch = partial(length_bucketed_batches, lengths, config.batch_size, rng)
+    for indices in budgeted_batches(budget, epoch):
+        batch = collate([examples[i] for i in indices], eos_id)
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        budget.step_done()
+        progress.total_steps = budget.total
+        progress.step(loss.item())
     model.eval()
     return progress.final_loss
 
