@@ -112,6 +112,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
+    if args.texts < 10 or args.steps < 1:
+        parser.error("--texts needs at least 10 (a held-out split per intent) and --steps 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = load_settings(environ={})
     config, seed = settings.training.embedding, settings.training.seed

@@ -225,13 +225,20 @@ def bench_autocomplete(state_dir: Path, smollm2_steps: int) -> dict:
     return results
 
 
+def minutes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"minutes must be more than 0, got {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="sample,banking77,autocomplete,taskmaster4")
     parser.add_argument("--smollm2-steps", type=int, default=40)
     parser.add_argument(
         "--budget-minutes",
-        type=float,
+        type=minutes,
         default=6.0,
         help="taskmaster4: training-time budget of each base (training.autocomplete."
         "time_budget_minutes)",
@@ -256,7 +263,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--banking77-budget-minutes",
-        type=float,
+        type=minutes,
         help="banking77: the classifier's training-time budget (default: none, every epoch of "
         "the default recipe runs)",
     )
