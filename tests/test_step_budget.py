@@ -33,7 +33,28 @@ def test_without_a_budget_every_planned_step_runs() -> None:
         "run": 100,
         "budget_s": None,
         "stopped_by_budget": False,
+        "stopped_because": None,
     }
+
+
+def test_a_stop_for_another_reason_ends_the_run_and_is_not_the_budget() -> None:
+    clock = FakeClock()
+    budget = StepBudget(100, 600.0, 0.0, clock=clock)
+    for _ in range(30):
+        clock.now += 1.0
+        budget.step_done()
+    budget.stop("fit")
+    assert budget.finished and budget.total == 30
+    assert budget.summary()["stopped_because"] == "fit"
+    assert not budget.stopped_by_budget
+
+
+def test_a_stop_after_the_last_planned_step_records_no_reason() -> None:
+    clock = FakeClock()
+    budget = StepBudget(10, None, 0.0, clock=clock)
+    run_steps(budget, clock, 1.0)
+    budget.stop("fit")
+    assert budget.summary()["stopped_because"] is None
 
 
 def test_steps_stop_so_that_the_reserve_still_fits() -> None:

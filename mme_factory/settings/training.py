@@ -35,6 +35,9 @@ class ClassifierTraining(SettingsSection):
     min_accuracy: float = Field(0.5, ge=0, le=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     train_token_embeddings: bool = False
+    # Stop after the first epoch in which every training text was classified right (in
+    # training mode, dropout on): later epochs only sharpen a fit that is already complete.
+    stop_when_fit: bool = True
     time_budget_minutes: float | None = Field(5.0, gt=0)
 
 

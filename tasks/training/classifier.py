@@ -26,6 +26,7 @@ from tasks.training.encoders import (
     tokenize,
     trainable_parameters,
 )
+from tasks.training.epoch_fit import FIT, EpochFit
 from tasks.training.metrics import classification_metrics
 from tasks.training.progress import TrainingProgress
 from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
@@ -91,17 +92,21 @@ def train_classifier(
     lengths = [len(text) for text in texts]
     classifier.train()
     epoch = partial(length_bucketed_batches, lengths, config.batch_size, rng)
+    fit = EpochFit(len(texts))
     for batch in budgeted_batches(budget, epoch):
         logits = classifier(**tokenize(tokenizer, [texts[i] for i in batch], config.max_length))
         loss = torch.nn.functional.cross_entropy(
             logits, targets[batch], label_smoothing=config.label_smoothing
         )
+        right = int((logits.argmax(dim=1) == targets[batch]).sum())
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         budget.step_done()
+        if fit.add(len(batch), right) and config.stop_when_fit:
+            budget.stop(FIT)
         progress.total_steps = budget.total
         progress.step(loss.item())
     classifier.eval()

@@ -33,6 +33,7 @@ class StepBudget:
     estimate_after: int = ESTIMATE_AFTER_STEPS
     total: int = field(init=False)
     done: int = field(init=False, default=0)
+    stopped_because: str | None = field(init=False, default=None)
     _first_step_ended: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -80,9 +81,16 @@ class StepBudget:
         fits = self.done + int((deadline - now) / per_step) if per_step > 0 else self.total
         self.total = max(self.done, min(self.planned, fits))
 
+    def stop(self, reason: str) -> None:
+        """End training after the steps done so far, for a reason other than the budget."""
+        if self.finished:
+            return
+        self.stopped_because = reason
+        self.total = self.done
+
     @property
     def stopped_by_budget(self) -> bool:
-        return self.total < self.planned
+        return self.total < self.planned and self.stopped_because is None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -90,6 +98,7 @@ class StepBudget:
             "run": self.done,
             "budget_s": self.budget_s,
             "stopped_by_budget": self.stopped_by_budget,
+            "stopped_because": self.stopped_because,
         }
 
 
