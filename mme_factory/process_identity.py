@@ -17,14 +17,15 @@ from pathlib import Path
 
 import psutil
 
-# create_time() is derived from clock ticks since boot, so one process always reads the same.
+# A process's start, counted in clock ticks since boot, never changes; psutil's create_time() adds
+# the boot time as the wall clock now puts it, which moves whenever the clock is stepped.
 START_TIME_TOLERANCE_S = 0.05
 
 
 @dataclass(frozen=True)
 class ProcessIdentity:
     pid: int
-    create_time: float
+    started_since_boot_s: float
     exe: str
     cmdline: tuple[str, ...]
 
@@ -33,12 +34,12 @@ class ProcessIdentity:
         """The identity of the running process `pid` (psutil.NoSuchProcess when there is none)."""
         process = psutil.Process(pid)
         with process.oneshot():
-            return cls(pid, process.create_time(), _exe(process), tuple(process.cmdline()))
+            return cls(pid, started_since_boot_s(pid), _exe(process), tuple(process.cmdline()))
 
     def to_json(self) -> str:
         record = {
             "pid": self.pid,
-            "create_time": self.create_time,
+            "started_since_boot_s": self.started_since_boot_s,
             "exe": self.exe,
             "cmdline": list(self.cmdline),
         }
@@ -49,9 +50,13 @@ class ProcessIdentity:
         """The recorded identity, or None when `text` is not one (a bare PID proves nothing)."""
         try:
             record = json.loads(text)
+            if "started_since_boot_s" in record:
+                started = float(record["started_since_boot_s"])
+            else:  # written before the start was recorded relative to boot
+                started = float(record["create_time"]) - psutil.boot_time()
             return cls(
                 int(record["pid"]),
-                float(record["create_time"]),
+                started,
                 str(record["exe"]),
                 tuple(str(part) for part in record["cmdline"]),
             )
@@ -66,7 +71,8 @@ class ProcessIdentity:
                 if process.status() == psutil.STATUS_ZOMBIE:
                     return None
                 same = (
-                    abs(process.create_time() - self.create_time) <= START_TIME_TOLERANCE_S
+                    abs(started_since_boot_s(self.pid) - self.started_since_boot_s)
+                    <= START_TIME_TOLERANCE_S
                     and _exe(process) == self.exe
                     and tuple(process.cmdline()) == self.cmdline
                 )
@@ -104,6 +110,16 @@ def stop_process_tree(process: psutil.Process, timeout_s: float = 10.0) -> None:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
             child.kill()
             child.wait(timeout=timeout_s)
+
+
+def started_since_boot_s(pid: int) -> float:
+    """Seconds from boot to the start of process `pid`, whatever the wall clock did since."""
+    for _ in range(3):
+        boot = psutil.boot_time()
+        created = psutil.Process(pid).create_time()
+        if psutil.boot_time() == boot:  # the clock was not stepped between the two readings
+            break
+    return created - boot
 
 
 def _exe(process: psutil.Process) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -47,7 +48,8 @@ def _survives(process: subprocess.Popen[bytes]) -> bool:
 def test_down_spares_a_process_that_reused_the_recorded_pid(tmp_path, unrelated):
     service = _service(tmp_path)
     service.pid_file.parent.mkdir(parents=True)
-    recorded = replace(ProcessIdentity.of(unrelated.pid), create_time=time.time() - 3600)
+    recorded = ProcessIdentity.of(unrelated.pid)
+    recorded = replace(recorded, started_since_boot_s=recorded.started_since_boot_s - 3600)
     service.pid_file.write_text(recorded.to_json())
     assert local_stack.running_pid(service) is None
     assert local_stack.stop(service) is False
@@ -71,6 +73,32 @@ def test_recorded_process_is_recognised_and_stopped(tmp_path, unrelated):
     assert local_stack.stop(service) is True
     assert unrelated.wait(timeout=10) is not None
     assert not service.pid_file.exists()
+
+
+def test_a_stepped_wall_clock_does_not_disown_a_recorded_process(tmp_path, unrelated, monkeypatch):
+    service = _service(tmp_path)
+    service.pid_file.parent.mkdir(parents=True)
+    service.pid_file.write_text(ProcessIdentity.of(unrelated.pid).to_json())
+    # NTP stepping the clock a second forward moves the boot time /proc/stat reports.
+    boot_time = psutil._psplatform.boot_time
+    monkeypatch.setattr(psutil._psplatform, "boot_time", lambda: boot_time() + 1.0)
+    assert local_stack.running_pid(service) == unrelated.pid
+    assert local_stack.stop(service) is True
+    assert unrelated.wait(timeout=10) is not None
+
+
+def test_a_record_written_with_the_wall_clock_start_is_still_recognised(tmp_path, unrelated):
+    service = _service(tmp_path)
+    service.pid_file.parent.mkdir(parents=True)
+    process = psutil.Process(unrelated.pid)
+    record = {
+        "pid": unrelated.pid,
+        "create_time": process.create_time(),
+        "exe": process.exe(),
+        "cmdline": process.cmdline(),
+    }
+    service.pid_file.write_text(json.dumps(record))
+    assert local_stack.running_pid(service) == unrelated.pid
 
 
 def _server(tmp_path: Path) -> TritonServer:
