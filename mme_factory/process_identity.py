@@ -119,7 +119,7 @@ def started_since_boot_s(pid: int) -> float:
         created = psutil.Process(pid).create_time()
         if psutil.boot_time() == boot:  # the clock was not stepped between the two readings
             break
-    return created - boot
+    return round(created - boot, 3)  # ticks are 10 ms; the subtraction adds float noise
 
 
 def _exe(process: psutil.Process) -> str:
