@@ -19,11 +19,14 @@ PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --al
 # Code that runs inside Triton must run on the serving image's Python 3.10.
 PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
 
-.PHONY: help setup lock demo down test lint sample-data clean bench bench-triton check-libtorch
+.PHONY: help setup lock demo down test test-fast test-random lint sample-data clean bench bench-triton \
+  check-libtorch
 
 help:
 	@echo "make demo   set up the environments and run the main job on the embedded default"
-	@echo "make test   set up, lint, check the import layers and run the test suite"
+	@echo "make test   set up, lint, check the import layers and run the test suite (2 in parallel)"
+	@echo "make test-fast    the unit tier alone: no process, no network"
+	@echo "make test-random  the suite in a random order (SEED=n replays one)"
 	@echo "make setup  create .venv (pipeline), .triton-env (Triton server) and .triton-python-env"
 	@echo "            (what Python-backend models run in: the serving image's packages) from locks/"
 	@echo "make lock   regenerate locks/ from pyproject.toml and the package lists (UPGRADE=1: newest)"
@@ -117,7 +120,16 @@ test: setup
 	$(BIN)/hadolint $(SERVING_IMAGE)/Dockerfile $(PIPELINE_IMAGE)/Dockerfile
 	$(PY310_CHECK)
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=25
+
+# Tests sharing a module's servers stay on one worker: pytest-xdist hands out whole files.
+PYTEST_PARALLEL := -n 2 --dist loadfile
+
+test-fast: $(VENV)/.installed
+	$(BIN)/pytest tests/unit -q
+
+test-random: setup
+	$(BIN)/pytest $(PYTEST_PARALLEL) -o addopts="" $(if $(SEED),--randomly-seed=$(SEED))
 
 # Every benchmark, then one table beside the published case's figures; JSON in bench/results/.
 bench: setup

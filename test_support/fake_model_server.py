@@ -7,8 +7,9 @@ import json
 import time
 from pathlib import Path
 
+from mme_factory.protocol import OUT_OF_MEMORY
 from mme_factory.triton import TritonError
-from mme_local.model_server import ServerMemory
+from mme_local.runtime.model_server import ServerMemory
 
 MIB = 1024 * 1024
 
@@ -77,7 +78,7 @@ class FakeModelServer:
             raise TritonError(503, "connection refused")
         if self.out_of_memory_loads:
             self.out_of_memory_loads -= 1
-            raise TritonError(507, "failed to allocate memory")
+            raise TritonError(OUT_OF_MEMORY, "failed to allocate memory")
         assert (model_dir / "doubler" / "config.pbtxt").is_file()
         self.loaded.add(name)
         self.peak_bytes = max(self.peak_bytes, self._resident())
@@ -99,7 +100,7 @@ class FakeModelServer:
             return 404, {}, b""
         if self.out_of_memory_invokes:
             self.out_of_memory_invokes -= 1
-            return 507, {}, b'{"error": "out of memory"}'
+            return OUT_OF_MEMORY, {}, b'{"error": "out of memory"}'
         answer = json.dumps({"model_name": name, "echo": body.decode()}).encode()
         return 200, {"content-type": content_type}, answer
 

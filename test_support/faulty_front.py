@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
+from mme_factory.protocol import (
+    CUSTOM_ATTRIBUTES_HEADER,
+    ERROR_TYPE_HEADER,
+    JSON_CONTENT_TYPE,
+    REQUEST_ID_HEADER,
+    TARGET_MODEL_HEADER,
+)
 from test_support.servers import free_port
 
 RESET = "reset"
-FORWARDED_HEADERS = (
-    "content-type",
-    "x-amzn-sagemaker-target-model",
-    "x-amzn-sagemaker-custom-attributes",
-)
+FORWARDED_HEADERS = ("content-type", TARGET_MODEL_HEADER, CUSTOM_ATTRIBUTES_HEADER)
+RELAYED_HEADERS = ("content-type", ERROR_TYPE_HEADER.lower(), REQUEST_ID_HEADER.lower())
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class FaultyFront:
                 if isinstance(fault, AwsFault):
                     self._answer(
                         fault.status,
-                        {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code},
+                        {"Content-Type": JSON_CONTENT_TYPE, ERROR_TYPE_HEADER: fault.code},
                         json.dumps({"message": fault.message}).encode(),
                     )
                     return
@@ -113,7 +117,7 @@ class FaultyFront:
             kept = {
                 name: value
                 for name, value in response.getheaders()
-                if name.lower() in ("content-type", "x-amzn-errortype", "x-amzn-requestid")
+                if name.lower() in RELAYED_HEADERS
             }
             return response.status, kept, answer
         finally:

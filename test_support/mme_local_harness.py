@@ -22,10 +22,11 @@ import uvicorn
 from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
+from mme_factory.protocol import METRICS_ROUTE, PING_ROUTE
 from mme_factory.settings import Settings, load_settings
 from mme_factory.store import ArtifactStore
-from mme_local.endpoint_runtime import CachePolicy, EndpointRuntime
-from mme_local.metrics import Metrics
+from mme_local.runtime import CachePolicy, EndpointRuntime
+from mme_local.runtime.metrics import Metrics
 from mme_local.service import MmeLocalService
 from test_support.fake_model_server import FakeModelServer
 from test_support.mme_local_models import write_model
@@ -143,7 +144,7 @@ class ServiceInThread:
 
     def __enter__(self) -> ServiceInThread:
         self.thread.start()
-        wait_for_http(f"{self.url}/ping", 10)
+        wait_for_http(f"{self.url}{PING_ROUTE}", 10)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -198,7 +199,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for_http(f"{self.url}/ping", timeout_s, self.process)
+            wait_for_http(f"{self.url}{PING_ROUTE}", timeout_s, self.process)
         except (RuntimeError, TimeoutError):
             self.stop()
             raise
@@ -220,7 +221,7 @@ class ServiceProcess:
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus text of `/metrics` as {sample name with labels: value}."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+        with urllib.request.urlopen(self.url + METRICS_ROUTE, timeout=10) as response:
             return metric_samples(response.read().decode())
 
 

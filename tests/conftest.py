@@ -1,4 +1,10 @@
-"""Fixtures shared by the whole suite: sample data, settings, and a real S3 API (moto server)."""
+"""What the whole suite shares: the tiers, sample data, settings and a real S3 API (moto server).
+
+Every test lives in one tier folder, which sets its marker: `tests/unit` (no process, no network),
+`tests/component` (one part against the real thing: Triton, moto's server, a Prefect API) and
+`tests/e2e` (the whole local stack). The slow tiers run first, so under pytest-xdist the longest
+modules start while the short ones fill the gaps.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,26 @@ from pathlib import Path
 import pytest
 
 from mme_factory.settings import Settings, load_settings
+from test_support.paths import ACME, REPO
 from test_support.servers import MotoServer
+from test_support.tiny_base_models import write_tiny_encoder
 
-REPO = Path(__file__).resolve().parent.parent
-ACME = REPO / "examples" / "customers" / "acme"
+TIERS = ("e2e", "component", "unit")
+TESTS = REPO / "tests"
+
+
+def tier_of(path: Path) -> str | None:
+    relative = path.resolve().relative_to(TESTS)
+    return relative.parts[0] if len(relative.parts) > 1 and relative.parts[0] in TIERS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    outside = sorted({str(item.path) for item in items if tier_of(item.path) is None})
+    if outside:
+        raise pytest.UsageError(f"tests outside a tier folder ({', '.join(TIERS)}): {outside}")
+    for item in items:
+        item.add_marker(getattr(pytest.mark, str(tier_of(item.path))))
+    items.sort(key=lambda item: TIERS.index(str(tier_of(item.path))))
 
 
 @pytest.fixture
@@ -24,6 +46,12 @@ def acme_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(environ={"MME_FACTORY_STATE_DIR": str(tmp_path / "state")})
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT encoder and its tokenizer, written once per session; read-only."""
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 from mme_factory.manifest import (
     ManifestError,
-    named_entries,
     read_manifest,
     read_tombstone,
     uploaded_target_models,
@@ -43,11 +42,10 @@ def recorded_highest(store: ArtifactStore, key: str, found: VersionedObject | No
 def published_highest(store: ArtifactStore, settings: Settings, customer: str) -> int:
     """The highest version on any endpoint, named by the manifest or kept by the customer's
     tombstone (a lower bound)."""
-    entries = named_entries(read_manifest(store, customer, tombstone_as_empty=True))
-    highest = max((int(entry.get("version", 0)) for entry in entries), default=0)
+    highest = read_manifest(store, customer, tombstone_as_empty=True).highest_named_version()
     offboarded = read_tombstone(store, customer)
     if offboarded is not None:
-        highest = max(highest, offboarded["highest_version"])
+        highest = max(highest, offboarded.highest_version)
     for _, target_model in uploaded_target_models(store, settings.env, customer):
         try:
             highest = max(highest, TargetModelKey.parse(target_model).version)

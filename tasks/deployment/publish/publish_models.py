@@ -1,0 +1,86 @@
+"""Steps around registration: pick the version, build manifest entries, withdraw on failure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from mme_factory.naming import model_data_prefix
+from mme_factory.records import ManifestEntry, SmokeLatency
+from mme_factory.settings import Settings
+from mme_factory.store import open_store
+from tasks.deployment.publish.promote import manifest_entry
+from tasks.deployment.publish.register_mme import Registration
+from tasks.deployment.publish.smoke_inference import SmokeResult
+from tasks.deployment.version_numbers import assign_version
+from tasks.training.run_directory import RunDirectory
+
+
+@task(name="assign-version", cache_policy=NO_CACHE)
+def assign_version_task(settings: Settings, customer: str) -> int:
+    """The next version number for the customer's TargetModels (call under the customer lock)."""
+    return assign_version(open_store(settings.store, settings), settings, customer)
+
+
+def export_dir_for(run: RunDirectory, registration: Registration) -> Path:
+    base = run.kind_dir(registration.kind)
+    return base / registration.role if registration.role else base
+
+
+def smoke_inputs_for(run: RunDirectory, registration: Registration) -> list[str]:
+    return run.metadata(registration.kind).smoke_inputs or ["hello"]
+
+
+def manifest_entries(
+    registrations: list[Registration], smoke: list[SmokeResult], run: RunDirectory
+) -> dict[str, ManifestEntry]:
+    """Each kind's manifest entry, with the smoke test's cold and warm latency per target."""
+    by_kind: dict[str, list[Registration]] = defaultdict(list)
+    for registration in registrations:
+        by_kind[registration.kind].append(registration)
+    latency = {
+        r.target_model: SmokeLatency(cold_ms=round(r.cold_ms, 1), warm_ms=round(r.warm_ms, 1))
+        for r in smoke
+    }
+    entries = {}
+    for kind, group in by_kind.items():
+        entry = manifest_entry(group, run.metadata(kind).metrics or {}, run.run_id)
+        entry.smoke = {r.target_model: latency.get(r.target_model) for r in group}
+        entries[kind] = entry
+    return entries
+
+
+@task(name="withdraw-uploads", cache_policy=NO_CACHE)
+def withdraw_uploads(registrations: list[Registration], settings: Settings) -> list[str]:
+    """Delete the tarballs this run uploaded, so a failed run leaves nothing half-published."""
+    store = open_store(settings.store, settings)
+    removed = []
+    for registration in registrations:
+        if registration.uploaded:
+            key = model_data_prefix(registration.endpoint) + registration.target_model
+            store.delete(key)
+            removed.append(key)
+    return removed
+
+
+@task(name="report-smoke-results", cache_policy=NO_CACHE)
+def report_smoke_results(results: list[SmokeResult]) -> None:
+    create_table_artifact(
+        [
+            {
+                "endpoint": r.endpoint,
+                "TargetModel": r.target_model,
+                "passed": r.passed,
+                "cold ms": round(r.cold_ms, 1),
+                "warm ms": round(r.warm_ms, 1),
+                "detail": r.detail,
+            }
+            for r in results
+        ],
+        key="smoke-inference",
+        description="Smoke inference through the endpoints",
+    )
