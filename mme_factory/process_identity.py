@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import psutil
 # A process's start, counted in clock ticks since boot, never changes; psutil's create_time() adds
 # the boot time as the wall clock now puts it, which moves whenever the clock is stepped.
 START_TIME_TOLERANCE_S = 0.05
+# starttime is field 22 of /proc/<pid>/stat; counted from the state, field 3, it is index 19.
+STARTTIME_FIELD = 19
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,20 @@ def stop_process_tree(process: psutil.Process, timeout_s: float = 10.0) -> None:
 
 
 def started_since_boot_s(pid: int) -> float:
-    """Seconds from boot to the start of process `pid`, whatever the wall clock did since."""
+    """Seconds from boot to the start of process `pid`, whatever the wall clock did since.
+
+    On Linux this is the kernel's own count (clock ticks in /proc/<pid>/stat), which no clock step
+    or skew can move; elsewhere psutil's start time less its boot time, both read together.
+    """
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            text = stat.read_text()
+        except (FileNotFoundError, ProcessLookupError) as gone:
+            raise psutil.NoSuchProcess(pid) from gone
+        # The command name in parentheses may hold spaces; the fields after it are fixed.
+        fields = text[text.rindex(")") + 2 :].split()
+        return round(int(fields[STARTTIME_FIELD]) / os.sysconf("SC_CLK_TCK"), 3)
     for _ in range(3):
         boot = psutil.boot_time()
         created = psutil.Process(pid).create_time()

@@ -10,8 +10,6 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 from prefect.utilities.templating import apply_values
 
 from deployments import declarations, pipeline_image
@@ -27,9 +25,8 @@ GPU = "nvidia.com/gpu"
 
 
 @pytest.fixture(scope="module")
-def api_url():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+def api_url(prefect_api_url: str) -> str:
+    return prefect_api_url
 
 
 @pytest.fixture(scope="module")

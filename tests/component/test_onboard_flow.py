@@ -12,7 +12,6 @@ import json
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.onboard_customer import onboard_customer
 from mme_factory.aws_clients import s3_client
@@ -29,9 +28,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_harness(prefect_api_url: str) -> str:
+    return prefect_api_url
 
 
 @pytest.fixture

@@ -25,8 +25,6 @@ from pathlib import Path
 import psutil
 import pytest
 from botocore.exceptions import ClientError
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 
 from mme_factory.aws_clients import sagemaker_runtime_client
 from mme_factory.manifest import read_manifest
@@ -59,17 +57,16 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("faults")
     # A killed run's lock is broken after 20 s, so the next run gets in.
     environ, service = tiny_stack(root, "faults", {"MME_FACTORY_SAGEMAKER__LOCK_STALE_S": "20"})
     runs: list[Onboarding] = []
     service.start(timeout_s=60)
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-            settings = load_settings(environ=environ)
-            yield Stack(root, environ, service, settings, small_customer(root / "acme"), runs)
+        environ["PREFECT_API_URL"] = prefect_api_url
+        settings = load_settings(environ=environ)
+        yield Stack(root, environ, service, settings, small_customer(root / "acme"), runs)
     finally:
         for run in runs:
             run.kill()  # a run that a failed assertion left running

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 
 from cli.main import main
 from flows.offboard_customer import offboard_customer
@@ -66,7 +64,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("offboard")
     environ, service = tiny_stack(root, ENV, {"MME_FACTORY_SAGEMAKER__INVOKE_RETRIES": "0"})
     service.start(timeout_s=60)
@@ -74,9 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for name, value in environ.items():
         patch.setenv(name, value)
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-            yield Stack(root, environ, service, load_settings())
+        environ["PREFECT_API_URL"] = prefect_api_url
+        yield Stack(root, environ, service, load_settings())
     finally:
         patch.undo()
         service.stop()

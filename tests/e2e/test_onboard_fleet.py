@@ -18,7 +18,6 @@ from prefect.client.schemas.filters import (
     DeploymentFilterName,
 )
 from prefect.states import State
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.onboard_fleet import onboard_fleet
 from mme_factory.manifest import promoted_fingerprint, read_manifest
@@ -35,7 +34,7 @@ KINDS = ["classifier"]
 
 
 @pytest.fixture(scope="module")
-def fleet_stack(tmp_path_factory):
+def fleet_stack(tmp_path_factory, prefect_api_url):
     root = tmp_path_factory.mktemp("fleet")
     environ, service = tiny_stack(root, "fleet", {"MME_FACTORY_FLEET__POLL_INTERVAL_S": "1"})
     service.start(timeout_s=60)
@@ -44,15 +43,12 @@ def fleet_stack(tmp_path_factory):
         patch.setenv(name, value)
     worker = None
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            create_process_pool(POOL)
-            deploy_onboarding(POOL)
-            from prefect.settings import PREFECT_API_URL
-
-            worker_environ = {**environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-            worker = ProcessWorker(POOL, worker_environ, root / "worker.log", limit=3)
-            worker.start()
-            yield root, load_settings()
+        create_process_pool(POOL)
+        deploy_onboarding(POOL)
+        worker_environ = {**environ, "PREFECT_API_URL": prefect_api_url}
+        worker = ProcessWorker(POOL, worker_environ, root / "worker.log", limit=3)
+        worker.start()
+        yield root, load_settings()
     finally:
         if worker is not None:
             worker.stop()

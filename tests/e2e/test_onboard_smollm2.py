@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from prefect import get_client
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.onboard_customer import onboard_customer
 from mme_factory.inference_client import InferenceClient
@@ -46,7 +45,7 @@ CONTEXT = "Customer: Hi, my order has not arrived yet.\nAgent: "
 
 @pytest.fixture(scope="module")
 def settings(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, prefect_api_url: str
 ) -> Iterator[Settings]:
     base_models = smollm2_base_models(request.config.cache)
     root = tmp_path_factory.mktemp("smollm2")
@@ -57,8 +56,7 @@ def settings(
     for name, value in environ.items():
         patch.setenv(name, value)
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            yield load_settings()
+        yield load_settings()
     finally:
         patch.undo()
         service.stop()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.warmup import WarmupFailed, warmup
 from mme_factory.aws_clients import sagemaker_client
@@ -125,7 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_busy_models_stay_loaded_and_the_rest_is_over_capacity(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, prefect_api_url: str
 ) -> None:
     environ, service = stack
     settings = load_settings(environ=environ)
@@ -156,9 +155,6 @@ def test_busy_models_stay_loaded_and_the_rest_is_over_capacity(
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     shortfall = r"5 TargetModels need [2-9] instances, it has 1"
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        pytest.raises(WarmupFailed, match=shortfall),
-    ):
+    with pytest.raises(WarmupFailed, match=shortfall):
         warmup(concurrency=2)
     assert {key(c) for c in BUSY} <= loaded(service)
