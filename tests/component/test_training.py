@@ -30,20 +30,9 @@ def tiny_environ(tmp_path, tiny_encoder, **extra: str) -> dict[str, str]:
     return environ
 
 
-@pytest.fixture
-def small_acme(acme_copy):
-    """The sample customer cut to a quarter, so tiny models train in seconds."""
-    intents = pd.read_csv(acme_copy / "intents.csv", dtype=str)
-    intents.groupby("intent").head(24).to_csv(acme_copy / "intents.csv", index=False)
-    replies = (acme_copy / "replies.jsonl").read_text(encoding="utf-8").splitlines(True)
-    (acme_copy / "replies.jsonl").write_text("".join(replies[:300]), encoding="utf-8")
-    return acme_copy
-
-
-def test_train_all_kinds_writes_one_run_directory(tmp_path, tiny_encoder, small_acme):
-    settings = load_settings(environ=tiny_environ(tmp_path, tiny_encoder))
-    result = train_customer("acme", str(small_acme), settings, list(ModelKind))
-    run = result.run.path
+def test_train_all_kinds_writes_one_run_directory(trained_tiny_run):
+    run, settings = trained_tiny_run.path, trained_tiny_run.settings
+    small_acme = trained_tiny_run.data
     record = json.loads((run / "run.json").read_text())
     assert record["customer"] == "acme" and len(record["data_sha256"]) == 64
     assert set(record["versions"]) >= {"torch", "transformers", "tokenizers"}
@@ -66,11 +55,8 @@ def test_train_all_kinds_writes_one_run_directory(tmp_path, tiny_encoder, small_
     assert record["kinds"]["autocomplete"]["metrics"]["unigram"]["perplexity_per_word"] > 1
 
 
-def test_exports_follow_the_packaging_contract(tmp_path, tiny_encoder, small_acme):
-    settings = load_settings(environ=tiny_environ(tmp_path, tiny_encoder))
-    run = train_customer(
-        "acme", str(small_acme), settings, [ModelKind.CLASSIFIER, ModelKind.AUTOCOMPLETE]
-    ).run.path
+def test_exports_follow_the_packaging_contract(trained_tiny_run):
+    run = trained_tiny_run.path
     classifier = run / "classifier"
     assert json.loads((classifier / "export.json").read_text())["num_labels"] == 16
     assert len((classifier / "labels.txt").read_text().splitlines()) == 16
