@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 from bench_report import machine_and_versions, print_table, write_results
 
+from mme_factory.protocol import endpoint_path
 from mme_factory.triton.process_memory import process_tree, process_tree_memory
 from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint
 from test_support.mme_local_models import infer_body, model_tarball, write_model
@@ -43,7 +44,7 @@ def available_bytes(samples: int) -> tuple[float, float]:
 
 def endpoint_memory(service: ServiceProcess) -> tuple[int, int]:
     time.sleep(1.2)  # the endpoint reads memory every half second
-    state = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+    state = service.get_json(endpoint_path(ENDPOINT))
     return state["memory_bytes"], state["rss_bytes"]
 
 
@@ -79,7 +80,7 @@ def run(models: int, ballast_mb: int, samples: int, work: Path) -> dict:
             answer["Body"].read()
         pss_after, rss_after = endpoint_memory(service)
         available_after, spread_after = available_bytes(samples)
-        pid = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")["triton_pid"]
+        pid = service.get_json(endpoint_path(ENDPOINT))["triton_pid"]
         processes = len(process_tree(pid))
         pss_ms, rss_ms = read_times_ms(pid)
     machine = available_before - available_after

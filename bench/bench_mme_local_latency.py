@@ -30,9 +30,9 @@ import numpy as np
 from bench_report import machine_and_versions, percentiles, print_table, write_results
 from bench_triton_embedding import export_minilm, text_of, tokenizer_for
 
-from mme_factory.kserve import kserve_request
+from mme_factory.protocol import TARGET_MODEL_HEADER, endpoint_path, kserve_request
 from mme_factory.settings import load_settings
-from mme_local.target_model import TargetModel
+from mme_local.runtime.target_model import TargetModel
 from tasks.packaging.package_triton import package_triton
 from test_support.mme_local_harness import ServiceProcess, clients, create_endpoint, pooled_config
 from test_support.mme_local_models import infer_body, model_tarball, write_model
@@ -65,7 +65,7 @@ def cold_start(service: ServiceProcess, index: int, body: bytes) -> dict[str, fl
     started = time.perf_counter()
     runtime.invoke_endpoint(EndpointName=endpoint, TargetModel=EMBEDDING, Body=body)["Body"].read()
     total = time.perf_counter() - started
-    timings = service.get_json(f"/mme-local/endpoints/{endpoint}")["models"][0]["timings_s"]
+    timings = service.get_json(endpoint_path(endpoint))["models"][0]["timings_s"]
     sagemaker.delete_endpoint(EndpointName=endpoint)
     stages = {stage: timings[stage] for stage in ("download", "extract", "load")}
     return {**stages, "first_inference": total - sum(stages.values()), "total": total}
@@ -73,14 +73,14 @@ def cold_start(service: ServiceProcess, index: int, body: bytes) -> dict[str, fl
 
 def paired(service: ServiceProcess, target: str, body: bytes, repeats: int) -> dict[str, dict]:
     """Warm latency through the service and straight to Triton, alternating request by request."""
-    state = service.get_json("/mme-local/endpoints/dev-mme-warm")
+    state = service.get_json(endpoint_path("dev-mme-warm"))
     triton = urlparse(state["triton_url"])
     name = TargetModel.parse(target).triton_name
     ways = {
         "service": (
             http.client.HTTPConnection("127.0.0.1", service.port),
             "/endpoints/dev-mme-warm/invocations",
-            {"Content-Type": "application/json", "X-Amzn-SageMaker-Target-Model": target},
+            {"Content-Type": "application/json", TARGET_MODEL_HEADER: target},
         ),
         "triton": (
             http.client.HTTPConnection(triton.hostname, triton.port),

@@ -40,6 +40,7 @@ from mme_local_load_timeline import (
     warm_latency_ms,
 )
 
+from mme_factory.protocol import endpoint_path
 from mme_factory.settings import load_settings
 from mme_factory.triton import TritonRuntime, TritonServer
 from mme_factory.triton.process_memory import process_tree, process_tree_memory
@@ -91,7 +92,7 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
     with ServiceProcess(environ, work / "service.log") as service:
         sagemaker, runtime = clients(service.url, pooled_config())
         create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/")
-        triton_pid = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")["triton_pid"]
+        triton_pid = service.get_json(endpoint_path(ENDPOINT))["triton_pid"]
         peak = {"pss": 0, "rss": 0}
         read_s: list[float] = []
         stop = threading.Event()
@@ -135,13 +136,13 @@ def run(seconds: float, client_count: int, ballast_mb: int, work: Path) -> dict:
         elapsed = time.monotonic() - started
         load_average_at_end = os.getloadavg()
         metrics = service.metrics()
-        state = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+        state = service.get_json(endpoint_path(ENDPOINT))
         # One cold load on the endpoint once it is idle: the load's own duration, here and now.
         time.sleep(3.0)
         idle_started = time.monotonic()
         invoke(idle_target)
         idle_request_s = time.monotonic() - idle_started
-        idle_loads = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")["recent_loads"]
+        idle_loads = service.get_json(endpoint_path(ENDPOINT))["recent_loads"]
         stop.set()
         sampler.join()
     idle_load = next(load for load in idle_loads if load["target_model"] == idle_target)

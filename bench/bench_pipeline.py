@@ -41,6 +41,7 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.onboard_customer import onboard_customer
 from flows.warmup import warmup
 from mme_factory.model_kinds import describe
+from mme_factory.protocol import endpoint_path
 from mme_factory.triton.process_memory import process_tree_memory
 from tasks.training.run_directory import RunDirectory
 from test_support.mme_local_harness import ServiceProcess
@@ -199,10 +200,10 @@ def training_figures(run: RunDirectory, kinds: list[str]) -> dict[str, dict[str,
     """Per kind: timings and the headline metrics, baseline vs fine-tuned, from metadata.json."""
     figures = {}
     for kind in kinds:
-        metadata = run.read_json(f"{kind}/metadata.json")
+        metadata = run.metadata(kind)
         description = describe(kind)
         baseline_name, metric_names = description.baseline, list(description.headline_metrics)
-        metrics = metadata["metrics"]
+        metrics = metadata.metrics or {}
         headline = {
             name: {
                 "baseline": metrics[baseline_name][name],
@@ -211,14 +212,14 @@ def training_figures(run: RunDirectory, kinds: list[str]) -> dict[str, dict[str,
             for name in metric_names
         }
         figures[kind] = {
-            **metadata["timings"],
-            "base_model": metadata["base_model"],
+            **metadata.timings,
+            "base_model": metadata.base_model,
             "metric": metric_names[0],
             "baseline_name": baseline_name,
             "baseline": headline[metric_names[0]]["baseline"],
             "fine_tuned": headline[metric_names[0]]["fine_tuned"],
             "headline_metrics": headline,
-            "gate_passed": metadata["gate"]["passed"],
+            "gate_passed": metadata.gate is not None and metadata.gate.passed,
         }
     return figures
 
@@ -238,7 +239,7 @@ def smoke_figures(onboarding: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def endpoint_runtime(service: ServiceProcess, endpoint: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{service.url}/mme-local/endpoints/{endpoint}", timeout=10) as r:
+    with urllib.request.urlopen(f"{service.url}{endpoint_path(endpoint)}", timeout=10) as r:
         return json.loads(r.read())
 
 
@@ -287,7 +288,7 @@ def onboard_and_warm(args: argparse.Namespace, work: Path, store: Path) -> dict[
         serving = serving_figures(service, endpoints)
     stages["outside tasks"] = onboard_total_s - sum(stages.values())
     run = RunDirectory.open(work / "state" / "runs" / args.customer / onboarding["run_id"])
-    training = training_figures(run, list(run.read_json("run.json")["kinds"]))
+    training = training_figures(run, list(run.record().kinds))
     return {
         "inputs": inputs_of(args, run, environ),
         "summary": {
@@ -312,16 +313,16 @@ def onboard_and_warm(args: argparse.Namespace, work: Path, store: Path) -> dict[
 
 
 def inputs_of(args: argparse.Namespace, run: RunDirectory, environ: dict[str, str]) -> dict:
-    record = run.read_json("run.json")
+    record = run.record()
     return {
         "customer": args.customer,
-        "data_uri": record["data_uri"],
-        "data_sha256": record["data_sha256"],
-        "seed": record["seed"],
+        "data_uri": record.data_uri,
+        "data_sha256": record.data_sha256,
+        "seed": record.seed,
         "settings_from_environment": {
             name: value for name, value in environ.items() if name.startswith("MME_FACTORY_")
         },
-        "training_versions": record["versions"],
+        "training_versions": record.versions,
         "prefect": prefect.__version__,
     }
 

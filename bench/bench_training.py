@@ -68,11 +68,11 @@ def bench_sample(state_dir: Path) -> dict:
     rows = {}
     for kind, outcome in result.outcomes.items():
         rows[kind] = {
-            "status": outcome["status"],
-            "timings": outcome["timings"],
+            "status": outcome.status,
+            "timings": outcome.timings,
             "metrics": {
                 k: {m: v for m, v in values.items() if m != "per_intent"}
-                for k, values in outcome["metrics"].items()
+                for k, values in (outcome.metrics or {}).items()
             },
         }
     print(
@@ -141,7 +141,7 @@ def bench_banking77(rows: int | None, budget_minutes: float | None) -> dict:
             "macro_f1": classifier.metrics["fine_tuned"]["macro_f1"],
             "wall_s": classifier_s,
             "epochs": t.classifier.epochs,
-            "steps": getattr(classifier, "steps", None),
+            "steps": classifier.steps.to_dict() if classifier.steps else None,
             "settings": classifier_config.model_dump(),
             "bert_base_accuracy": BERT_BASE_ACCURACY,
             "reaches_bert_base": (

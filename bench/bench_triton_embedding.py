@@ -48,7 +48,8 @@ from tokenizers import Tokenizer
 from torch import Tensor, nn
 from tritonclient.grpc import model_config_pb2
 
-from mme_factory.kserve import kserve_outputs, kserve_request
+from mme_factory.protocol import kserve_outputs, kserve_request
+from mme_factory.records import EmbeddingExport, RunRecord
 from mme_factory.settings import load_settings
 from mme_factory.triton import TritonRuntime, TritonServer
 from mme_factory.triton.backends.pytorch.libtorch_parameters import (
@@ -108,9 +109,8 @@ def export_minilm(run: Path, customer: str) -> Path:
         traced = torch.jit.trace(MeanPooledEncoder(bert).eval(), (ids, mask), check_trace=False)
     traced.save(str(export / "model.pt"))
     shutil.copyfile(minilm_dir() / "tokenizer.json", export / "tokenizer.json")
-    meta = {"kind": "embedding", "role": "query", "max_length": MAX_LENGTH, "dim": 384}
-    (export / "export.json").write_text(json.dumps(meta), encoding="utf-8")
-    (run / "run.json").write_text(json.dumps({"customer": customer, "run_id": "bench"}), "utf-8")
+    EmbeddingExport(kind="embedding", role="query", max_length=MAX_LENGTH, dim=384).write(export)
+    RunRecord(customer=customer, run_id="bench").write(run)
     return export
 
 

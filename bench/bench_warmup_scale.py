@@ -67,9 +67,9 @@ from mme_factory.naming import endpoint_name_for
 from mme_factory.settings import Settings, load_settings
 from mme_factory.store import open_store
 from tasks.deployment.customer_lock import customer_lock
-from tasks.deployment.promote import manifest_entry, promote
-from tasks.deployment.register_mme import register_mme
-from tasks.deployment.warmup_models import warm_models
+from tasks.deployment.publish.promote import manifest_entry, promote
+from tasks.deployment.publish.register_mme import register_mme
+from tasks.deployment.warmup.warmup_models import warm_models
 from tasks.packaging.package_triton import PackageSummary, package_triton
 from test_support.mme_local_harness import ServiceProcess
 from test_support.tiny_exports import write_tiny_run

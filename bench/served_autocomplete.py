@@ -24,6 +24,7 @@ from mme_factory.inference_client import InferenceClient
 from mme_factory.inference_client.results import texts_of
 from mme_factory.model_kinds import ModelKind, describe
 from mme_factory.naming import TargetModelKey
+from mme_factory.protocol import endpoint_path
 from mme_factory.settings import Settings, load_settings
 from tasks.packaging.package_triton import PackagedModel, package_export
 from tasks.packaging.triton_layout import read_layout
@@ -115,7 +116,7 @@ def serve_and_time(
             name: time_target(client, served, contexts, requests)
             for name, served in packaged.items()
         }
-        described = service.get_json(f"/mme-local/endpoints/{ENDPOINT}")
+        described = service.get_json(endpoint_path(ENDPOINT))
     loaded = {entry["target_model"]: entry for entry in described["models"]}
     for figures in models.values():
         entry = loaded.get(figures["target_model"])

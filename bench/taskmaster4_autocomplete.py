@@ -94,7 +94,7 @@ def train_and_export(
         "next_word_accuracy": tuned["next_word_accuracy"],
         "perplexity_per_word": tuned["perplexity_per_word"],
         "unigram": model.metrics["unigram"],
-        "steps": getattr(model, "steps", None),
+        "steps": model.steps.to_dict() if model.steps else None,
         "final_loss": model.final_loss,
         "timings_s": model.timings,
         "training_call_s": wall_s,

@@ -15,9 +15,10 @@ import numpy as np
 from mme_factory.inference_client import InferenceClient
 from mme_factory.manifest import RegisteredTarget
 from mme_factory.model_kinds import describe
+from mme_factory.protocol import endpoint_path
 from mme_factory.settings import Settings
 from mme_factory.triton.process_memory import process_tree_memory
-from tasks.deployment.warmup_models import OVER_CAPACITY, Warmup, warm_targets
+from tasks.deployment.warmup.warmup_models import ModelState, Warmup, WarmupStatus, warm_targets
 from test_support.mme_local_harness import ServiceProcess
 
 CONCURRENCIES = (1, 4, 16)
@@ -60,9 +61,9 @@ def timed_pass(
     warmup = warm()
     wall_s = time.perf_counter() - started
     after = service.metrics()
-    called = [r for r in warmup.results if r.state != OVER_CAPACITY]
+    called = [r for r in warmup.results if r.state != ModelState.OVER_CAPACITY]
     latencies = np.array([r.latency_ms for r in called] or [0.0])
-    failed = [r for r in called if r.status != "ok"]
+    failed = [r for r in called if r.status != WarmupStatus.OK]
     return {
         "models": len(called),
         "concurrency": concurrency,
@@ -71,8 +72,8 @@ def timed_pass(
         "p50_ms": round(float(np.percentile(latencies, 50)), 1),
         "p95_ms": round(float(np.percentile(latencies, 95)), 1),
         "max_ms": round(float(latencies.max()), 1),
-        "cold": sum(r.state == "cold" for r in called),
-        "warm": sum(r.state == "warm" for r in called),
+        "cold": sum(r.state == ModelState.COLD for r in called),
+        "warm": sum(r.state == ModelState.WARM for r in called),
         "over_capacity": len(warmup.results) - len(called),
         "retried": sum(r.attempts > 1 for r in called),
         "failures": len(failed),
@@ -98,7 +99,7 @@ def loaded_target_models(service: ServiceProcess, endpoints: list[str]) -> set[t
     """(endpoint, TargetModel) of every model the endpoints hold loaded right now."""
     loaded = set()
     for endpoint in endpoints:
-        for model in service.get_json(f"/mme-local/endpoints/{endpoint}")["models"]:
+        for model in service.get_json(endpoint_path(endpoint))["models"]:
             loaded.add((endpoint, model["target_model"]))
     return loaded
 
@@ -108,7 +109,7 @@ def endpoint_memory(service: ServiceProcess, endpoints: list[str]) -> dict[str, 
     Triton process tree's RSS and private (USS) memory, which shared libraries do not inflate."""
     memory = {}
     for endpoint in endpoints:
-        state = service.get_json(f"/mme-local/endpoints/{endpoint}")
+        state = service.get_json(endpoint_path(endpoint))
         per_model = [model["memory_bytes"] for model in state["models"]]
         memory[endpoint] = {
             "loaded": len(per_model),

@@ -35,17 +35,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_rollback(args: argparse.Namespace) -> int:
     from mme_factory.store import open_store
     from tasks.deployment.customer_lock import customer_lock
-    from tasks.deployment.promote import rollback
+    from tasks.deployment.publish.promote import rollback
 
     settings = load_settings(args.settings)
     store = open_store(settings.store, settings)
     sagemaker = settings.sagemaker
     with customer_lock(store, args.customer, sagemaker.lock_wait_s, sagemaker.lock_stale_s):
         manifest = rollback(store, args.customer, args.kind)
-    entry = manifest["models"][args.kind]
+    entry = manifest.models[args.kind]
     print(
-        f"{args.customer} {args.kind} now serves v{entry['version']}: "
-        + ", ".join(entry["targets"].values())
+        f"{args.customer} {args.kind} now serves v{entry.version}: "
+        + ", ".join((entry.targets or {}).values())
     )
     return 0
 

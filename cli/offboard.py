@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tasks.deployment.offboard_customer import offboard_customer
+    from tasks.deployment.offboard.offboard_customer import offboard_customer
 
     report = offboard_customer(load_settings(args.settings), args.customer, args.dry_run)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())

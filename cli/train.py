@@ -9,10 +9,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cli.arguments import add_kinds_argument
 from mme_factory.model_kinds import describe
+from mme_factory.records import KindMetadata, KindOutcome
 from mme_factory.settings import load_settings
 
 if TYPE_CHECKING:
@@ -55,40 +56,44 @@ def progress_on_stderr() -> Iterator[None]:
         project.propagate = saved[1]
 
 
-def _row(kind: str, outcome: dict[str, Any]) -> str:
+def _row(kind: str, outcome: KindOutcome) -> str:
     description = describe(kind)
     metric, baseline = description.summary_metric, description.baseline
-    metrics = outcome.get("metrics") or {}
-    timings = outcome["timings"]
+    metrics = outcome.metrics or {}
+    timings = outcome.timings or {}
     before = metrics.get(baseline, {}).get(metric)
     after = metrics.get("fine_tuned", {}).get(metric)
     return (
         f"{kind:<13} {metric:<19} {_figure(before, 8)} {_figure(after, 10)}  "
-        f"{outcome['status']:<9} {timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
+        f"{outcome.status:<9} {timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
     )
 
 
-def _figure(value: float | None, width: int) -> str:
-    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+def _figure(value: object, width: int) -> str:
+    return f"{value:>{width}.3f}" if isinstance(value, int | float) else f"{'-':>{width}}"
 
 
 def _problems(result: TrainingRun) -> list[str]:
     lines = []
     for kind in result.rejected:
-        failed = [c for c in result.outcomes[kind]["gate"]["checks"] if not c["passed"]]
+        gate = result.outcomes[kind].gate
+        failed = gate.failed_checks if gate is not None else []
         lines.append(
             f"error: {kind} rejected by the quality gate: "
             + "; ".join(
-                f"{c['metric']} {c['value']:.4f} vs {c['against']} {c['threshold']:.4f}"
-                for c in failed
+                f"{c.metric} {c.value:.4f} vs {c.against} {c.threshold:.4f}" for c in failed
             )
         )
     for kind in result.failed:
-        failure = result.outcomes[kind].get("failure") or {}
+        failure = result.outcomes[kind].failure
+        stage, error, message = (
+            (failure.stage, failure.error, failure.message)
+            if failure is not None
+            else ("an unknown stage", "", "")
+        )
         lines.append(
-            f"error: {kind} failed at {failure.get('stage', 'an unknown stage')}: "
-            f"{failure.get('error', '')}: {failure.get('message', '')}; its metrics and "
-            f"timings so far are in {result.run.kind_dir(kind) / 'metadata.json'}"
+            f"error: {kind} failed at {stage}: {error}: {message}; its metrics and timings so "
+            f"far are in {KindMetadata.path_in(result.run.kind_dir(kind))}"
         )
     return lines
 
@@ -104,11 +109,11 @@ def run(args: argparse.Namespace) -> int:
     except TrainingFailed as error:
         # What the run learnt before the failure is in its run directory: show it.
         result = TrainingRun.open(Path(error.run_dir))
-    record = {**result.record, "run_dir": str(result.run.path)}
+    record = {**result.record.to_dict(), "run_dir": str(result.run.path)}
     if args.metrics_json:
         args.metrics_json.write_text(
             json.dumps(
-                {kind: o["metrics"] for kind, o in result.outcomes.items() if "metrics" in o},
+                {kind: o.metrics for kind, o in result.outcomes.items() if o.metrics is not None},
                 indent=2,
             )
             + "\n"

@@ -8,7 +8,6 @@ prints what was built and where to look.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from deployments.local_stack import prefect_api_url
 from deployments.work_pools import LOCAL_POOL, online_workers
+from mme_factory.manifest import read_manifest
 from mme_factory.settings import load_settings
 from mme_factory.store import open_store
 
@@ -67,19 +67,17 @@ def main() -> int:
     print(f"onboard-customer: {onboard_state} in {onboard_s:.0f} s", flush=True)
     warm_state, warm_s = run(WARMUP, {}, 600)
     print(f"warmup: {warm_state} in {warm_s:.0f} s")
-    manifest = (
-        json.loads(
-            open_store(settings.store, settings).read_bytes(f"registry/{args.customer}.json")
-        )
+    served = (
+        read_manifest(open_store(settings.store, settings), args.customer).models
         if onboard_state == "Completed"
-        else {"models": {}}
+        else {}
     )
     print(f"\n{'kind':<13} {'endpoint':<22} {'TargetModel':<34} {'cold ms':>8} {'warm ms':>8}")
-    for kind, entry in manifest["models"].items():
-        for target in entry["targets"].values():
-            smoke = (entry.get("smoke") or {}).get(target) or {}
-            cold, warm = smoke.get("cold_ms", float("nan")), smoke.get("warm_ms", float("nan"))
-            print(f"{kind:<13} {entry['endpoint']:<22} {target:<34} {cold:>8.0f} {warm:>8.0f}")
+    for kind, entry in served.items():
+        for target in (entry.targets or {}).values():
+            smoke = (entry.smoke or {}).get(target)
+            cold, warm = (smoke.cold_ms, smoke.warm_ms) if smoke else (float("nan"),) * 2
+            print(f"{kind:<13} {entry.endpoint!s:<22} {target:<34} {cold:>8.0f} {warm:>8.0f}")
     ui = os.environ["PREFECT_API_URL"].rsplit("/api", 1)[0]
     print(
         f"\nPrefect UI: {ui}  (flow runs, artifacts: validation report, metrics, gate, "

@@ -80,7 +80,7 @@ def onboard_customer(
         "version": version,
         "models": [r.to_dict() for r in registrations],
         "smoke": [s.to_dict() for s in smoke],
-        "manifest": manifest,
+        "manifest": manifest.to_dict(),
     }
     create_markdown_artifact(onboarding_markdown(summary), key="onboarding-summary")
     return summary

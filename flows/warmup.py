@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.flow_settings import flow_settings
 from mme_factory.errors import MmeFactoryError
-from tasks.deployment import warm_models_task
+from tasks.deployment import WarmupStatus, warm_models_task
 
 
 class WarmupFailed(MmeFactoryError):
@@ -25,8 +25,8 @@ def warmup(
     """Warm every registered TargetModel that fits; fail the run if any failed or did not fit."""
     settings = flow_settings(settings_file, overrides)
     warmup = warm_models_task(settings, concurrency or settings.sagemaker.warmup_concurrency)
-    warmed = [r for r in warmup.results if r.status == "ok"]
-    failed = [r for r in warmup.results if r.status == "failed"]
+    warmed = [r for r in warmup.results if r.status == WarmupStatus.OK]
+    failed = [r for r in warmup.results if r.status == WarmupStatus.FAILED]
     print(f"warmed {len(warmed)} of {len(warmup.results)} models")
     problems = [f"{r.target_model} on {r.endpoint}: {r.error}" for r in failed]
     if problems or warmup.shortfalls:

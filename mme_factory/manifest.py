@@ -1,14 +1,13 @@
 """Reading customer manifests (`registry/{customer}.json`): which TargetModel serves each kind.
 
 The pipeline's promote step writes them; warm-up, the planner and `invoke` read them here.
-Offboarding replaces a manifest with a tombstone, `{"customer", "offboarded": true,
-"offboarded_at", "highest_version"}`: the serving path refuses the customer, warm-up skips it,
-and a later onboarding replaces it and numbers its versions after `highest_version`.
+Offboarding replaces a manifest with a tombstone (`mme_factory.records.Tombstone`): the serving
+path refuses the customer, warm-up skips it, and a later onboarding replaces it and numbers its
+versions after `highest_version`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,13 @@ from typing import Any
 from mme_factory.errors import MmeFactoryError, StoreError
 from mme_factory.model_kinds import ModelKind
 from mme_factory.naming import REGISTRY_PREFIX, endpoint_name_for, manifest_key, model_data_prefix
+from mme_factory.records import (
+    CustomerManifest,
+    Tombstone,
+    TrainingFingerprint,
+    UnreadableRecord,
+    load_json,
+)
 from mme_factory.store import ArtifactStore
 
 
@@ -55,80 +61,50 @@ class Registry:
     unreadable: list[UnreadableManifest]
 
 
-def tombstone(customer: str, highest_version: int, offboarded_at: str) -> dict[str, Any]:
-    """What replaces an offboarded customer's manifest."""
-    return {
-        "customer": customer,
-        "offboarded": True,
-        "offboarded_at": offboarded_at,
-        "highest_version": highest_version,
-    }
-
-
-def parse_document(data: bytes, customer: str) -> dict[str, Any]:
-    """The JSON object at a customer's manifest key: a manifest or a tombstone."""
+def parse_document(data: bytes, customer: str) -> CustomerManifest | Tombstone:
+    """The document at a customer's manifest key: a manifest or a tombstone."""
     try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as error:
-        raise ManifestError(f"not JSON: {error}") from None
-    if not isinstance(document, dict) or document.get("customer") != customer:
-        raise ManifestError(f"not a manifest of customer {customer}")
-    if is_tombstone(document) and not isinstance(document.get("highest_version"), int):
-        raise ManifestError("a tombstone without an integer 'highest_version'")
-    return document
+        document = load_json(data)
+        if not isinstance(document, dict) or document.get("customer") != customer:
+            raise ManifestError(f"not a manifest of customer {customer}")
+        if document.get("offboarded") is True:
+            return Tombstone.from_object(document)
+        return CustomerManifest.from_object(document)
+    except UnreadableRecord as error:
+        raise ManifestError(str(error)) from None
 
 
-def is_tombstone(document: dict[str, Any]) -> bool:
-    return document.get("offboarded") is True
-
-
-def parse_manifest(data: bytes, customer: str) -> dict[str, Any]:
+def manifest_from_json(data: bytes, customer: str) -> CustomerManifest:
     """A manifest's content, checked for the shape its readers rely on.
 
     A tombstone raises CustomerOffboarded: nothing of the customer may be served.
     """
-    manifest = parse_document(data, customer)
-    if is_tombstone(manifest):
-        raise CustomerOffboarded(customer, str(manifest.get("offboarded_at", "an unknown time")))
-    for section in ("models", "history", "retired"):
-        if not isinstance(manifest.setdefault(section, {}), dict):
-            raise ManifestError(f"{section!r} is not an object")
-    return manifest
+    document = parse_document(data, customer)
+    if isinstance(document, Tombstone):
+        raise CustomerOffboarded(customer, document.offboarded_at or "an unknown time")
+    return document
 
 
-def current_targets(manifest: dict[str, Any]) -> list[RegisteredTarget]:
+def parse_manifest(data: bytes, customer: str) -> dict[str, Any]:
+    """A manifest as its JSON object, for readers that look it up as JSON."""
+    return manifest_from_json(data, customer).to_dict()
+
+
+def current_targets(manifest: CustomerManifest) -> list[RegisteredTarget]:
     """The TargetModels a manifest serves now, one per kind and role."""
     targets = []
-    for kind, entry in sorted(manifest["models"].items()):
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("endpoint"), str)
-            and isinstance(entry.get("targets"), dict)
-            and all(isinstance(target, str) for target in entry["targets"].values())
-        ):
+    for kind, entry in sorted(manifest.models.items()):
+        if entry.endpoint is None or entry.targets is None:
             raise ManifestError(f"the {kind!r} entry has no endpoint and targets")
-        for target in sorted(entry["targets"].values()):
-            targets.append(RegisteredTarget(manifest["customer"], kind, entry["endpoint"], target))
+        for target in sorted(entry.targets.values()):
+            targets.append(RegisteredTarget(manifest.customer, kind, entry.endpoint, target))
     return targets
 
 
-TRAINING_FINGERPRINT = "training_fingerprint"  # a kind entry's {data,settings}_sha256, code
-
-
-def promoted_fingerprint(manifest: dict[str, Any], kind: str) -> dict[str, str] | None:
+def promoted_fingerprint(manifest: CustomerManifest, kind: str) -> TrainingFingerprint | None:
     """What the kind's promoted model was trained from; None when unknown or nothing promoted."""
-    entry = manifest["models"].get(kind)
-    found = entry.get(TRAINING_FINGERPRINT) if isinstance(entry, dict) else None
-    return found if isinstance(found, dict) else None
-
-
-def named_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every entry the manifest names: current, in a kind's history, or retired by a rollback."""
-    entries = list(manifest.get("models", {}).values())
-    for section in ("history", "retired"):
-        for kept in manifest.get(section, {}).values():
-            entries += kept
-    return entries
+    entry = manifest.models.get(kind)
+    return entry.training_fingerprint if entry is not None else None
 
 
 def uploaded_target_models(
@@ -143,7 +119,7 @@ def uploaded_target_models(
 
 def read_manifest(
     store: ArtifactStore, customer: str, tombstone_as_empty: bool = False
-) -> dict[str, Any]:
+) -> CustomerManifest:
     """The customer's manifest, or an empty one when nothing was promoted yet.
 
     A tombstone raises CustomerOffboarded, or with `tombstone_as_empty` (an onboarding of an
@@ -154,7 +130,7 @@ def read_manifest(
 
 def read_manifest_versioned(
     store: ArtifactStore, customer: str, tombstone_as_empty: bool = False
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[CustomerManifest, str | None]:
     """The manifest and its version tag (None when there is no manifest yet), for an update.
 
     A tombstone read with `tombstone_as_empty` gives an empty manifest and the tombstone's tag,
@@ -165,7 +141,7 @@ def read_manifest_versioned(
     if found is None:
         return _empty_manifest(customer), None
     try:
-        return parse_manifest(found.data, customer), found.tag
+        return manifest_from_json(found.data, customer), found.tag
     except CustomerOffboarded:
         if tombstone_as_empty:
             return _empty_manifest(customer), found.tag
@@ -174,7 +150,7 @@ def read_manifest_versioned(
         raise ManifestError(f"{store.uri(key)} is an unreadable manifest: {error}") from None
 
 
-def read_tombstone(store: ArtifactStore, customer: str) -> dict[str, Any] | None:
+def read_tombstone(store: ArtifactStore, customer: str) -> Tombstone | None:
     """The customer's tombstone; None when its manifest key holds a manifest or nothing."""
     key = manifest_key(customer)
     found = store.read_versioned(key)
@@ -184,11 +160,11 @@ def read_tombstone(store: ArtifactStore, customer: str) -> dict[str, Any] | None
         document = parse_document(found.data, customer)
     except ManifestError as error:
         raise ManifestError(f"{store.uri(key)} is an unreadable manifest: {error}") from None
-    return document if is_tombstone(document) else None
+    return document if isinstance(document, Tombstone) else None
 
 
-def _empty_manifest(customer: str) -> dict[str, Any]:
-    return {"customer": customer, "models": {}, "history": {}}
+def _empty_manifest(customer: str) -> CustomerManifest:
+    return CustomerManifest(customer=customer)
 
 
 def read_registry(store: ArtifactStore) -> Registry:
@@ -203,7 +179,7 @@ def read_registry(store: ArtifactStore) -> Registry:
             continue
         customer = key[len(REGISTRY_PREFIX) :].removesuffix(".json")
         try:
-            targets += current_targets(parse_manifest(store.read_bytes(key), customer))
+            targets += current_targets(manifest_from_json(store.read_bytes(key), customer))
         except CustomerOffboarded:
             continue
         except (ManifestError, StoreError) as error:

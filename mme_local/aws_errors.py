@@ -12,7 +12,17 @@ from typing import Any
 
 from starlette.responses import Response
 
-MAX_INVOKE_BODY_BYTES = 6_291_456
+from mme_factory.protocol import (
+    AWS_JSON_CONTENT_TYPE,
+    ERROR_TYPE_HEADER,
+    INTERNAL_FAILURE,
+    MODEL_ERROR,
+    MODEL_NOT_READY,
+    REQUEST_ID_HEADER,
+    SERVICE_UNAVAILABLE,
+    VALIDATION_ERROR,
+    VALIDATION_EXCEPTION,
+)
 
 
 class AwsError(Exception):
@@ -24,18 +34,16 @@ class AwsError(Exception):
 
     def response(self) -> Response:
         body: dict[str, Any] = {"message": self.message, **self.fields}
-        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        headers = {REQUEST_ID_HEADER: str(uuid.uuid4())}
         if self.code is not None:
             body["__type"] = self.code
-            headers["x-amzn-ErrorType"] = self.code
-        return Response(
-            json.dumps(body), self.status, headers, media_type="application/x-amz-json-1.1"
-        )
+            headers[ERROR_TYPE_HEADER] = self.code
+        return Response(json.dumps(body), self.status, headers, media_type=AWS_JSON_CONTENT_TYPE)
 
 
 def validation_error(message: str) -> AwsError:
     """Runtime API: unknown endpoint, missing or malformed TargetModel (400)."""
-    return AwsError(400, "ValidationError", message)
+    return AwsError(400, VALIDATION_ERROR, message)
 
 
 def endpoint_not_found(name: str) -> AwsError:
@@ -45,7 +53,7 @@ def endpoint_not_found(name: str) -> AwsError:
 
 def control_validation(message: str) -> AwsError:
     """Control-plane API: bad request shape or unknown resource (400)."""
-    return AwsError(400, "ValidationException", message)
+    return AwsError(400, VALIDATION_EXCEPTION, message)
 
 
 def model_error(original_status: int, original_message: str, target_model: str) -> AwsError:
@@ -57,7 +65,7 @@ def model_error(original_status: int, original_message: str, target_model: str) 
     )
     return AwsError(
         424,
-        "ModelError",
+        MODEL_ERROR,
         message,
         OriginalStatusCode=original_status,
         OriginalMessage=original_message,
@@ -68,18 +76,18 @@ def model_error(original_status: int, original_message: str, target_model: str) 
 def model_not_ready(target_model: str, waited_s: float) -> AwsError:
     return AwsError(
         429,
-        "ModelNotReadyException",
+        MODEL_NOT_READY,
         f"Model {target_model!r} is still loading after {waited_s:.1f} s; retry the request.",
     )
 
 
 def service_unavailable(message: str) -> AwsError:
-    return AwsError(503, "ServiceUnavailable", message)
+    return AwsError(503, SERVICE_UNAVAILABLE, message)
 
 
 def internal_failure(error: Exception) -> AwsError:
     """Anything unexpected: AWS's InternalFailure (500) instead of a bare traceback."""
-    return AwsError(500, "InternalFailure", f"mme_local failed: {type(error).__name__}: {error}")
+    return AwsError(500, INTERNAL_FAILURE, f"mme_local failed: {type(error).__name__}: {error}")
 
 
 def body_too_large(limit: int) -> AwsError:

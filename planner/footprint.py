@@ -22,9 +22,9 @@ from typing import Any
 import psutil
 
 from mme_factory.errors import MmeFactoryError
-from mme_factory.kserve import kserve_request
 from mme_factory.model_archive import ArchiveLimits, extract_model
 from mme_factory.model_kinds import describe
+from mme_factory.protocol import kserve_request
 from mme_factory.settings import Settings
 from mme_factory.triton import TritonRuntime, TritonServer
 from mme_factory.triton.process_memory import process_tree

@@ -35,11 +35,7 @@ from mme_factory.inference_client.retry_policy import (
     is_retryable,
 )
 from mme_factory.inference_client.targets import Target, TargetResolver
-from mme_factory.inference_client.wire_codec import (
-    UndecodableResponse,
-    decode_response,
-    encode_request,
-)
+from mme_factory.protocol import UndecodableResponse, decode_response, encode_request
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
 

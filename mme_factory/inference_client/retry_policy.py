@@ -1,10 +1,8 @@
 """Which InvokeEndpoint errors are worth another try, and how long to keep trying.
 
-SageMaker asks callers to retry ModelNotReadyException (429: the model is still loading),
-ThrottlingException and ServiceUnavailable (503), and InternalFailure (500). Connections refused
-or reset (an endpoint restarting) are retried too. Everything else (ValidationError 400,
-ModelError 424, a body over the size limit) is final. Waits are exponential with full jitter,
-so callers that failed together do not come back together.
+What SageMaker says to retry (`mme_factory.protocol.sagemaker_errors`) is retried, and so are
+connections refused or reset (an endpoint restarting); everything else is final. Waits are
+exponential with full jitter, so callers that failed together do not come back together.
 """
 
 from __future__ import annotations
@@ -23,12 +21,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from mme_factory.protocol import is_retryable_error
 from mme_factory.settings.sagemaker import SageMakerSettings
 
-RETRYABLE_CODES = frozenset(
-    {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable", "InternalFailure"}
-)
-RETRYABLE_STATUSES = frozenset({429, 500, 503})
 T = TypeVar("T")
 
 
@@ -43,7 +38,7 @@ def error_status(error: ClientError) -> int | None:
 
 def is_retryable(error: BaseException) -> bool:
     if isinstance(error, ClientError):
-        return error_code(error) in RETRYABLE_CODES or error_status(error) in RETRYABLE_STATUSES
+        return is_retryable_error(error_code(error), error_status(error))
     # Refused, reset, timed out: the request never reached a model, or its answer was lost.
     return isinstance(error, EndpointUnreachable | HTTPClientError)
 

@@ -1,9 +1,7 @@
-"""Triton's binary tensor extension over InvokeEndpoint, through tritonclient's own codec.
+"""The bodies of InvokeEndpoint calls: Triton's binary tensor encoding, through tritonclient.
 
-The JSON header describes the tensors and the raw bytes follow it. SageMaker passes no custom
-headers to the container, so the header's length rides in the content type, as the SageMaker
-Triton front end expects: `application/vnd.sagemaker-triton.binary+json;json-header-size=N`.
-Its answer says the same of its own header; an answer without binary outputs is plain JSON.
+The JSON header describes the tensors and their raw bytes follow it; the content type carries
+the header's length (`content_types.py`). An answer without binary outputs is plain JSON.
 """
 
 from __future__ import annotations
@@ -16,14 +14,12 @@ import numpy as np
 from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
-BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json;json-header-size="
-JSON_CONTENT_TYPE = "application/json"
-
-_DATATYPES: dict[type, tuple[str, Any]] = {
-    str: ("BYTES", np.object_),
-    int: ("INT32", np.int32),
-    float: ("FP32", np.float32),
-}
+from mme_factory.protocol.content_types import (
+    JSON_CONTENT_TYPE,
+    binary_content_type,
+    binary_header_length,
+)
+from mme_factory.protocol.tensors import response_outputs, row_tensor
 
 
 class UndecodableResponse(ValueError):
@@ -36,24 +32,11 @@ class EncodedRequest:
     content_type: str
 
 
-def _tensor(name: str, rows: list[Any], binary: bool) -> InferInput:
-    """One input of one value per row (or a list per row): shape [rows, width]."""
-    if not rows:
-        raise ValueError(f"input {name!r} has no rows")
-    nested = isinstance(rows[0], list)
-    flat = [item for row in rows for item in row] if nested else list(rows)
-    width = len(rows[0]) if nested else 1
-    if not flat:
-        raise ValueError(f"input {name!r} has empty rows")
-    sample = flat[0]
-    if type(sample) not in _DATATYPES:
-        raise ValueError(f"input {name!r}: {type(sample).__name__} values cannot be sent")
-    datatype, dtype = _DATATYPES[type(sample)]
-    values = [v.encode("utf-8") for v in flat] if dtype is np.object_ else flat
-    array = np.array(values, dtype=dtype).reshape(len(rows), width)
-    tensor = InferInput(name, list(array.shape), datatype)
-    tensor.set_data_from_numpy(array, binary_data=binary)
-    return tensor
+def _infer_input(name: str, rows: list[Any], binary: bool) -> InferInput:
+    tensor = row_tensor(name, rows)
+    infer_input = InferInput(name, list(tensor.shape), tensor.datatype)
+    infer_input.set_data_from_numpy(tensor.array(), binary_data=binary)
+    return infer_input
 
 
 def encode_request(
@@ -63,36 +46,22 @@ def encode_request(
 
     `binary`: tensors travel as raw bytes, and every output (or those named in `outputs`) is
     asked for as raw bytes. Without it everything is KServe v2 JSON, and `outputs` must name
-    the outputs wanted (Triton's JSON default is all outputs, as JSON).
+    the outputs wanted (with none named, tritonclient asks for every output as raw bytes).
     """
-    tensors = [_tensor(name, rows, binary) for name, rows in inputs.items()]
+    tensors = [_infer_input(name, rows, binary) for name, rows in inputs.items()]
     requested = [InferRequestedOutput(name, binary_data=binary) for name in outputs] or None
     if not binary and requested is None:
         raise ValueError("a JSON request must name the outputs it wants")
     body, header_length = InferenceServerClient.generate_request_body(tensors, outputs=requested)
     if header_length is None:  # no binary tensor: the body is all JSON
         return EncodedRequest(body, JSON_CONTENT_TYPE)
-    return EncodedRequest(body, f"{BINARY_CONTENT_TYPE}{header_length}")
-
-
-def header_length(content_type: str | None) -> int | None:
-    """The JSON header's length that a binary answer's content type carries; None for JSON."""
-    if not content_type or not content_type.startswith(BINARY_CONTENT_TYPE):
-        return None
-    size = content_type[len(BINARY_CONTENT_TYPE) :].split(";")[0].strip()
-    if not size.isdigit():
-        raise UndecodableResponse(f"no header size in content type {content_type!r}")
-    return int(size)
+    return EncodedRequest(body, binary_content_type(header_length))
 
 
 def decode_response(body: bytes, content_type: str | None) -> dict[str, np.ndarray]:
     """Every output of the answer by name, shaped as Triton says (BYTES as Python bytes)."""
     try:
-        result = InferenceServerClient.parse_response_body(
-            body, header_length=header_length(content_type)
-        )
-        names = [output["name"] for output in result.get_response().get("outputs", [])]
-        outputs = {name: result.as_numpy(name) for name in names}
+        outputs = response_outputs(body, binary_header_length(content_type))
     except (InferenceServerException, ValueError, KeyError, TypeError, IndexError) as error:
         raise UndecodableResponse(f"{type(error).__name__}: {error}") from None
     if not outputs:

@@ -1,8 +1,9 @@
-"""The KServe v2 JSON wire format of Triton's inference requests and responses.
+"""KServe v2 JSON bodies, for callers that talk JSON to a Triton server directly.
 
-For callers that talk JSON to a Triton server directly (the planner's measurements, tests and
-benchmarks). Calls through an endpoint go through `mme_factory.inference_client`, which sends
-Triton's binary tensor encoding with tritonclient's codec.
+The planner's measurements, tests and benchmarks use these; calls through an endpoint go through
+`mme_factory.inference_client`, which sends Triton's binary tensor encoding (`invoke_codec.py`).
+tritonclient's request helper would ask for every output as raw bytes unless each is named, so
+the request is written here; the answer is read by tritonclient.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-_DATATYPES = {str: "BYTES", int: "INT32", float: "FP32"}
+from mme_factory.protocol.tensors import response_outputs, row_tensor
 
 
 def kserve_request(inputs: dict[str, list[Any]]) -> bytes:
@@ -23,16 +24,13 @@ def kserve_request(inputs: dict[str, list[Any]]) -> bytes:
     """
     tensors = []
     for name, rows in inputs.items():
-        nested = bool(rows) and isinstance(rows[0], list)
-        width = len(rows[0]) if nested else 1
-        flat = [item for row in rows for item in row] if nested else list(rows)
-        sample = flat[0] if flat else ""
+        tensor = row_tensor(name, rows)
         tensors.append(
             {
                 "name": name,
-                "shape": [len(rows), width],
-                "datatype": _DATATYPES[type(sample)],
-                "data": flat,
+                "shape": list(tensor.shape),
+                "datatype": tensor.datatype,
+                "data": tensor.values,
             }
         )
     return json.dumps({"inputs": tensors}).encode("utf-8")
@@ -40,12 +38,6 @@ def kserve_request(inputs: dict[str, list[Any]]) -> bytes:
 
 def kserve_outputs(body: bytes) -> dict[str, np.ndarray]:
     """The outputs of a KServe v2 JSON response, by name, shaped as Triton says."""
-    outputs = {}
-    for item in json.loads(body)["outputs"]:
-        dtype = (
-            np.object_
-            if item["datatype"] == "BYTES"
-            else np.dtype(item["datatype"].lower().replace("fp", "float"))
-        )
-        outputs[item["name"]] = np.array(item["data"], dtype=dtype).reshape(item["shape"])
-    return outputs
+    return {
+        name: array for name, array in response_outputs(body, None).items() if array is not None
+    }

@@ -8,26 +8,30 @@ aside, never a reason not to start.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mme_local.control.records import (
+    EndpointConfigRecord,
+    EndpointRecord,
+    EndpointSpec,
+    ModelRecord,
+)
 
 ACCOUNT = "000000000000"
 logger = logging.getLogger("mme_local")
 
 
-@dataclass
-class ControlState:
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
-    endpoint_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Per endpoint: its variant name, model-data prefix and production variant, as resolved
-    # by CreateEndpoint.
-    endpoint_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+class ControlState(BaseModel):
+    models: dict[str, ModelRecord] = Field(default_factory=dict)
+    endpoint_configs: dict[str, EndpointConfigRecord] = Field(default_factory=dict)
+    endpoints: dict[str, EndpointRecord] = Field(default_factory=dict)
+    # Per endpoint: what it serves, as resolved by CreateEndpoint.
+    endpoint_specs: dict[str, EndpointSpec] = Field(default_factory=dict)
 
 
 class ControlStateFile:
@@ -40,7 +44,8 @@ class ControlStateFile:
         except FileNotFoundError:
             return ControlState()
         try:
-            return _parse(text)
+            # Anything but a state this service wrote is a ValueError (pydantic's included).
+            return ControlState.model_validate_json(text)
         except ValueError as error:
             aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
             os.replace(self.path, aside)
@@ -52,22 +57,9 @@ class ControlStateFile:
     def save(self, state: ControlState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(json.dumps(asdict(state), indent=2, default=str), encoding="utf-8")
+        text = state.model_dump_json(by_alias=True, exclude_none=True, indent=2)
+        partial.write_text(text, encoding="utf-8")
         os.replace(partial, self.path)
-
-
-def _parse(text: str) -> ControlState:
-    """The state in `text`; ValueError when it is not a state this service wrote."""
-    loaded = json.loads(text)
-    if not isinstance(loaded, dict):
-        raise ValueError("not a JSON object")
-    sections: dict[str, dict[str, dict[str, Any]]] = {}
-    for section in fields(ControlState):
-        value = loaded.get(section.name, {})
-        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise ValueError(f"{section.name} is not an object of records")
-        sections[section.name] = value
-    return ControlState(**sections)
 
 
 def arn(region: str, kind: str, name: str) -> str:

@@ -13,6 +13,8 @@ from starlette.requests import Request
 
 from mme_local.aws_errors import body_too_large, control_validation
 
+# SageMaker refuses an InvokeEndpoint body over 6 MiB.
+MAX_INVOKE_BODY_BYTES = 6_291_456
 # SageMaker's control-plane requests are small JSON documents; 1 MiB bounds what one may hold.
 MAX_CONTROL_BODY_BYTES = 1024 * 1024
 

@@ -10,6 +10,9 @@ memory to a model (no stubs: a backend inside tritonserver) gives the growth of 
 Each load keeps a timeline in `recent` (monotonic s: asked, slot, unload_waited for an eviction
 of the same model, fetched, admitted, loaded, done), so the wait of a cold request can be told
 apart: a slot, an unload, memory, or Triton itself.
+
+A load is given the parts of the endpoint it works with; of the endpoint itself it asks only
+what `LoadOwner` names: whether the model server it loaded on is still the endpoint's.
 """
 
 from __future__ import annotations
@@ -19,20 +22,24 @@ import contextlib
 import shutil
 import time
 from collections import deque
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mme_factory.errors import StoreError
 from mme_factory.model_archive import ModelArchiveError, extract_model
+from mme_factory.protocol import OUT_OF_MEMORY
 from mme_factory.triton import TritonError
-from mme_local.aws_errors import model_error, service_unavailable
-from mme_local.model_cache import LoadedModel
-from mme_local.target_model import TargetModel
+from mme_local.aws_errors import AwsError, model_error, service_unavailable
+from mme_local.runtime.cache_policy import CachePolicy
+from mme_local.runtime.endpoint_memory import EndpointMemory
+from mme_local.runtime.metrics import Metrics
+from mme_local.runtime.model_cache import LoadedModel, ModelCache
+from mme_local.runtime.model_server import ModelServer
+from mme_local.runtime.model_source import ModelSource
+from mme_local.runtime.model_usage import ModelUsage
+from mme_local.runtime.target_model import TargetModel
 
-if TYPE_CHECKING:
-    from mme_local.endpoint_runtime import EndpointRuntime
-
-OUT_OF_MEMORY = 507
 STAGE_METRICS = {
     "download": "ModelDownloadingTime",
     "extract": "ModelExtractingTime",
@@ -41,18 +48,70 @@ STAGE_METRICS = {
 RECENT_LOADS = 200
 
 
+class LoadOwner(Protocol):
+    """The endpoint a load is for, as far as the load needs to know it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def generation(self) -> int:
+        """One more at each restart of the model server."""
+        ...
+
+    @property
+    def stopped(self) -> bool: ...
+    def server_failure(self, error: TritonError) -> AwsError:
+        """What callers get when the model server failed them."""
+        ...
+
+
+@dataclass
+class LoadTimeline:
+    """When one load reached each step (monotonic s), and what it reserved and took."""
+
+    target_model: str
+    asked: float
+    slot: float | None = None
+    unload_waited: float | None = None
+    fetched: float | None = None
+    admitted: float | None = None
+    reserved_bytes: int | None = None
+    loaded: float | None = None
+    footprint_bytes: int | None = None
+    error: str | None = None
+    done: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The steps reached so far."""
+        return {step: value for step, value in asdict(self).items() if value is not None}
+
+
 class ColdLoad:
-    def __init__(self, runtime: EndpointRuntime, slots: asyncio.Semaphore) -> None:
-        self.runtime, self.slots = runtime, slots
+    def __init__(
+        self,
+        owner: LoadOwner,
+        server: ModelServer,
+        source: ModelSource,
+        cache: ModelCache,
+        memory: EndpointMemory,
+        usage: ModelUsage,
+        metrics: Metrics,
+        models_dir: Path,
+        policy: CachePolicy,
+    ) -> None:
+        self.owner, self.server, self.source = owner, server, source
+        self.cache, self.memory, self.usage, self.metrics = cache, memory, usage, metrics
+        self.models_dir, self.policy = models_dir, policy
+        self.slots = asyncio.Semaphore(policy.load_concurrency)
         self.in_flight = self.peak_in_flight = 0
-        self.recent: deque[dict[str, object]] = deque(maxlen=RECENT_LOADS)
+        self.recent: deque[LoadTimeline] = deque(maxlen=RECENT_LOADS)
 
     async def load(self, target: TargetModel) -> LoadedModel:
-        timeline: dict[str, object] = {"target_model": target.key, "asked": time.monotonic()}
+        timeline = LoadTimeline(target.key, asked=time.monotonic())
         self.recent.append(timeline)
         try:
             async with self.slots:
-                timeline["slot"] = time.monotonic()
+                timeline.slot = time.monotonic()
                 self.in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
@@ -60,53 +119,53 @@ class ColdLoad:
                 finally:
                     self.in_flight -= 1
         except BaseException as error:
-            timeline["error"] = type(error).__name__
+            timeline.error = type(error).__name__
             raise
         finally:
-            timeline["done"] = time.monotonic()
+            timeline.done = time.monotonic()
 
-    async def _load(self, target: TargetModel, timeline: dict[str, object]) -> LoadedModel:
-        runtime, memory = self.runtime, self.runtime.memory
-        name, generation = target.triton_name, runtime.generation
+    async def _load(self, target: TargetModel, timeline: LoadTimeline) -> LoadedModel:
+        owner, memory = self.owner, self.memory
+        name, generation = target.triton_name, owner.generation
         entry = LoadedModel(target)
         # An eviction of this very name still deleting its files finishes first.
         await memory.unloaded(name)
-        timeline["unload_waited"] = time.monotonic()
-        model_root = runtime.models_dir / name
+        timeline.unload_waited = time.monotonic()
+        model_root = self.models_dir / name
         try:
             tarball_bytes = await self._fetch(entry, model_root)
-            timeline["fetched"] = time.monotonic()
+            timeline.fetched = time.monotonic()
 
             def estimate() -> int:
-                expected = runtime.usage.expected_footprint(target.key, tarball_bytes)
-                return min(expected, runtime.policy.budget_bytes)
+                expected = self.usage.expected_footprint(target.key, tarball_bytes)
+                return min(expected, self.policy.budget_bytes)
 
-            await memory.admit(name, estimate, runtime.policy.load_wait_s)
-            timeline["admitted"] = time.monotonic()
-            timeline["reserved_bytes"] = memory.ledger.reserved.get(name, 0)
+            await memory.admit(name, estimate, self.policy.load_wait_s)
+            timeline.admitted = time.monotonic()
+            timeline.reserved_bytes = memory.reserved_for(name)
             try:
-                before = memory.ledger.reading
+                before = memory.reading
                 started = time.monotonic()
                 await self._load_with_retry(name, model_root / "model")
                 entry.timings_s["load"] = time.monotonic() - started
-                timeline["loaded"] = time.monotonic()
+                timeline.loaded = time.monotonic()
                 after = await memory.refresh()
                 entry.memory_bytes = after.by_model.get(name) or max(
                     after.pss_bytes - before.pss_bytes, 0
                 )
-                async with runtime.cache.changing():
-                    current = not runtime.stopped and runtime.generation == generation
+                async with self.cache.changing():
+                    current = not owner.stopped and owner.generation == generation
                     if current:
-                        runtime.cache.add(entry)
-                        runtime.usage.loaded(target.key, entry.memory_bytes, tarball_bytes)
+                        self.cache.add(entry)
+                        self.usage.loaded(target.key, entry.memory_bytes, tarball_bytes)
                         memory.revise_reservations()
                 if not current:
                     # Loaded on a server started after this load began: not in the cache, so
                     # nothing could ever evict it; unload it.
                     with contextlib.suppress(TritonError):
-                        await runtime.server.unload(name)
+                        await self.server.unload(name)
                     raise service_unavailable(
-                        f"endpoint {runtime.name}: model server restarted while "
+                        f"endpoint {owner.name}: model server restarted while "
                         f"TargetModel {target.key!r} loaded; retry"
                     )
             finally:
@@ -122,26 +181,25 @@ class ColdLoad:
             raise model_error(500, f"cannot store model data: {error}", target.key) from None
         except TritonError as error:
             shutil.rmtree(model_root, ignore_errors=True)
-            if error.status == 503 and not runtime.server.alive:
-                raise runtime.server_failure(error) from None
+            if error.status == 503 and not self.server.alive:
+                raise owner.server_failure(error) from None
             raise model_error(error.status, error.message, target.key) from None
-        labels = {"endpoint": runtime.name, "target_model": target.key}
+        labels = {"endpoint": owner.name, "target_model": target.key}
         for stage, metric in STAGE_METRICS.items():
-            runtime.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
-        timeline["footprint_bytes"] = entry.memory_bytes
+            self.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
+        timeline.footprint_bytes = entry.memory_bytes
         await memory.enforce_budget(exclude={name})
         return entry
 
     async def _fetch(self, entry: LoadedModel, model_root: Path) -> int:
         """Download and unpack the TargetModel into `model_root/model`; the tarball's size."""
-        runtime = self.runtime
         archive = model_root / "model.tar.gz"
         started = time.monotonic()
-        entry.sha256 = await asyncio.to_thread(runtime.source.download, entry.target.key, archive)
+        entry.sha256 = await asyncio.to_thread(self.source.download, entry.target.key, archive)
         entry.timings_s["download"] = time.monotonic() - started
         tarball_bytes = archive.stat().st_size
         started = time.monotonic()
-        await asyncio.to_thread(extract_model, archive, model_root / "model", runtime.policy.limits)
+        await asyncio.to_thread(extract_model, archive, model_root / "model", self.policy.limits)
         entry.timings_s["extract"] = time.monotonic() - started
         archive.unlink(missing_ok=True)
         return tarball_bytes
@@ -149,9 +207,9 @@ class ColdLoad:
     async def _load_with_retry(self, name: str, model_dir: Path) -> None:
         while True:
             try:
-                await self.runtime.server.load(name, model_dir)
+                await self.server.load(name, model_dir)
                 return
             except TritonError as error:
                 # SageMaker's answer to Triton's 507: unload the LRU model and try again.
-                if error.status != OUT_OF_MEMORY or not await self.runtime.memory.evict_one(name):
+                if error.status != OUT_OF_MEMORY or not await self.memory.evict_one(name):
                     raise

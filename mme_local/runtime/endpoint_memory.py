@@ -27,69 +27,18 @@ import contextlib
 import shutil
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mme_factory.triton import TritonError
 from mme_local.aws_errors import service_unavailable
-from mme_local.metrics import Metrics
-from mme_local.model_cache import LoadedModel, ModelCache
-from mme_local.model_server import ModelServer, ServerMemory
-from mme_local.model_usage import SlidingHourCount
+from mme_local.runtime.memory_ledger import ChangeSignal, MemoryLedger
+from mme_local.runtime.metrics import Metrics
+from mme_local.runtime.model_cache import LoadedModel, ModelCache
+from mme_local.runtime.model_server import ModelServer, ServerMemory
+from mme_local.runtime.model_usage import SlidingHourCount
 
 RECHECK_S = 0.5
 UNLOAD_READING_S = 0.1
-
-
-class ChangeSignal:
-    """Wakes every task waiting for a change; cheap to notify when nobody waits."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._watched = False
-
-    def watch(self) -> asyncio.Event:
-        """The event the next `notify` sets: take it before checking, then wait on it."""
-        self._watched = True
-        return self._event
-
-    def notify(self) -> None:
-        if self._watched:
-            self._event.set()
-            self._event, self._watched = asyncio.Event(), False
-
-
-@dataclass
-class MemoryLedger:
-    """Bytes used (the latest reading), reserved for loads in flight and being unloaded."""
-
-    budget_bytes: int
-    reading: ServerMemory = field(default_factory=lambda: ServerMemory(0.0, 0, 0))
-    reserved: dict[str, int] = field(default_factory=dict)  # model name -> bytes
-    unloading: dict[str, int] = field(default_factory=dict)  # model name -> its footprint
-
-    def publish(self, reading: ServerMemory) -> bool:
-        if reading.started < self.reading.started:
-            return False
-        self.reading = reading
-        return True
-
-    def reserved_bytes(self) -> int:
-        """Reservations not yet covered by what the reading shows those loads holding."""
-        held = self.reading.by_model
-        return sum(max(size - held.get(name, 0), 0) for name, size in self.reserved.items())
-
-    def committed_bytes(self) -> int:
-        return self.reading.pss_bytes + self.reserved_bytes()
-
-    def freeing_bytes(self) -> int:
-        """What models being unloaded still hold, as far as the reading shows."""
-        held = self.reading.by_model
-        return sum(
-            min(size, held[name]) if held else size
-            for name, size in self.unloading.items()
-            if not held or name in held
-        )
 
 
 class EndpointMemory:
@@ -122,6 +71,15 @@ class EndpointMemory:
     @property
     def budget_bytes(self) -> int:
         return self.ledger.budget_bytes
+
+    @property
+    def reading(self) -> ServerMemory:
+        """The latest reading of the server's memory."""
+        return self.ledger.reading
+
+    def reserved_for(self, name: str) -> int:
+        """What the load of `name` has reserved (0 when none is in flight)."""
+        return self.ledger.reserved.get(name, 0)
 
     async def refresh(self) -> ServerMemory:
         """A reading of the server's memory that starts after this call, kept if the newest."""
@@ -245,6 +203,21 @@ class EndpointMemory:
             unload = self._start_eviction(victim)
         await asyncio.shield(unload)
         return True
+
+    async def evict_prefix(self, prefix: str) -> list[str]:
+        """Unload every loaded TargetModel whose key starts with `prefix`; their keys, sorted.
+
+        The models leave the cache inside its change lock, so no caller is handed one afterwards;
+        Triton finishes requests already running on a model before it unloads it.
+        """
+        async with self.cache.changing():
+            victims = [
+                entry for entry in self.cache.models() if entry.target.key.startswith(prefix)
+            ]
+            unloads = [self._start_eviction(victim) for victim in victims]
+        for unload in unloads:
+            await asyncio.shield(unload)
+        return sorted(victim.target.key for victim in victims)
 
     async def unloaded(self, name: str) -> None:
         """Wait until an unload of `name` in progress has finished (and deleted its files)."""

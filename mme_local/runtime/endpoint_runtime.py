@@ -19,11 +19,10 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from mme_factory.errors import StoreError
-from mme_factory.model_archive import ArchiveLimits
+from mme_factory.protocol import OUT_OF_MEMORY
 from mme_factory.store import ArtifactStore, KeyMissing
 from mme_factory.triton import TritonError
 from mme_local.aws_errors import (
@@ -33,28 +32,18 @@ from mme_local.aws_errors import (
     model_not_ready,
     service_unavailable,
 )
-from mme_local.cold_load import ColdLoad
-from mme_local.endpoint_memory import EndpointMemory
-from mme_local.endpoint_status import describe_endpoint, endpoint_gauges
-from mme_local.metrics import Metrics
-from mme_local.model_cache import LoadedModel, ModelCache
-from mme_local.model_server import ModelServer
-from mme_local.model_source import ModelSource
-from mme_local.model_usage import ModelUsage
-from mme_local.prefix_unload import unload_under_prefix
-from mme_local.target_model import TargetModel
+from mme_local.runtime.cache_policy import CachePolicy
+from mme_local.runtime.cold_load import ColdLoad
+from mme_local.runtime.endpoint_memory import EndpointMemory
+from mme_local.runtime.endpoint_status import describe_endpoint, endpoint_gauges
+from mme_local.runtime.metrics import Metrics
+from mme_local.runtime.model_cache import LoadedModel, ModelCache
+from mme_local.runtime.model_server import ModelServer
+from mme_local.runtime.model_source import ModelSource
+from mme_local.runtime.model_usage import ModelUsage
+from mme_local.runtime.target_model import TargetModel
 
-OUT_OF_MEMORY = 507
 WATCH_INTERVAL_S = 0.5
-DEFAULT_LOAD_CONCURRENCY = 4
-
-
-@dataclass(frozen=True)
-class CachePolicy:
-    budget_bytes: int
-    load_wait_s: float
-    limits: ArchiveLimits
-    load_concurrency: int = DEFAULT_LOAD_CONCURRENCY
 
 
 class EndpointRuntime:
@@ -85,7 +74,17 @@ class EndpointRuntime:
             self.usage.largest_footprint,
             metrics,
         )
-        self.cold = ColdLoad(self, asyncio.Semaphore(policy.load_concurrency))
+        self.cold = ColdLoad(
+            self,
+            server,
+            self.source,
+            self.cache,
+            self.memory,
+            self.usage,
+            metrics,
+            models_dir,
+            policy,
+        )
         self.generation = 0  # one more at each restart of the model server
         self._stopped = False
         self._ready = asyncio.Event()
@@ -104,6 +103,10 @@ class EndpointRuntime:
     @property
     def peak_memory_bytes(self) -> int:
         return self.memory.peak_pss_bytes
+
+    def loading(self, name: str) -> bool:
+        """Whether a load of the Triton model `name` is in flight."""
+        return name in self._loads
 
     async def start(self) -> None:
         """Start Triton; the endpoint is InService once this returns."""
@@ -135,7 +138,7 @@ class EndpointRuntime:
     async def unload_prefix(self, prefix: str) -> list[str]:
         """Unload the loaded TargetModels whose keys start with `prefix` (an offboarded
         customer's); their keys."""
-        return await unload_under_prefix(self.cache, self.memory, prefix)
+        return await self.memory.evict_prefix(prefix)
 
     async def invoke(
         self, target: TargetModel, body: bytes, content_type: str, customer_traffic: bool = True
@@ -289,10 +292,19 @@ class EndpointRuntime:
 
     def gauges(self) -> dict[str, float]:
         """The endpoint's gauges as of now, read when `/metrics` is scraped."""
-        return endpoint_gauges(self)
+        return endpoint_gauges(self.memory, self.cache, self.cold)
 
     def describe(self) -> dict[str, object]:
-        return describe_endpoint(self)
+        return describe_endpoint(
+            self.name,
+            self.ready,
+            self.server,
+            self.policy,
+            self.memory,
+            self.cache,
+            self.cold,
+            self.usage,
+        )
 
 
 def _cancelling() -> bool:

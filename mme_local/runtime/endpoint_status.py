@@ -9,25 +9,27 @@ the same model finish, was fetched, was admitted by memory, was loaded by Triton
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mme_local.endpoint_runtime import EndpointRuntime
+from mme_local.runtime.cache_policy import CachePolicy
+from mme_local.runtime.cold_load import ColdLoad
+from mme_local.runtime.endpoint_memory import EndpointMemory
+from mme_local.runtime.model_cache import ModelCache
+from mme_local.runtime.model_server import ModelServer
+from mme_local.runtime.model_usage import ModelUsage
 
 
-def endpoint_gauges(runtime: EndpointRuntime) -> dict[str, float]:
+def endpoint_gauges(memory: EndpointMemory, cache: ModelCache, loads: ColdLoad) -> dict[str, float]:
     """The endpoint's gauges as of now."""
-    memory = runtime.memory
-    reading, budget = memory.ledger.reading, runtime.policy.budget_bytes
-    least_recent = runtime.cache.least_recent_use()
+    reading, budget = memory.reading, memory.budget_bytes
+    least_recent = cache.least_recent_use()
     gauges = {
-        "LoadedModelCount": float(len(runtime.cache)),
+        "LoadedModelCount": float(len(cache)),
         "MemoryUsedBytes": float(reading.pss_bytes),
         "MemoryResidentBytes": float(reading.rss_bytes),
         "MemoryBudgetBytes": float(budget),
         "MemoryUtilization": 100.0 * reading.pss_bytes / budget,
         "MemoryReservedBytes": float(memory.ledger.reserved_bytes()),
-        "ModelLoadsInFlight": float(runtime.cold.in_flight),
+        "ModelLoadsInFlight": float(loads.in_flight),
         "ModelEvictionsPerHour": float(memory.evictions.count()),
     }
     if least_recent is not None:
@@ -35,26 +37,34 @@ def endpoint_gauges(runtime: EndpointRuntime) -> dict[str, float]:
     return gauges
 
 
-def describe_endpoint(runtime: EndpointRuntime) -> dict[str, object]:
-    memory = runtime.memory
-    reading = memory.ledger.reading
-    models = runtime.cache.models()
+def describe_endpoint(
+    name: str,
+    ready: bool,
+    server: ModelServer,
+    policy: CachePolicy,
+    memory: EndpointMemory,
+    cache: ModelCache,
+    loads: ColdLoad,
+    usage: ModelUsage,
+) -> dict[str, object]:
+    reading = memory.reading
+    models = cache.models()
     return {
-        "endpoint": runtime.name,
-        "ready": runtime.ready,
-        "triton_pid": runtime.server.pid,
-        "triton_url": runtime.server.url,
-        "budget_bytes": runtime.policy.budget_bytes,
+        "endpoint": name,
+        "ready": ready,
+        "triton_pid": server.pid,
+        "triton_url": server.url,
+        "budget_bytes": policy.budget_bytes,
         "memory_bytes": reading.pss_bytes,
         "rss_bytes": reading.rss_bytes,
         "reserved_bytes": memory.ledger.reserved_bytes(),
         "peak_memory_bytes": memory.peak_pss_bytes,
         "peak_rss_bytes": memory.peak_rss_bytes,
         "memory_read_s": round(reading.read_s, 4),
-        "load_concurrency": runtime.policy.load_concurrency,
-        "loads_in_flight": runtime.cold.in_flight,
-        "peak_loads_in_flight": runtime.cold.peak_in_flight,
+        "load_concurrency": policy.load_concurrency,
+        "loads_in_flight": loads.in_flight,
+        "peak_loads_in_flight": loads.peak_in_flight,
         "models": [entry.to_dict() for entry in models],
-        "target_models": runtime.usage.describe({entry.target.key for entry in models}),
-        "recent_loads": [dict(timeline) for timeline in runtime.cold.recent],
+        "target_models": usage.describe({entry.target.key for entry in models}),
+        "recent_loads": [timeline.to_dict() for timeline in loads.recent],
     }

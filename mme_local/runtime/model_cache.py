@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
-from mme_local.target_model import TargetModel
+from mme_local.runtime.target_model import TargetModel
 
 
 @dataclass

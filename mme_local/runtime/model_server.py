@@ -23,16 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mme_factory.protocol import (
+    INFERENCE_HEADER_CONTENT_LENGTH,
+    OCTET_STREAM,
+    OUT_OF_MEMORY,
+    binary_content_type,
+    binary_header_length,
+)
 from mme_factory.triton import TritonRuntime, TritonServer
 from mme_factory.triton.process_memory import process_tree
-from mme_local.triton_http import TritonHttpClient
+from mme_local.runtime.triton_http import TritonHttpClient
 
 _INSTANCE_NAME = re.compile(r"(.+)_\d+_\d+")
-BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json"
-_BINARY_HEADER_SIZE = re.compile(r"json-header-size=(\d+)")
-OUT_OF_MEMORY = 507
 # What Triton's SageMaker route recognises as out of memory (and answers 507 for).
-_OUT_OF_MEMORY = (b"CUDA out of memory", b"MemoryError")
+_OUT_OF_MEMORY_MESSAGES = (b"CUDA out of memory", b"MemoryError")
 
 
 @dataclass(frozen=True)
@@ -120,16 +124,16 @@ class TritonModelServer:
         SageMaker port holds every invoke meanwhile), in the SageMaker route's terms: its
         binary content type, and 507 for an out-of-memory failure."""
         headers = {}
-        binary = _BINARY_HEADER_SIZE.search(content_type)
-        if content_type.startswith(BINARY_CONTENT_TYPE) and binary:
-            headers["Inference-Header-Content-Length"] = binary.group(1)
-            content_type = "application/octet-stream"
+        header_length = _header_length(content_type)
+        if header_length is not None:
+            headers[INFERENCE_HEADER_CONTENT_LENGTH] = str(header_length)
+            content_type = OCTET_STREAM
         path = f"/v2/models/{urllib.parse.quote(name, safe='')}/infer"
         status, answer_headers, answer = await self._client.post(path, body, content_type, headers)
-        header_size = answer_headers.pop("inference-header-content-length", None)
+        header_size = answer_headers.pop(INFERENCE_HEADER_CONTENT_LENGTH.lower(), None)
         if header_size is not None:
-            answer_headers["content-type"] = f"{BINARY_CONTENT_TYPE};json-header-size={header_size}"
-        if status != 200 and any(text in answer for text in _OUT_OF_MEMORY):
+            answer_headers["content-type"] = binary_content_type(int(header_size))
+        if status != 200 and any(text in answer for text in _OUT_OF_MEMORY_MESSAGES):
             status = OUT_OF_MEMORY
         return status, answer_headers, answer
 
@@ -161,4 +165,13 @@ class TritonModelServer:
             instance = _INSTANCE_NAME.fullmatch(argument)
             if instance is not None and instance.group(1) in self._members:
                 return self._members[instance.group(1)]
+        return None
+
+
+def _header_length(content_type: str) -> int | None:
+    """The binary JSON header's length a request's content type carries; None when there is
+    none, and the body goes to Triton as it came."""
+    try:
+        return binary_header_length(content_type)
+    except ValueError:
         return None

@@ -16,9 +16,20 @@ from pathlib import Path
 
 from mme_factory.errors import StoreError
 from mme_factory.model_archive import ModelArchiveError
-from mme_factory.store import ArtifactStore, KeyMissing, LocalStore
+from mme_factory.settings import Settings
+from mme_factory.store import ArtifactStore, KeyMissing, LocalStore, open_store
 
 FileIdentity = tuple[int, int, int, int]
+
+
+def model_data_store(url: str, settings: Settings) -> ArtifactStore:
+    """The store behind a ModelDataUrl; with a local store, `s3://bucket/k` is `<store>/k`."""
+    if url.startswith("file://"):
+        return LocalStore(Path(url[len("file://") :]))
+    if url.startswith("s3://") and settings.is_local_store:
+        _, _, prefix = url[len("s3://") :].partition("/")
+        return LocalStore(Path(settings.store) / prefix)
+    return open_store(url, settings)
 
 
 class ModelSource:

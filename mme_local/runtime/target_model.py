@@ -11,6 +11,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from mme_factory.protocol import TARGET_MODEL_HEADER
+
 MAX_TARGET_MODEL_CHARS = 1024
 _ALLOWED = re.compile(r"[A-Za-z0-9._\-/+=@]+")
 
@@ -28,8 +30,7 @@ class TargetModel:
         """Check a TargetModel header value; the error says what is wrong with it."""
         if value is None or value == "":
             raise InvalidTargetModel(
-                "TargetModel is required for a multi-model endpoint "
-                "(header X-Amzn-SageMaker-Target-Model)"
+                f"TargetModel is required for a multi-model endpoint (header {TARGET_MODEL_HEADER})"
             )
         if len(value) > MAX_TARGET_MODEL_CHARS:
             raise InvalidTargetModel(

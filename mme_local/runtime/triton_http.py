@@ -22,6 +22,11 @@ class TritonHttpClient:
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self._idle: list[Connection] = []
 
+    @property
+    def idle_connections(self) -> int:
+        """Connections kept open for the next requests."""
+        return len(self._idle)
+
     async def post(
         self, path: str, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:

@@ -104,20 +104,9 @@ def _parse_csv(name: str, text: str) -> CustomerFile:
         )
         return CustomerFile(name, problems=[problem])
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=header or [], dtype=object)
-    problems = []
-    if malformed:
-        problems.append(
-            RuleResult(
-                name,
-                "unparseable_row",
-                "every row has as many fields as the header",
-                False,
-                len(malformed),
-                len(rows) + len(malformed),
-                tuple(malformed),
-            )
-        )
-    return CustomerFile(name, frame, problems)
+    return _parsed_file(
+        name, frame, len(rows), malformed, "every row has as many fields as the header"
+    )
 
 
 def _duplicate_columns(name: str, header: list[str]) -> RuleResult | None:
@@ -156,16 +145,24 @@ def _parse_jsonl(name: str, text: str) -> CustomerFile:
             malformed.append(f"line {number}: arrays or objects nested too deeply")
     present = [key for key in expected if any(key in record for record in records.values())]
     frame = pd.DataFrame.from_dict(records, orient="index", columns=present, dtype=object)
+    return _parsed_file(name, frame, len(records), malformed, "every line is one JSON object")
+
+
+def _parsed_file(
+    name: str, frame: pd.DataFrame, parsed: int, malformed: list[str], rule: str
+) -> CustomerFile:
+    """The `parsed` rows in `frame`, and one `unparseable_row` failure of `rule` naming the
+    `malformed` ones."""
     problems = []
     if malformed:
         problems.append(
             RuleResult(
                 name,
                 "unparseable_row",
-                "every line is one JSON object",
+                rule,
                 False,
                 len(malformed),
-                len(records) + len(malformed),
+                parsed + len(malformed),
                 tuple(malformed),
             )
         )

@@ -10,12 +10,19 @@ from tasks.fleet.fleet_customers import (
 )
 from tasks.fleet.fleet_outcomes import (
     CustomerOutcome,
+    FleetOutcome,
     fail_if_any_failed,
     fleet_outcomes,
     report_fleet_task,
 )
 from tasks.fleet.onboard_customers import onboard_customers, onboard_customers_task
-from tasks.fleet.retraining_check import UNCHANGED, RetrainingCheck, check_fleet, check_fleet_task
+from tasks.fleet.retraining_check import (
+    UNCHANGED,
+    RetrainingCheck,
+    RetrainingDecision,
+    check_fleet,
+    check_fleet_task,
+)
 
 __all__ = [
     "UNCHANGED",
@@ -24,8 +31,10 @@ __all__ = [
     "DeploymentRuns",
     "FleetCustomer",
     "FleetError",
+    "FleetOutcome",
     "OnboardingRuns",
     "RetrainingCheck",
+    "RetrainingDecision",
     "check_fleet",
     "check_fleet_task",
     "customers_under",

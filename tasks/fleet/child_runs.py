@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelling
@@ -42,7 +43,7 @@ class ChildResult:
 
     @property
     def completed(self) -> bool:
-        return self.state == "COMPLETED"
+        return self.state == StateType.COMPLETED
 
 
 class OnboardingRuns(Protocol):

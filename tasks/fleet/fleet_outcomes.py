@@ -7,6 +7,7 @@ the final state message of its run (the exception that stopped it).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
@@ -18,16 +19,21 @@ from mme_factory.settings import Settings
 from mme_factory.store import open_store
 from tasks.fleet.child_runs import ChildResult
 from tasks.fleet.fleet_customers import FleetError
-from tasks.fleet.retraining_check import RetrainingCheck
+from tasks.fleet.retraining_check import RetrainingCheck, RetrainingDecision
 
-PROMOTED, SKIPPED, FAILED = "promoted", "skipped", "failed"
 ARTIFACT_KEY = "fleet-outcomes"
+
+
+class FleetOutcome(StrEnum):
+    PROMOTED = "promoted"
+    SKIPPED = "skipped"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class CustomerOutcome:
     customer: str
-    outcome: str  # promoted, skipped or failed
+    outcome: FleetOutcome
     reason: str
     version: int | None = None
     flow_run_id: str | None = None
@@ -42,8 +48,12 @@ class CustomerOutcome:
 
 def promoted_version(settings: Settings, customer: str, kinds: tuple[str, ...]) -> int:
     """The version the manifest now serves for the kinds the run trained (one per run)."""
-    models = read_manifest(open_store(settings.store, settings), customer)["models"]
-    versions = [models[kind]["version"] for kind in kinds if kind in models]
+    models = read_manifest(open_store(settings.store, settings), customer).models
+    versions = [
+        version
+        for kind in kinds
+        if kind in models and (version := models[kind].version) is not None
+    ]
     if not versions:
         raise MmeFactoryError(f"the manifest serves none of {', '.join(kinds)}")
     return max(versions)
@@ -53,19 +63,19 @@ def outcome_of(
     check: RetrainingCheck, result: ChildResult | None, settings: Settings
 ) -> CustomerOutcome:
     customer = check.customer.customer_id
-    if check.verdict == "skip":
-        return CustomerOutcome(customer, SKIPPED, check.reason)
-    if check.verdict == "failed" or result is None:
-        return CustomerOutcome(customer, FAILED, check.reason)
+    if check.verdict == RetrainingDecision.SKIP:
+        return CustomerOutcome(customer, FleetOutcome.SKIPPED, check.reason)
+    if check.verdict == RetrainingDecision.FAILED or result is None:
+        return CustomerOutcome(customer, FleetOutcome.FAILED, check.reason)
     if not result.completed:
         reason = f"{result.state}: {result.message}" if result.message else result.state
-        return CustomerOutcome(customer, FAILED, reason, flow_run_id=result.run_id)
+        return CustomerOutcome(customer, FleetOutcome.FAILED, reason, flow_run_id=result.run_id)
     try:
         version = promoted_version(settings, customer, check.kinds)
     except MmeFactoryError as error:
         reason = f"its run completed but its manifest cannot tell the version: {error}"
-        return CustomerOutcome(customer, FAILED, reason, flow_run_id=result.run_id)
-    return CustomerOutcome(customer, PROMOTED, check.reason, version, result.run_id)
+        return CustomerOutcome(customer, FleetOutcome.FAILED, reason, flow_run_id=result.run_id)
+    return CustomerOutcome(customer, FleetOutcome.PROMOTED, check.reason, version, result.run_id)
 
 
 def fleet_outcomes(
@@ -89,9 +99,7 @@ def outcome_table(outcomes: list[CustomerOutcome]) -> list[dict[str, object]]:
 
 def publish_outcomes(outcomes: list[CustomerOutcome]) -> None:
     """The table artifact of every customer's outcome, and a one-line count in the log."""
-    counts = {
-        kind: sum(o.outcome == kind for o in outcomes) for kind in (PROMOTED, SKIPPED, FAILED)
-    }
+    counts = {kind: sum(o.outcome == kind for o in outcomes) for kind in FleetOutcome}
     description = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     create_table_artifact(outcome_table(outcomes), key=ARTIFACT_KEY, description=description)
     print(f"fleet: {description}")
@@ -99,7 +107,7 @@ def publish_outcomes(outcomes: list[CustomerOutcome]) -> None:
 
 def fail_if_any_failed(outcomes: list[CustomerOutcome]) -> list[dict[str, object]]:
     """Every outcome as a dict; a FleetError naming each failed customer and why, if any."""
-    failed = [o for o in outcomes if o.outcome == FAILED]
+    failed = [o for o in outcomes if o.outcome == FleetOutcome.FAILED]
     if failed:
         raise FleetError(
             f"{len(failed)} of {len(outcomes)} customers failed (see the {ARTIFACT_KEY} table): "

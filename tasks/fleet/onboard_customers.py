@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from mme_factory.model_kinds import ModelKind
 from mme_factory.settings import Settings
 from tasks.fleet.child_runs import ChildResult, DeploymentRuns, OnboardingRuns, run_children
-from tasks.fleet.retraining_check import RetrainingCheck
+from tasks.fleet.retraining_check import RetrainingCheck, RetrainingDecision
 
 
 def onboarding_parameters(
@@ -46,7 +46,7 @@ def onboard_customers(
     requests = [
         (c.customer.customer_id, onboarding_parameters(c, kinds, settings_file, overrides))
         for c in checks
-        if c.verdict == "retrain"
+        if c.verdict == RetrainingDecision.RETRAIN
     ]
     if not requests:
         return {}

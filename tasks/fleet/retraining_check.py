@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -17,9 +18,10 @@ from mme_factory.errors import MmeFactoryError
 from mme_factory.manifest import CustomerOffboarded, promoted_fingerprint, read_manifest
 from mme_factory.model_kinds import ModelKind
 from mme_factory.naming import check_customer_id
+from mme_factory.records import CustomerManifest, TrainingFingerprint
 from mme_factory.settings import Settings
 from mme_factory.store import open_store
-from tasks.deployment.training_fingerprint import TrainingFingerprint, training_fingerprints
+from tasks.deployment.publish.training_fingerprint import training_fingerprints
 from tasks.fleet.fleet_customers import FleetCustomer
 
 UNCHANGED = "data, settings and code unchanged"
@@ -30,25 +32,34 @@ PARTS = (
 )
 
 
+class RetrainingDecision(StrEnum):
+    RETRAIN = "retrain"
+    SKIP = "skip"
+    FAILED = "failed"  # the check itself could not be made
+
+
 @dataclass(frozen=True)
 class RetrainingCheck:
     customer: FleetCustomer
-    verdict: str  # "retrain", "skip" or "failed" (the check itself could not be made)
+    verdict: RetrainingDecision
     reason: str
     kinds: tuple[str, ...] = ()  # the kinds onboarding would train
 
 
-def changes(current: dict[str, TrainingFingerprint], manifest: dict) -> list[str]:
+def changes(current: dict[str, TrainingFingerprint], manifest: CustomerManifest) -> list[str]:
     """What differs, kind by kind, between now and what the promoted versions were trained on."""
     found = []
     for kind, fingerprint in current.items():
         promoted = promoted_fingerprint(manifest, kind)
         if promoted is None:
-            known = kind in manifest["models"]
+            known = kind in manifest.models
             found.append(f"{kind}: " + ("no training fingerprint" if known else "no version yet"))
             continue
-        now = fingerprint.to_dict()
-        differing = [label for field, label in PARTS if promoted.get(field) != now[field]]
+        differing = [
+            label
+            for field, label in PARTS
+            if getattr(promoted, field) != getattr(fingerprint, field)
+        ]
         if differing:
             found.append(f"{kind}: {', '.join(differing)} changed")
     return found
@@ -68,27 +79,33 @@ def check_customer(
         current = training_fingerprints(customer.data_uri, settings, kinds)
         trained = tuple(current)
         if force:
-            return RetrainingCheck(customer, "retrain", "forced", trained)
+            return RetrainingCheck(customer, RetrainingDecision.RETRAIN, "forced", trained)
         if not current:
             # Onboarding reports which files are missing; the check only says there are none.
-            return RetrainingCheck(customer, "retrain", "no data files of any kind", trained)
+            return RetrainingCheck(
+                customer, RetrainingDecision.RETRAIN, "no data files of any kind", trained
+            )
         store = open_store(settings.store, settings)
         manifest = read_manifest(store, customer.customer_id)
     except CustomerOffboarded as gone:
         if discovered:
             return RetrainingCheck(
                 customer,
-                "skip",
+                RetrainingDecision.SKIP,
                 f"offboarded at {gone.offboarded_at}; name it in a customers list to onboard "
                 "it again",
             )
-        return RetrainingCheck(customer, "retrain", f"offboarded at {gone.offboarded_at}", trained)
+        return RetrainingCheck(
+            customer, RetrainingDecision.RETRAIN, f"offboarded at {gone.offboarded_at}", trained
+        )
     except (MmeFactoryError, ValueError) as error:
-        return RetrainingCheck(customer, "failed", f"{type(error).__name__}: {error}")
+        return RetrainingCheck(
+            customer, RetrainingDecision.FAILED, f"{type(error).__name__}: {error}"
+        )
     found = changes(current, manifest)
     if found:
-        return RetrainingCheck(customer, "retrain", "; ".join(found), trained)
-    return RetrainingCheck(customer, "skip", UNCHANGED, trained)
+        return RetrainingCheck(customer, RetrainingDecision.RETRAIN, "; ".join(found), trained)
+    return RetrainingCheck(customer, RetrainingDecision.SKIP, UNCHANGED, trained)
 
 
 def check_fleet(

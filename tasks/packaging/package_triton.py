@@ -16,12 +16,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from mme_factory.model_kinds import ModelKind, describe
+from mme_factory.records import (
+    EmbeddingExport,
+    ExportRecord,
+    JsonFile,
+    RunRecord,
+    TrainingStatus,
+    UnreadableRecord,
+)
 from mme_factory.settings import Settings
 from tasks.packaging.endpoint_checks import check_for_endpoint
 from tasks.packaging.model_tarball import write_tarball
@@ -35,6 +43,8 @@ from tasks.packaging.triton_layout import (
     read_layout,
     triton_model_name,
 )
+
+Record = TypeVar("Record", bound=JsonFile)
 
 PACKAGE_DIR = "package"
 TARBALL = "model.tar.gz"
@@ -92,16 +102,17 @@ def batching_from(settings: Settings) -> Batching:
     )
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_record(record: type[Record], directory: Path) -> Record:
+    """A record a run directory holds; PackagingError names the file when it cannot be read."""
+    path = record.path_in(directory)
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
+        return record.read(directory)
     except FileNotFoundError:
         raise PackagingError(f"{path} is missing") from None
-    except (OSError, ValueError) as error:
+    except OSError as error:
         raise PackagingError(f"cannot read {path}: {error}") from None
-    if not isinstance(loaded, dict):
-        raise PackagingError(f"{path} must hold a JSON object")
-    return loaded
+    except UnreadableRecord as error:
+        raise PackagingError(f"cannot read {error}") from None
 
 
 @dataclass(frozen=True)
@@ -115,12 +126,10 @@ class TritonRepository:
     version_dirs: list[str]  # `<model>/1`, present even when empty (the ensemble's)
 
 
-def read_export(export_dir: Path, layout: KindLayout) -> dict[str, Any]:
-    export = read_json(export_dir / "export.json")
-    if export.get("kind") != layout.kind:
-        raise PackagingError(
-            f"{export_dir}/export.json: kind {export.get('kind')!r}, not {layout.kind!r}"
-        )
+def read_export(export_dir: Path, layout: KindLayout) -> ExportRecord:
+    export = read_record(ExportRecord, export_dir)
+    if export.kind != layout.kind:
+        raise PackagingError(f"{export_dir}/export.json: kind {export.kind!r}, not {layout.kind!r}")
     return export
 
 
@@ -134,12 +143,12 @@ def build_repository(
 ) -> TritonRepository:
     """Every file of one exported model's Triton repository, checked as the endpoint would."""
     export = read_export(export_dir, layout)
-    role = export.get("role")
+    role = export.role if isinstance(export, EmbeddingExport) else None
     target = f"{layout.kind}-{role}" if role else layout.kind
     names = {
         member: triton_model_name(customer, target, version, member) for member in layout.models
     }
-    specs = model_specs(layout, names, export, batching, code_version)
+    specs = model_specs(layout, names, export.to_dict(), batching, code_version)
     code_dir = layout.code_root / code_version
     entries: dict[str, Path | bytes] = {}
     for member, spec in specs.items():
@@ -189,7 +198,7 @@ def export_dirs(run_dir: Path, layout: KindLayout) -> list[Path]:
     base = run_dir / layout.kind
     roles = describe(layout.kind).roles
     candidates = [base / role for role in roles] if roles else [base]
-    return [path for path in candidates if (path / "export.json").is_file()]
+    return [path for path in candidates if ExportRecord.path_in(path).is_file()]
 
 
 def package_triton(
@@ -206,15 +215,15 @@ def package_triton(
     `version` names the Triton models (default: the run id); `code_version` picks the
     Python-backend code (default: each kind's latest).
     """
-    run = read_json(run_dir / "run.json")
-    customer, run_id = str(run.get("customer", "")), str(run.get("run_id", ""))
+    run = read_record(RunRecord, run_dir)
+    customer, run_id = run.customer, run.run_id
     if not customer or not run_id:
         raise PackagingError(f"{run_dir}/run.json must name the customer and run_id")
     output_dir = output_dir or run_dir / PACKAGE_DIR
     summary = PackageSummary(str(run_dir), customer, run_id, version or run_id)
     for kind in kinds or list(ModelKind):
-        outcome = run.get("kinds", {}).get(str(kind))
-        if outcome is not None and outcome.get("status") != "exported":
+        outcome = run.kinds.get(str(kind))
+        if outcome is not None and outcome.status != TrainingStatus.EXPORTED:
             continue  # rejected, failed, or stopped mid-export: never packaged
         layout = read_layout(describe(kind).layout, layouts_root)
         for export_dir in export_dirs(run_dir, layout):

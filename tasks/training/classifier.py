@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mme_factory.records import StepsSummary
 from mme_factory.settings.training import ClassifierTraining
 from tasks.data.training_data import CustomerDataset, check_intents, split_labelled
 from tasks.training.base_models import load_encoder
 from tasks.training.batching import length_bucketed_batches
+from tasks.training.budgeted_optimizer import BudgetedOptimizer
 from tasks.training.encoders import (
     IntentClassifier,
     SentenceEncoder,
@@ -28,8 +30,8 @@ from tasks.training.encoders import (
 )
 from tasks.training.epoch_fit import FIT, EpochFit
 from tasks.training.metrics import classification_metrics
-from tasks.training.progress import TrainingProgress
-from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_batches
+from tasks.training.trained_model import phase_timings
 
 HEAD_EPOCHS = 200
 # The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
@@ -46,7 +48,7 @@ class ClassifierModel:
     held_out: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
-    steps: dict[str, Any] = field(default_factory=dict)
+    steps: StepsSummary | None = None
 
     def predict(self, texts: list[str]) -> list[str]:
         logits = embed(self.classifier, self.tokenizer, texts, self.config.max_length)
@@ -86,8 +88,7 @@ def train_classifier(
             {"params": classifier.head.parameters(), "lr": config.head_learning_rate},
         ]
     )
-    schedule = budgeted_linear_schedule(optimizer, budget)
-    progress = TrainingProgress("classifier", budget.total)
+    steps = BudgetedOptimizer("classifier", optimizer, budget)
     rng = np.random.default_rng(seed)
     lengths = [len(text) for text in texts]
     classifier.train()
@@ -99,18 +100,10 @@ def train_classifier(
             logits, targets[batch], label_smoothing=config.label_smoothing
         )
         right = int((logits.argmax(dim=1) == targets[batch]).sum())
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        budget.step_done()
-        if fit.add(len(batch), right) and config.stop_when_fit:
-            budget.stop(FIT)
-        progress.total_steps = budget.total
-        progress.step(loss.item())
+        fitted = fit.add(len(batch), right) and config.stop_when_fit
+        steps.step(loss, classifier.parameters(), stop_because=FIT if fitted else None)
     classifier.eval()
-    return progress.final_loss
+    return steps.final_loss
 
 
 def finetune_classifier(
@@ -164,11 +157,7 @@ def finetune_classifier(
     )
     tuned_metrics = classification_metrics(list(held["intent"]), model.predict(held_texts), labels)
     model.metrics = {"base": base_metrics, "fine_tuned": tuned_metrics}
-    model.timings = {
-        "prepare_s": trained_at - started,
-        "train_s": evaluated_at - trained_at,
-        "evaluate_s": time.monotonic() - evaluated_at,
-    }
+    model.timings = phase_timings(started, trained_at, evaluated_at)
     return model
 
 

@@ -11,14 +11,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mme_factory.records import StepsSummary
 from mme_factory.settings.training import EmbeddingTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_labelled, split_rows
 from tasks.training.base_models import load_encoder
 from tasks.training.batching import random_batches
+from tasks.training.budgeted_optimizer import BudgetedOptimizer
 from tasks.training.encoders import SentenceEncoder, embed, tokenize, trainable_parameters
 from tasks.training.metrics import retrieval_metrics
-from tasks.training.progress import TrainingProgress
-from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
+from tasks.training.step_budget import StepBudget, budgeted_batches
+from tasks.training.trained_model import phase_timings
 
 # The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
 EVALUATION_MARGIN = 1.5
@@ -46,7 +48,7 @@ class EmbeddingModel:
     metrics: dict[str, dict[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
-    steps: dict[str, Any] = field(default_factory=dict)
+    steps: StepsSummary | None = None
 
 
 def article_text(row: pd.Series) -> str:
@@ -156,8 +158,7 @@ def train_dual_encoder(
     params = trainable_parameters(query_encoder, config.train_token_embeddings)
     params += trainable_parameters(article_encoder, config.train_token_embeddings)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    schedule = budgeted_linear_schedule(optimizer, budget)
-    progress = TrainingProgress("embedding", budget.total)
+    steps = BudgetedOptimizer("embedding", optimizer, budget)
     rng = np.random.default_rng(seed)
     query_encoder.train()
     article_encoder.train()
@@ -174,17 +175,10 @@ def train_dual_encoder(
             article_encoder, tokenizer, [b[1] for b in batch], config.article_max_length
         )
         loss = contrastive_loss(queries, positives, [b[2] for b in batch], config.temperature)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        budget.step_done()
-        progress.total_steps = budget.total
-        progress.step(loss.item())
+        steps.step(loss, params)
     query_encoder.eval()
     article_encoder.eval()
-    return progress.final_loss
+    return steps.final_loss
 
 
 def planned_steps(pairs: int, config: EmbeddingTraining) -> int:
@@ -234,11 +228,7 @@ def finetune_embedding(
         config,
         task_.mode,
         {"base": base_metrics, "fine_tuned": tuned_metrics},
-        {
-            "prepare_s": trained_at - started,
-            "train_s": evaluated_at - trained_at,
-            "evaluate_s": time.monotonic() - evaluated_at,
-        },
+        phase_timings(started, trained_at, evaluated_at),
         final_loss,
         budget.summary(),
     )

@@ -17,6 +17,7 @@ import torch
 from tokenizers import Tokenizer
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.records import AutocompleteExport, ClassifierExport, EmbeddingExport
 from tasks.training.autocomplete.examples import REPLY_MARKER, STOP_STRINGS
 from tasks.training.encoders import Probabilities, SentenceEncoder
 from tasks.training.known_warnings import known_warnings_silenced
@@ -132,7 +133,7 @@ def export_encoder(
     role: str,
     max_length: int,
     tolerance: float,
-) -> dict[str, Any]:
+) -> EmbeddingExport:
     directory.mkdir(parents=True, exist_ok=True)
     traced = _trace(encoder, directory / "model.pt", max_length)
     vocab = int(encoder.transformer.config.vocab_size)
@@ -145,14 +146,14 @@ def export_encoder(
         directory / PARITY_FILE,
     )
     _write_tokenizer(tokenizer, directory / "tokenizer.json", max_length)
-    export = {
-        "kind": "embedding",
-        "role": role,
-        "max_length": max_length,
-        "dim": int(encoder.transformer.config.hidden_size),
-        "parity_max_abs_diff": worst,
-    }
-    _write_json(directory / "export.json", export)
+    export = EmbeddingExport(
+        kind="embedding",
+        role=role,
+        max_length=max_length,
+        dim=int(encoder.transformer.config.hidden_size),
+        parity_max_abs_diff=worst,
+    )
+    export.write(directory)
     return export
 
 
@@ -163,7 +164,7 @@ def export_classifier(
     directory: Path,
     max_length: int,
     tolerance: float,
-) -> dict[str, Any]:
+) -> ClassifierExport:
     directory.mkdir(parents=True, exist_ok=True)
     probabilities = Probabilities(classifier).eval()
     traced = _trace(probabilities, directory / "model.pt", max_length)
@@ -178,13 +179,13 @@ def export_classifier(
     )
     _write_tokenizer(tokenizer, directory / "tokenizer.json", max_length)
     (directory / "labels.txt").write_text("".join(f"{label}\n" for label in labels), "utf-8")
-    export = {
-        "kind": "classifier",
-        "max_length": max_length,
-        "num_labels": len(labels),
-        "parity_max_abs_diff": worst,
-    }
-    _write_json(directory / "export.json", export)
+    export = ClassifierExport(
+        kind="classifier",
+        max_length=max_length,
+        num_labels=len(labels),
+        parity_max_abs_diff=worst,
+    )
+    export.write(directory)
     return export
 
 
@@ -254,7 +255,7 @@ def export_autocomplete(
     directory: Path,
     max_length: int,
     tolerance: float,
-) -> dict[str, Any]:
+) -> AutocompleteExport:
     config = serving_config(model.config)
     directory.mkdir(parents=True, exist_ok=True)
     _write_json(directory / "config.json", config)
@@ -270,13 +271,13 @@ def export_autocomplete(
         parity_batches(int(config["vocab_size"]), min(max_length, 64)),
         tolerance,
     )
-    export = {
-        "kind": "autocomplete",
-        "max_length": max_length,
-        "eos_token_id": eos_id,
-        "prompt_format": "{context}" + REPLY_MARKER + " {reply_start}",
-        "stop": list(STOP_STRINGS),
-        "parity_max_abs_diff": worst,
-    }
-    _write_json(directory / "export.json", export)
+    export = AutocompleteExport(
+        kind="autocomplete",
+        max_length=max_length,
+        eos_token_id=eos_id,
+        prompt_format="{context}" + REPLY_MARKER + " {reply_start}",
+        stop=list(STOP_STRINGS),
+        parity_max_abs_diff=worst,
+    )
+    export.write(directory)
     return export

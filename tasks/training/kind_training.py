@@ -10,47 +10,57 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
 from mme_factory.model_kinds import ModelKind
+from mme_factory.records import AutocompleteExport, ClassifierExport, EmbeddingExport, KindExport
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset
 from tasks.training import classifier, embedding
-from tasks.training.autocomplete.finetune import finetune_autocomplete
+from tasks.training.autocomplete.finetune import AutocompleteModel, finetune_autocomplete
+from tasks.training.classifier import ClassifierModel
+from tasks.training.embedding import EmbeddingModel
 from tasks.training.export_torchscript import (
     export_autocomplete,
     export_classifier,
     export_encoder,
 )
+from tasks.training.trained_model import TrainedModel
+
+Trained = TypeVar("Trained", bound=TrainedModel)
 
 
 @dataclass(frozen=True)
-class KindTraining:
-    train: Callable[[CustomerDataset, Settings], Any]
-    export: Callable[[Any, Path, float], dict[str, Any]]
-    smoke_texts: Callable[[Any, CustomerDataset], list[str]]
-    evaluate_golden_set: Callable[[Any, pd.DataFrame], dict] | None = None
+class KindTraining(Generic[Trained]):
+    """The steps of one kind, each taking the model its `train` returned."""
+
+    train: Callable[[CustomerDataset, Settings], Trained]
+    export: Callable[[Trained, Path, float], KindExport]
+    smoke_texts: Callable[[Trained, CustomerDataset], list[str]]
+    evaluate_golden_set: Callable[[Trained, pd.DataFrame], dict[str, object]] | None = None
 
 
-def _train_embedding(data: CustomerDataset, settings: Settings) -> Any:
+def _train_embedding(data: CustomerDataset, settings: Settings) -> EmbeddingModel:
     t = settings.training
     return embedding.finetune_embedding(data, t.embedding, t.held_out_fraction, t.seed)
 
 
-def _train_classifier(data: CustomerDataset, settings: Settings) -> Any:
+def _train_classifier(data: CustomerDataset, settings: Settings) -> ClassifierModel:
     t = settings.training
     return classifier.finetune_classifier(data, t.classifier, t.held_out_fraction, t.seed)
 
 
-def _train_autocomplete(data: CustomerDataset, settings: Settings) -> Any:
+def _train_autocomplete(data: CustomerDataset, settings: Settings) -> AutocompleteModel:
     t = settings.training
     cache = settings.state_dir / "base-models"
     return finetune_autocomplete(data, t.autocomplete, t.held_out_fraction, t.seed, cache)
 
 
-def _export_embedding(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+def _export_embedding(
+    trained: EmbeddingModel, directory: Path, tolerance: float
+) -> dict[str, EmbeddingExport]:
     config = trained.config
     return {
         role: export_encoder(
@@ -68,7 +78,9 @@ def _export_embedding(trained: Any, directory: Path, tolerance: float) -> dict[s
     }
 
 
-def _export_classifier(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+def _export_classifier(
+    trained: ClassifierModel, directory: Path, tolerance: float
+) -> ClassifierExport:
     return export_classifier(
         trained.classifier,
         trained.tokenizer,
@@ -79,7 +91,9 @@ def _export_classifier(trained: Any, directory: Path, tolerance: float) -> dict[
     )
 
 
-def _export_autocomplete(trained: Any, directory: Path, tolerance: float) -> dict[str, Any]:
+def _export_autocomplete(
+    trained: AutocompleteModel, directory: Path, tolerance: float
+) -> AutocompleteExport:
     return export_autocomplete(
         trained.model,
         trained.tokenizer,
@@ -90,13 +104,14 @@ def _export_autocomplete(trained: Any, directory: Path, tolerance: float) -> dic
     )
 
 
-def _embedding_texts(trained: Any, data: CustomerDataset) -> list[str]:
+def _embedding_texts(trained: EmbeddingModel, data: CustomerDataset) -> list[str]:
     if data.pairs is not None and not data.pairs.empty:
         return list(data.pairs["query"])
     return list(data.intents["text"]) if data.intents is not None else []
 
 
-TRAINING: dict[ModelKind, KindTraining] = {
+# Each entry's steps agree on their model's type; the table holds the three side by side.
+TRAINING: dict[ModelKind, KindTraining[Any]] = {
     ModelKind.EMBEDDING: KindTraining(
         train=_train_embedding,
         export=_export_embedding,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from mme_factory.errors import MmeFactoryError
 from mme_factory.model_kinds import ModelKind, describe
+from mme_factory.records import GateCheckRecord, GateRecord
 from mme_factory.settings.training import TrainingSettings
 
 
@@ -53,23 +54,25 @@ class GateVerdict:
         head = "accepted" if self.passed else "REJECTED"
         return f"{self.kind} {head}: " + "; ".join(check.line() for check in self.checks)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "checks": [
-                {
-                    "metric": c.metric,
-                    "value": c.value,
-                    "threshold": c.threshold,
-                    "against": c.against,
-                    "passed": c.passed,
-                }
+    def to_record(self) -> GateRecord:
+        return GateRecord(
+            passed=self.passed,
+            checks=[
+                GateCheckRecord(
+                    metric=c.metric,
+                    value=c.value,
+                    threshold=c.threshold,
+                    against=c.against,
+                    passed=c.passed,
+                )
                 for c in self.checks
             ],
-        }
+        )
 
 
-def checks_for(kind: ModelKind, metrics: dict, settings: TrainingSettings) -> list[Check]:
+def checks_for(
+    kind: ModelKind, metrics: Mapping[str, Mapping[str, object]], settings: TrainingSettings
+) -> list[Check]:
     """The kind's gate rules applied to its metrics: beat the baseline, reach the minimums."""
     description = describe(kind)
     baseline, tuned = metrics[description.baseline], metrics["fine_tuned"]
@@ -85,7 +88,9 @@ def checks_for(kind: ModelKind, metrics: dict, settings: TrainingSettings) -> li
     return checks
 
 
-def judge(kind: ModelKind, metrics: dict, settings: TrainingSettings) -> GateVerdict:
+def judge(
+    kind: ModelKind, metrics: Mapping[str, Mapping[str, object]], settings: TrainingSettings
+) -> GateVerdict:
     return GateVerdict(kind, tuple(checks_for(kind, metrics, settings)))
 
 

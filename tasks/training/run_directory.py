@@ -11,9 +11,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from mme_factory.naming import check_customer_id
+from mme_factory.records import KindMetadata, RunRecord
+from mme_factory.records.json_record import write_whole
 
 
 @dataclass(frozen=True)
@@ -32,19 +35,20 @@ class RunDirectory:
 
     @classmethod
     def open(cls, path: Path) -> RunDirectory:
-        record = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        return cls(path, record["customer"], record["run_id"])
+        record = RunRecord.read(path)
+        return cls(path, record.customer, record.run_id)
 
     def kind_dir(self, kind: str) -> Path:
         return self.path / kind
 
-    def write_json(self, relative: str, data: dict[str, Any]) -> Path:
-        target = self.path / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
-        partial.replace(target)
-        return target
+    def record(self) -> RunRecord:
+        return RunRecord.read(self.path)
 
-    def read_json(self, relative: str) -> dict[str, Any]:
-        return json.loads((self.path / relative).read_text(encoding="utf-8"))
+    def metadata(self, kind: str) -> KindMetadata:
+        return KindMetadata.read(self.kind_dir(kind))
+
+    def write_json(self, relative: str, data: dict[str, JsonValue]) -> Path:
+        """A file of the run other than its records (e.g. the golden-set metrics)."""
+        target = self.path / relative
+        write_whole(target, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        return target

@@ -13,9 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
+
+from mme_factory.records import StepsSummary
 
 # Steps timed before the first estimate: the first step is slow (allocations, lazy init).
 ESTIMATE_AFTER_STEPS = 3
@@ -92,14 +94,14 @@ class StepBudget:
     def stopped_by_budget(self) -> bool:
         return self.total < self.planned and self.stopped_because is None
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "planned": self.planned,
-            "run": self.done,
-            "budget_s": self.budget_s,
-            "stopped_by_budget": self.stopped_by_budget,
-            "stopped_because": self.stopped_because,
-        }
+    def summary(self) -> StepsSummary:
+        return StepsSummary(
+            planned=self.planned,
+            run=self.done,
+            budget_s=self.budget_s,
+            stopped_by_budget=self.stopped_by_budget,
+            stopped_because=self.stopped_because,
+        )
 
 
 def budgeted_linear_schedule(

@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pandas as pd
 
 from mme_factory.model_kinds import ModelKind
 from mme_factory.naming import check_customer_id
+from mme_factory.records import KindMetadata, RunRecord, TrainingStage, TrainingStatus
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset, load_dataset, read_golden_set
 from tasks.data.validate_data import ValidationSummary, validate_data
@@ -21,6 +21,7 @@ from tasks.training.progress import training_logger
 from tasks.training.quality_gate import judge
 from tasks.training.reproducibility import library_versions, seed_everything
 from tasks.training.run_directory import RunDirectory
+from tasks.training.trained_model import TrainedModel
 from tasks.training.training_record import KindRecord, TrainingRun
 
 SMOKE_TEXTS = 8
@@ -42,7 +43,7 @@ def train_model(
     settings: Settings,
     result: TrainingRun,
     golden: pd.DataFrame | None,
-) -> dict[str, Any]:
+) -> KindMetadata:
     """Train, evaluate and gate one kind, then export it if the gate accepts it.
 
     Each stage's results are in `<kind>/metadata.json` and run.json before the next stage
@@ -51,57 +52,56 @@ def train_model(
     """
     log = training_logger()
     steps = TRAINING[kind]
-    record = KindRecord(
-        str(kind),
-        result,
-        {
-            "customer": result.run.customer,
-            "run_id": result.run.run_id,
-            "kind": str(kind),
-            "base_model": base_model_name(kind, settings),
-            "data_sha256": data.sha256,
-            "seed": settings.training.seed,
-            "versions": library_versions(),
-        },
+    metadata = KindMetadata(
+        customer=result.run.customer,
+        run_id=result.run.run_id,
+        kind=str(kind),
+        base_model=base_model_name(kind, settings),
+        data_sha256=data.sha256,
+        seed=settings.training.seed,
+        versions=library_versions(),
+        status=TrainingStatus.TRAINING,
+        timings={},
     )
-    metadata = record.metadata
-    record.save("training")
-    stage = "train"
+    record = KindRecord(result, metadata)
+    record.save(TrainingStatus.TRAINING)
+    stage = TrainingStage.TRAIN
     try:
-        log.info("%s: training from %s", kind, metadata["base_model"])
+        log.info("%s: training from %s", kind, metadata.base_model)
         with known_warnings_silenced():
-            trained = steps.train(data, settings)
-        metadata["metrics"] = dict(trained.metrics)
-        metadata["final_loss"] = trained.final_loss
-        if getattr(trained, "steps", None) is not None:
-            metadata["steps"] = dict(trained.steps)
+            trained: TrainedModel = steps.train(data, settings)
+        metadata.metrics = {group: dict(figures) for group, figures in trained.metrics.items()}
+        metadata.final_loss = trained.final_loss
+        if trained.steps is not None:
+            metadata.steps = trained.steps
         record.timings.update(trained.timings)
-        record.save("training")
-        stage = "evaluate"
+        record.save(TrainingStatus.TRAINING)
+        stage = TrainingStage.EVALUATE
         if golden is not None and steps.evaluate_golden_set is not None:
-            metadata["metrics"]["golden_set"] = steps.evaluate_golden_set(trained, golden)
-            result.run.write_json(f"{kind}/golden_set.json", metadata["metrics"]["golden_set"])
+            golden_set = steps.evaluate_golden_set(trained, golden)
+            metadata.metrics = {**metadata.metrics, "golden_set": golden_set}
+            result.run.write_json(f"{kind}/golden_set.json", metadata.metrics["golden_set"])
         verdict = judge(kind, trained.metrics, settings.training)
         log.info("%s", verdict.summary())
-        metadata["gate"] = verdict.to_dict()
-        metadata["smoke_inputs"] = smoke_texts(steps.smoke_texts(trained, data))
+        metadata.gate = verdict.to_record()
+        metadata.smoke_inputs = smoke_texts(steps.smoke_texts(trained, data))
         if not verdict.passed:
-            metadata["message"] = verdict.summary()
-            record.save("rejected")
+            metadata.message = verdict.summary()
+            record.save(TrainingStatus.REJECTED)
             return metadata
-        record.save("exporting")
-        stage = "export"
+        record.save(TrainingStatus.EXPORTING)
+        stage = TrainingStage.EXPORT
         log.info("%s: exporting and checking parity with the trained model", kind)
         exported_at = time.monotonic()
         try:
             with known_warnings_silenced():
-                metadata["export"] = steps.export(
+                metadata.export = steps.export(
                     trained, result.run.kind_dir(kind), settings.training.export_parity_tolerance
                 )
         finally:
             record.timings["export_s"] = time.monotonic() - exported_at
         log.info("%s: exported in %.1f s", kind, record.timings["export_s"])
-        record.save("exported")
+        record.save(TrainingStatus.EXPORTED)
     except Exception as error:
         raise record.fail(stage, error) from error
     except BaseException as error:  # interrupted or cancelled: recorded, then it goes on as is
@@ -120,17 +120,17 @@ def start_training_run(
     run = RunDirectory.create(settings.runs_dir, customer, data.sha256)
     result = TrainingRun(
         run,
-        {
-            "customer": customer,
-            "run_id": run.run_id,
-            "data_uri": data.uri,
-            "data_sha256": data.sha256,
-            "seed": settings.training.seed,
-            "versions": library_versions(),
-            "validation_report": validation_report,
-            "started_at": datetime.now(UTC).isoformat(),
-            "kinds": {},
-        },
+        RunRecord(
+            customer=customer,
+            run_id=run.run_id,
+            data_uri=data.uri,
+            data_sha256=data.sha256,
+            seed=settings.training.seed,
+            versions=library_versions(),
+            validation_report=validation_report,
+            started_at=datetime.now(UTC).isoformat(),
+            kinds={},
+        ),
     )
     result.save()
     return data, result
@@ -149,7 +149,7 @@ class TrainingSteps:
     validate: Callable[[str, Settings, list[ModelKind] | None], ValidationSummary]
     start: Callable[[str, str, Settings, str], tuple[CustomerDataset, TrainingRun]]
     train: Callable[
-        [ModelKind, CustomerDataset, Settings, TrainingRun, pd.DataFrame | None], dict[str, Any]
+        [ModelKind, CustomerDataset, Settings, TrainingRun, pd.DataFrame | None], KindMetadata
     ]
 
 
@@ -178,6 +178,6 @@ def train_customer(
         for kind in validation.kinds_validated:
             steps.train(kind, data, settings, result, golden)
     finally:
-        result.record["total_s"] = time.monotonic() - started
+        result.record.total_s = time.monotonic() - started
         result.save()
     return result

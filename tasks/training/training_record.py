@@ -1,15 +1,8 @@
 """What a training run has learnt so far, kept on disk as each stage of each kind ends.
 
-A kind's `<kind>/metadata.json` and its entry in `run.json` are rewritten at every stage:
-
-    training     started; once trained: metrics, final loss, steps, timings
-    exporting    evaluated and accepted by the gate; export under way
-    exported     the export passed its parity check (the only status packaging picks up)
-    rejected     the gate refused the model; nothing exported
-    failed       a stage raised: `failure` names the stage (train, evaluate, export),
-                 the error type and its message; what earlier stages learnt is kept
-
-so a failed export, or a process that dies, still leaves the evaluation and its timings.
+A kind's `<kind>/metadata.json` (`KindMetadata`, whose docstring lists the statuses) and its
+entry in `run.json` (`RunRecord`) are rewritten at every stage, so a failed export, or a
+process that dies, still leaves the evaluation and its timings.
 """
 
 from __future__ import annotations
@@ -18,14 +11,17 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.records import (
+    FailureRecord,
+    KindMetadata,
+    KindOutcome,
+    RunRecord,
+    TrainingStage,
+    TrainingStatus,
+)
 from tasks.training.run_directory import RunDirectory
-
-OUTCOME_KEYS = ("status", "metrics", "gate", "timings", "steps", "failure")
-# Statuses a kind ends with when nothing went wrong; any other status means it failed.
-SETTLED_STATUSES = ("exported", "rejected")
 
 
 class TrainingFailed(MmeFactoryError):
@@ -43,65 +39,68 @@ def peak_memory_mb() -> float:
 @dataclass
 class TrainingRun:
     run: RunDirectory
-    record: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord
 
     @classmethod
     def open(cls, path: Path) -> TrainingRun:
         run = RunDirectory.open(path)
-        return cls(run, run.read_json("run.json"))
+        return cls(run, run.record())
 
     @property
-    def outcomes(self) -> dict[str, dict[str, Any]]:
-        return self.record["kinds"]
+    def outcomes(self) -> dict[str, KindOutcome]:
+        return self.record.kinds
 
     @property
     def rejected(self) -> list[str]:
-        return [kind for kind, o in self.outcomes.items() if o["status"] == "rejected"]
+        return self.record.kinds_with(TrainingStatus.REJECTED)
 
     @property
     def failed(self) -> list[str]:
         """Kinds that raised, or whose run stopped before they reached a final status."""
-        return [kind for kind, o in self.outcomes.items() if o["status"] not in SETTLED_STATUSES]
+        return [kind for kind, o in self.outcomes.items() if not o.status.settled]
 
     def save(self) -> None:
-        self.run.write_json("run.json", self.record)
+        self.record.write(self.run.path)
 
 
 @dataclass
 class KindRecord:
     """One kind's metadata as training goes, written through to its file and to run.json."""
 
-    kind: str
     result: TrainingRun
-    metadata: dict[str, Any]
+    metadata: KindMetadata
     started: float = field(default_factory=time.monotonic)
 
     @property
+    def kind(self) -> str:
+        return self.metadata.kind
+
+    @property
     def timings(self) -> dict[str, float]:
-        return self.metadata.setdefault("timings", {})
+        return self.metadata.timings
+
+    @property
+    def directory(self) -> Path:
+        return self.result.run.kind_dir(self.kind)
 
     @property
     def path(self) -> Path:
-        return self.result.run.kind_dir(self.kind) / "metadata.json"
+        return KindMetadata.path_in(self.directory)
 
-    def save(self, status: str) -> None:
-        self.metadata["status"] = status
+    def save(self, status: TrainingStatus) -> None:
+        self.metadata.status = status
         self.timings["total_s"] = time.monotonic() - self.started
         self.timings["peak_rss_mb"] = peak_memory_mb()
-        self.result.run.write_json(f"{self.kind}/metadata.json", self.metadata)
-        self.result.outcomes[self.kind] = {
-            key: self.metadata[key] for key in OUTCOME_KEYS if key in self.metadata
-        }
+        self.metadata.write(self.directory)
+        self.result.record.record_outcome(self.kind, self.metadata)
         self.result.save()
 
-    def fail(self, stage: str, error: BaseException) -> TrainingFailed:
+    def fail(self, stage: TrainingStage, error: BaseException) -> TrainingFailed:
         """Record the failure; returns the error to raise, naming where the record is."""
-        self.metadata["failure"] = {
-            "stage": stage,
-            "error": type(error).__name__,
-            "message": str(error),
-        }
-        self.save("failed")
+        self.metadata.failure = FailureRecord(
+            stage=stage, error=type(error).__name__, message=str(error)
+        )
+        self.save(TrainingStatus.FAILED)
         return TrainingFailed(
             f"{self.kind}: {stage} failed ({type(error).__name__}: {error}); the metrics, gate "
             f"verdict and timings it reached are kept in {self.path}",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.model_kinds import ModelKind, describe
+from mme_factory.records import GateRecord, KindMetadata, Metrics, TrainingStatus
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset
 from tasks.data.validate_data import validate_data_task
@@ -22,33 +21,32 @@ from tasks.training.train_customer import (
 )
 
 
-def metrics_markdown(kind: str, metadata: dict[str, Any]) -> str:
+def metrics_markdown(metadata: KindMetadata) -> str:
     """The kind's outcome as far as it got: a failed kind shows its failure and what it learnt."""
-    lines = [f"# {kind}: {metadata['status']}", ""]
-    failure = metadata.get("failure")
+    kind = metadata.kind
+    lines = [f"# {kind}: {metadata.status}", ""]
+    failure = metadata.failure
     if failure:
-        lines += [
-            f"**{failure['stage']} failed**: `{failure['error']}`: {failure['message']}",
-            "",
-        ]
+        lines += [f"**{failure.stage} failed**: `{failure.error}`: {failure.message}", ""]
     lines += [
-        f"Base model `{metadata['base_model']}`, seed {metadata['seed']}, data "
-        f"`{metadata['data_sha256'][:12]}`.",
+        f"Base model `{metadata.base_model}`, seed {metadata.seed}, data "
+        f"`{metadata.data_sha256[:12]}`.",
     ]
-    if "metrics" in metadata:
-        lines += _metrics_lines(kind, metadata["metrics"])
-    if "gate" in metadata:
-        lines += _gate_lines(metadata["gate"])
+    if metadata.metrics is not None:
+        lines += _metrics_lines(kind, metadata.metrics)
+    if metadata.gate is not None:
+        lines += _gate_lines(metadata.gate)
     lines += [
         "",
         "## Timings",
         "",
-        " · ".join(f"{k} {v:.1f}" for k, v in metadata["timings"].items()),
+        " · ".join(f"{k} {v:.1f}" for k, v in metadata.timings.items()),
     ]
-    if metadata.get("steps"):
-        lines += ["", "## Steps", "", " · ".join(f"{k} {v}" for k, v in metadata["steps"].items())]
-    per_intent = metadata.get("metrics", {}).get("fine_tuned", {}).get("per_intent")
-    if per_intent:
+    if metadata.steps:
+        steps = metadata.steps.to_dict()
+        lines += ["", "## Steps", "", " · ".join(f"{k} {v}" for k, v in steps.items())]
+    per_intent = (metadata.metrics or {}).get("fine_tuned", {}).get("per_intent")
+    if isinstance(per_intent, dict) and per_intent:
         lines += [
             "",
             "## Per intent (held out)",
@@ -60,11 +58,12 @@ def metrics_markdown(kind: str, metadata: dict[str, Any]) -> str:
             f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
             f"{row['support']} |"
             for name, row in per_intent.items()
+            if isinstance(row, dict)
         ]
     return "\n".join(lines) + "\n"
 
 
-def _metrics_lines(kind: str, metrics: dict[str, Any]) -> list[str]:
+def _metrics_lines(kind: str, metrics: Metrics) -> list[str]:
     description = describe(kind)
     baseline, names = description.baseline, description.headline_metrics
     lines = ["", f"| metric | {baseline} | fine-tuned |", "| --- | ---: | ---: |"]
@@ -74,7 +73,7 @@ def _metrics_lines(kind: str, metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def _gate_lines(gate: dict[str, Any]) -> list[str]:
+def _gate_lines(gate: GateRecord) -> list[str]:
     lines = [
         "",
         "## Quality gate",
@@ -83,9 +82,9 @@ def _gate_lines(gate: dict[str, Any]) -> list[str]:
         "| --- | ---: | --- | ---: | --- |",
     ]
     return lines + [
-        f"| {c['metric']} | {c['value']:.4f} | {c['against']} | {c['threshold']:.4f} | "
-        f"{'yes' if c['passed'] else '**no**'} |"
-        for c in gate["checks"]
+        f"| {c.metric} | {c.value:.4f} | {c.against} | {c.threshold:.4f} | "
+        f"{'yes' if c.passed else '**no**'} |"
+        for c in gate.checks
     ]
 
 
@@ -104,19 +103,19 @@ def train_model_task(
     settings: Settings,
     result: TrainingRun,
     golden: pd.DataFrame | None = None,
-) -> dict[str, Any]:
+) -> KindMetadata:
     """Fine-tune, evaluate against the baseline, gate, and export one kind."""
     try:
         metadata = train_model(kind, data, settings, result, golden)
     finally:
         # Also when a stage raised: the artifact shows what the kind learnt and why it failed.
         create_markdown_artifact(
-            metrics_markdown(str(kind), result.run.read_json(f"{kind}/metadata.json")),
+            metrics_markdown(result.run.metadata(kind)),
             key=f"training-{kind}",
             description=f"{kind} metrics and gate",
         )
-    if metadata["status"] != "exported":
-        raise QualityGateRejected(metadata["message"])
+    if metadata.status != TrainingStatus.EXPORTED:
+        raise QualityGateRejected(metadata.message or f"{kind}: {metadata.status}")
     return metadata
 
 

@@ -96,7 +96,7 @@ def exported_config(directory: Path) -> dict[str, Any]:
 def test_non_default_llama_exports_within_parity(tmp_path: Path, rope: str) -> None:
     model = tiny_llama(ROPES[rope])
     summary = export(model, tmp_path)
-    assert summary["parity_max_abs_diff"] <= TOLERANCE
+    assert summary.parity_max_abs_diff <= TOLERANCE
     config = exported_config(tmp_path)
     assert config["rope_parameters"] == ROPES[rope]
     assert {key: config[key] for key in NON_DEFAULT} == NON_DEFAULT

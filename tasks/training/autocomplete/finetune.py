@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from tokenizers import Tokenizer
 
+from mme_factory.records import StepsSummary
 from mme_factory.settings.training import AutocompleteTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_rows
 from tasks.training.autocomplete.evaluate import (
@@ -38,8 +39,9 @@ from tasks.training.autocomplete.examples import (
 )
 from tasks.training.base_models import load_causal_lm
 from tasks.training.batching import length_bucketed_batches
-from tasks.training.progress import TrainingProgress
-from tasks.training.step_budget import StepBudget, budgeted_batches, budgeted_linear_schedule
+from tasks.training.budgeted_optimizer import BudgetedOptimizer
+from tasks.training.step_budget import StepBudget, budgeted_batches
+from tasks.training.trained_model import phase_timings
 
 COMPACT = "compact"
 LATENCY_PROMPTS = 5
@@ -58,7 +60,7 @@ class AutocompleteModel:
     held_out: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
-    steps: dict[str, Any] = field(default_factory=dict)
+    steps: StepsSummary | None = None
 
 
 def planned_steps(examples: int, config: AutocompleteTraining) -> int:
@@ -116,8 +118,7 @@ def train_decoder(
     budget: StepBudget,
 ) -> float | None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    schedule = budgeted_linear_schedule(optimizer, budget)
-    progress = TrainingProgress("autocomplete", budget.total)
+    steps = BudgetedOptimizer("autocomplete", optimizer, budget)
     rng = np.random.default_rng(seed)
     lengths = [len(example.input_ids) for example in examples]
     model.train()
@@ -125,16 +126,9 @@ def train_decoder(
     for indices in budgeted_batches(budget, epoch):
         batch = collate([examples[i] for i in indices], eos_id)
         loss = model(**batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        budget.step_done()
-        progress.total_steps = budget.total
-        progress.step(loss.item())
+        steps.step(loss, model.parameters())
     model.eval()
-    return progress.final_loss
+    return steps.final_loss
 
 
 def evaluate(
@@ -199,11 +193,7 @@ def finetune_autocomplete(
         config,
         metrics,
         held,
-        {
-            "prepare_s": trained_at - started,
-            "train_s": evaluated_at - trained_at,
-            "evaluate_s": time.monotonic() - evaluated_at,
-        },
+        phase_timings(started, trained_at, evaluated_at),
         final_loss,
         budget.summary(),
     )

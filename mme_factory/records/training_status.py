@@ -1,0 +1,28 @@
+"""Where a kind's training stands, as run.json and its metadata.json record it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TrainingStatus(StrEnum):
+    """A kind's status, rewritten as each stage of its training ends."""
+
+    TRAINING = "training"  # started; once trained: metrics, final loss, steps, timings
+    EXPORTING = "exporting"  # evaluated and accepted by the gate; export under way
+    EXPORTED = "exported"  # the export passed its parity check: the only status packaged
+    REJECTED = "rejected"  # the gate refused the model; nothing exported
+    FAILED = "failed"  # a stage raised; its failure is recorded
+
+    @property
+    def settled(self) -> bool:
+        """A status a kind ends with when nothing went wrong."""
+        return self in (TrainingStatus.EXPORTED, TrainingStatus.REJECTED)
+
+
+class TrainingStage(StrEnum):
+    """The stage of a kind's training that a recorded failure names."""
+
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    EXPORT = "export"
