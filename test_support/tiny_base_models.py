@@ -1,12 +1,14 @@
-"""A tiny randomly initialised BERT saved like a base encoder, with the real MiniLM tokenizer."""
+"""Tiny randomly initialised models: a BERT saved like a base encoder, with the real MiniLM
+tokenizer, and a Llama saved as the serving decoder reads it."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
 from tasks.training.base_models import encoder_location
 
@@ -17,18 +19,45 @@ TOKENIZER_FILES = (
     "special_tokens_map.json",
 )
 
+BERT_HIDDEN_SIZE = 32
 
-def write_tiny_encoder(directory: Path, seed: int = 0) -> Path:
+
+def tiny_bert(seed: int, max_position_embeddings: int = 64) -> BertModel:
+    """A 2-layer BERT over the MiniLM vocabulary, random from `seed`, in eval mode."""
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=30522,
-        hidden_size=32,
+        hidden_size=BERT_HIDDEN_SIZE,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=512,
+        max_position_embeddings=max_position_embeddings,
     )
-    BertModel(config).save_pretrained(directory)
+    return BertModel(config).eval()
+
+
+def write_tiny_llama(directory: Path, seed: int, **config: Any) -> LlamaForCausalLM:
+    """A 2-layer Llama with grouped-query attention, random from `seed`, written to `directory`
+    as `config.json` and `weights.pt`; `config` sets the vocabulary, positions and the rest."""
+    torch.manual_seed(seed)
+    llama = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        **config,
+    )
+    model = LlamaForCausalLM(llama).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(llama.to_json_string(), encoding="utf-8")
+    torch.save(model.state_dict(), directory / "weights.pt")
+    return model
+
+
+def write_tiny_encoder(directory: Path, seed: int = 0) -> Path:
+    tiny_bert(seed, max_position_embeddings=512).save_pretrained(directory)
     source = Path(encoder_location(None))
     for name in TOKENIZER_FILES:
         if (source / name).is_file():

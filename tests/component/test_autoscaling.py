@@ -10,20 +10,15 @@ from mme_factory.aws_clients import autoscaling_client
 from mme_factory.errors import SettingsError
 from mme_factory.settings import load_settings
 from tasks.deployment.publish.autoscaling import configure_autoscaling, policy_configuration
+from test_support.moto_aws import AUTOSCALING, moto_settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def settings(moto_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    return load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path),
-            "MME_FACTORY_AUTOSCALING__ENABLED": "true",
-            "MME_FACTORY_AUTOSCALING__ENDPOINT_URL": moto_server.url,
-        }
+    return moto_settings(
+        monkeypatch, moto_server.url, tmp_path, AUTOSCALING, AUTOSCALING__ENABLED="true"
     )
 
 

@@ -20,9 +20,9 @@ from botocore.exceptions import EndpointConnectionError
 
 from mme_factory.aws_clients import s3_client
 from mme_factory.manifest import ManifestError
-from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, S3Store
 from tasks.deployment.customer_lock import customer_lock
+from test_support.moto_aws import moto_settings, remove_bucket
 
 pytestmark = pytest.mark.integration
 BUCKET = "lock-tests"
@@ -36,22 +36,13 @@ def store(request, tmp_path: Path, monkeypatch) -> Iterator[Any]:
         yield LocalStore(tmp_path / "bucket")
         return
     moto_server = request.getfixturevalue("moto_server")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-            "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto_server.url,
-        }
-    )
+    settings = moto_settings(monkeypatch, moto_server.url, tmp_path / "state")
     client = s3_client(settings)
     client.create_bucket(Bucket=BUCKET)
     try:
         yield S3Store(client, BUCKET, f"t{time.monotonic_ns()}")
     finally:
-        for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-            client.delete_object(Bucket=BUCKET, Key=item["Key"])
-        client.delete_bucket(Bucket=BUCKET)
+        remove_bucket(client, BUCKET)
 
 
 class Stays:

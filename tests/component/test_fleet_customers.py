@@ -13,6 +13,7 @@ from mme_factory.store import open_store
 from tasks.deployment.publish.promote import promote
 from tasks.deployment.publish.training_fingerprint import training_fingerprints
 from tasks.fleet import UNCHANGED, FleetCustomer, FleetError, check_fleet, fleet_customers
+from test_support.moto_aws import moto_settings, remove_bucket
 from test_support.paths import ACME
 
 CLASSIFIER = [ModelKind.CLASSIFIER]
@@ -41,23 +42,15 @@ def settings(tmp_path):
 
 @pytest.fixture
 def s3_settings(moto_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-            "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto_server.url,
-            "MME_FACTORY_STORE": "s3://fleet-artifacts",
-        }
+    settings = moto_settings(
+        monkeypatch, moto_server.url, tmp_path / "state", STORE="s3://fleet-artifacts"
     )
     client = s3_client(settings)
     client.create_bucket(Bucket="fleet-data")
     client.create_bucket(Bucket="fleet-artifacts")
     yield settings
     for bucket in ("fleet-data", "fleet-artifacts"):
-        for item in client.list_objects_v2(Bucket=bucket).get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=item["Key"])
-        client.delete_bucket(Bucket=bucket)
+        remove_bucket(client, bucket)
 
 
 def prefix_and_settings(request, tmp_path, settings):

@@ -150,21 +150,24 @@ def test_retryable_errors_past_the_deadline_give_up_with_a_clear_error(served: S
     assert f"after {error.attempts} attempts" in message and "invoke_deadline_s" in message
 
 
-def test_a_validation_error_fails_at_once(served: Served) -> None:
+def _rejected_classifier_call(
+    served: Served, endpoint: str, target: str
+) -> pytest.ExceptionInfo[InvocationRejected]:
+    """What a classifier call of `target` on `endpoint` is rejected with; it must be."""
     with pytest.raises(InvocationRejected) as raised:
-        served.client().invoke_target(
-            f"{ENV}-mme-missing", "acme/classifier/v1.tar.gz", "classifier", {"text": TEXTS}
-        )
+        served.client().invoke_target(endpoint, target, "classifier", {"text": TEXTS})
+    return raised
+
+
+def test_a_validation_error_fails_at_once(served: Served) -> None:
+    raised = _rejected_classifier_call(served, f"{ENV}-mme-missing", "acme/classifier/v1.tar.gz")
     assert raised.value.attempts == 1
     assert raised.value.status == 400 and raised.value.code == "ValidationError"
     assert f"{ENV}-mme-missing" in str(raised.value) and "not found" in str(raised.value)
 
 
 def test_a_model_error_fails_at_once_with_the_containers_status(served: Served) -> None:
-    with pytest.raises(InvocationRejected) as raised:
-        served.client().invoke_target(
-            f"{ENV}-mme-classifier", "acme/classifier/v9.tar.gz", "classifier", {"text": TEXTS}
-        )
+    raised = _rejected_classifier_call(served, f"{ENV}-mme-classifier", "acme/classifier/v9.tar.gz")
     assert raised.value.attempts == 1
     assert raised.value.status == 424 and raised.value.code == "ModelError"
     assert "acme/classifier/v9.tar.gz" in str(raised.value)

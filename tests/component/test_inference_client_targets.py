@@ -13,9 +13,9 @@ import pytest
 from mme_factory.aws_clients import s3_client
 from mme_factory.inference_client import TargetNotRegistered, TargetResolver
 from mme_factory.manifest import ManifestError
-from mme_factory.settings import load_settings
 from mme_factory.store import ArtifactStore, LocalStore, open_store
 from tasks.deployment.publish.promote import promote, rollback
+from test_support.moto_aws import ensure_bucket, moto_settings
 
 BUCKET = "inference-client-targets"
 
@@ -34,18 +34,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Any) -> ArtifactStore:
         return LocalStore(tmp_path / "bucket")
     moto = request.getfixturevalue("moto_server")
     monkeypatch = request.getfixturevalue("monkeypatch")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-            "MME_FACTORY_STORE": f"s3://{BUCKET}/t{time.monotonic_ns() % 10**9}",
-            "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto.url,
-        }
+    settings = moto_settings(
+        monkeypatch,
+        moto.url,
+        tmp_path / "state",
+        STORE=f"s3://{BUCKET}/t{time.monotonic_ns() % 10**9}",
     )
-    client = s3_client(settings)
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
+    ensure_bucket(s3_client(settings), BUCKET)
     return open_store(settings.store, settings)
 
 

@@ -75,6 +75,20 @@ def _error(caught: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
     return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 
+def _refused_model(
+    running: ServiceInThread, name: str, container: dict[str, str]
+) -> pytest.ExceptionInfo[ClientError]:
+    """What CreateModel of `container` fails with; it must fail."""
+    sagemaker, _ = clients(running.url)
+    with pytest.raises(ClientError) as caught:
+        sagemaker.create_model(
+            ModelName=name,
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
+            PrimaryContainer=container,
+        )
+    return caught
+
+
 def test_endpoint_goes_creating_then_in_service(running):
     sagemaker, _ = clients(running.url)
     create_endpoint(sagemaker, ENDPOINT, f"s3://bucket/mme/{ENDPOINT}/", wait=False)
@@ -158,25 +172,15 @@ def test_request_shape_is_checked_against_botocore_model(running):
 
 
 def test_single_model_mode_is_refused(running):
-    sagemaker, _ = clients(running.url)
-    with pytest.raises(ClientError) as caught:
-        sagemaker.create_model(
-            ModelName="single",
-            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
-            PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"},
-        )
+    caught = _refused_model(running, "single", {"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"})
     assert _error(caught) == (400, "ValidationException")
 
 
 @pytest.mark.parametrize("image", ["", "tritonserver:24.09", "localhost/", "registry.io/Repo:1"])
 def test_image_without_a_registry_path_is_refused(running, image):
-    sagemaker, _ = clients(running.url)
-    with pytest.raises(ClientError) as caught:
-        sagemaker.create_model(
-            ModelName="bad-image",
-            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
-            PrimaryContainer={"Image": image, "ModelDataUrl": "s3://b/mme/", "Mode": "MultiModel"},
-        )
+    caught = _refused_model(
+        running, "bad-image", {"Image": image, "ModelDataUrl": "s3://b/mme/", "Mode": "MultiModel"}
+    )
     assert _error(caught) == (400, "ValidationException")
     assert "registry path" in str(caught.value)
 
@@ -290,13 +294,9 @@ def test_endpoint_outlives_its_config_and_model_across_a_restart(mme_settings):
 
 @pytest.mark.parametrize("url", ["https://example.com/models/", "/var/models/", "s3:///x/"])
 def test_model_data_url_that_is_not_a_prefix_is_refused_when_the_model_is_created(running, url):
-    sagemaker, _ = clients(running.url)
-    with pytest.raises(ClientError) as caught:
-        sagemaker.create_model(
-            ModelName="elsewhere",
-            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
-            PrimaryContainer={"Image": TRITON_IMAGE, "ModelDataUrl": url, "Mode": "MultiModel"},
-        )
+    caught = _refused_model(
+        running, "elsewhere", {"Image": TRITON_IMAGE, "ModelDataUrl": url, "Mode": "MultiModel"}
+    )
     assert _error(caught) == (400, "ValidationException")
     assert "ModelDataUrl" in str(caught.value)
 
@@ -470,15 +470,9 @@ def test_endpoint_name_outside_the_api_pattern_is_refused_when_made(mme_settings
 
 
 def test_image_with_a_trailing_newline_is_refused(running):
-    sagemaker, _ = clients(running.url)
-    with pytest.raises(ClientError) as caught:
-        sagemaker.create_model(
-            ModelName="newline-image",
-            ExecutionRoleArn="arn:aws:iam::000000000000:role/mme",
-            PrimaryContainer={
-                "Image": TRITON_IMAGE + "\n",
-                "ModelDataUrl": "s3://b/mme/",
-                "Mode": "MultiModel",
-            },
-        )
+    caught = _refused_model(
+        running,
+        "newline-image",
+        {"Image": TRITON_IMAGE + "\n", "ModelDataUrl": "s3://b/mme/", "Mode": "MultiModel"},
+    )
     assert _error(caught) == (400, "ValidationException")

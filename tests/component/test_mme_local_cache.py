@@ -123,24 +123,17 @@ def test_model_with_requests_in_flight_is_never_evicted(tmp_path):
     _run(tmp_path, scenario, fits=1)
 
 
-def test_out_of_memory_on_load_evicts_the_lru_model_and_retries(tmp_path):
+@pytest.mark.parametrize(
+    ("failing", "invoked"),
+    [("out_of_memory_loads", 2), ("out_of_memory_invokes", 1)],
+    ids=["on_load", "on_invoke"],
+)
+def test_out_of_memory_evicts_the_lru_model_and_retries(tmp_path, failing, invoked):
     async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
         await runtime.invoke(MODELS[0], b"x", "a/b")
         await runtime.invoke(MODELS[1], b"x", "a/b")
-        server.out_of_memory_loads = 1
-        status, _, _ = await runtime.invoke(MODELS[2], b"x", "a/b")
-        assert status == 200
-        assert server.unload_calls == [MODELS[0].triton_name]
-
-    _run(tmp_path, scenario)
-
-
-def test_out_of_memory_on_invoke_evicts_the_lru_model_and_retries(tmp_path):
-    async def scenario(runtime: EndpointRuntime, server: FakeModelServer) -> None:
-        await runtime.invoke(MODELS[0], b"x", "a/b")
-        await runtime.invoke(MODELS[1], b"x", "a/b")
-        server.out_of_memory_invokes = 1
-        status, _, _ = await runtime.invoke(MODELS[1], b"x", "a/b")
+        setattr(server, failing, 1)
+        status, _, _ = await runtime.invoke(MODELS[invoked], b"x", "a/b")
         assert status == 200
         assert server.unload_calls == [MODELS[0].triton_name]
 

@@ -18,12 +18,13 @@ import pytest
 from mme_factory.aws_clients import s3_client
 from mme_factory.inference_client import TargetResolver
 from mme_factory.manifest import CustomerOffboarded, ManifestError, read_manifest, read_registry
-from mme_factory.settings import Settings, load_settings
+from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
 from tasks.deployment.customer_lock import customer_lock
 from tasks.deployment.offboard.offboard_customer import UnknownCustomer, offboard_customer
 from tasks.deployment.publish.promote import promote
 from tasks.deployment.version_numbers import assign_version
+from test_support.moto_aws import SAGEMAKER, ensure_bucket, moto_settings
 
 pytestmark = pytest.mark.integration
 BUCKET = "offboarding"
@@ -32,23 +33,19 @@ BUCKET = "offboarding"
 @pytest.fixture(params=["local", "s3"])
 def settings(request, moto_server, tmp_path, monkeypatch) -> Settings:
     """Settings with a local store, then with an S3 store; endpoints on moto (no local one)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    environ = {
-        "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-        "MME_FACTORY_ENV": "off",
-        "MME_FACTORY_STORE": str(tmp_path / "bucket"),
-        "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto_server.url,
-        "MME_FACTORY_ENDPOINTS__SAGEMAKER_ENDPOINT_URL": moto_server.url,
-        "MME_FACTORY_ENDPOINTS__SAGEMAKER_RUNTIME_ENDPOINT_URL": moto_server.url,
-        "MME_FACTORY_SAGEMAKER__LOCK_WAIT_S": "1",
-    }
-    if request.param == "s3":
-        environ["MME_FACTORY_STORE"] = f"s3://{BUCKET}/{time.monotonic_ns()}"
-        client = s3_client(load_settings(environ=environ))
-        if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-            client.create_bucket(Bucket=BUCKET)
-    return load_settings(environ=environ)
+    s3 = request.param == "s3"
+    settings = moto_settings(
+        monkeypatch,
+        moto_server.url,
+        tmp_path / "state",
+        SAGEMAKER,
+        ENV="off",
+        STORE=f"s3://{BUCKET}/{time.monotonic_ns()}" if s3 else str(tmp_path / "bucket"),
+        SAGEMAKER__LOCK_WAIT_S="1",
+    )
+    if s3:
+        ensure_bucket(s3_client(settings), BUCKET)
+    return settings
 
 
 def store_of(settings: Settings) -> ArtifactStore:

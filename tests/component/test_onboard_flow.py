@@ -22,6 +22,7 @@ from tasks.deployment.publish.promote import promote
 from tasks.deployment.publish.smoke_inference import SmokeTestFailed
 from tasks.training.quality_gate import QualityGateRejected
 from test_support.failing_export import failing_export_environ, keep_first_replies
+from test_support.moto_aws import ensure_bucket, fake_credentials
 from test_support.tiny_base_models import write_tiny_encoder
 
 pytestmark = pytest.mark.integration
@@ -34,8 +35,7 @@ def prefect_harness(prefect_api_url: str) -> str:
 
 @pytest.fixture
 def flow_environment(moto_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(monkeypatch)
     encoder = write_tiny_encoder(tmp_path / "encoder")
     environ = {
         "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
@@ -56,9 +56,7 @@ def flow_environment(moto_server, tmp_path, monkeypatch):
     from mme_factory.settings import load_settings
 
     settings = load_settings()
-    client = s3_client(settings)
-    if "flow-artifacts" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket="flow-artifacts")
+    ensure_bucket(s3_client(settings), "flow-artifacts")
     return settings
 
 

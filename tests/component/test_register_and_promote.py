@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,43 +24,26 @@ from tasks.deployment.publish.register_mme import (
     upload_tarball,
 )
 from tasks.deployment.version_numbers import assign_version
+from tasks.packaging.package_triton import PackagedModel
+from test_support.moto_aws import SAGEMAKER, ensure_bucket, moto_settings
 
 pytestmark = pytest.mark.integration
 BUCKET = "mme-artifacts"
 
 
-@dataclass(frozen=True)
-class FakePackage:
-    """The fields of tasks.packaging.package_triton.PackagedModel that registration reads."""
-
-    customer: str
-    kind: str
-    role: str | None
-    tarball: str
-    sha256: str
-    size_bytes: int
-    code_version: str = "v1"
-
-
 @pytest.fixture
 def aws(moto_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-            "MME_FACTORY_ENV": f"t{time.monotonic_ns() % 10**8}",
-            "MME_FACTORY_STORE": f"s3://{BUCKET}",
-            "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto_server.url,
-            "MME_FACTORY_ENDPOINTS__SAGEMAKER_ENDPOINT_URL": moto_server.url,
-            "MME_FACTORY_ENDPOINTS__SAGEMAKER_RUNTIME_ENDPOINT_URL": moto_server.url,
-            "MME_FACTORY_SAGEMAKER__WAIT_DELAY_S": "1",
-            "MME_FACTORY_SAGEMAKER__WAIT_MAX_ATTEMPTS": "5",
-        }
+    settings = moto_settings(
+        monkeypatch,
+        moto_server.url,
+        tmp_path / "state",
+        SAGEMAKER,
+        ENV=f"t{time.monotonic_ns() % 10**8}",
+        STORE=f"s3://{BUCKET}",
+        SAGEMAKER__WAIT_DELAY_S="1",
+        SAGEMAKER__WAIT_MAX_ATTEMPTS="5",
     )
-    client = s3_client(settings)
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
+    ensure_bucket(s3_client(settings), BUCKET)
     return settings
 
 
@@ -95,7 +77,19 @@ def test_image_uri_is_resolved_by_the_sagemaker_sdk(aws):
 
 def test_register_creates_the_endpoint_once_and_uploads(aws, tmp_path):
     path, digest = tarball(tmp_path, b"model bytes")
-    package = FakePackage("acme", "classifier", None, str(path), digest, path.stat().st_size)
+    package = PackagedModel(
+        customer="acme",
+        kind="classifier",
+        role=None,
+        target="classifier",
+        version="run-1",
+        entry_model="classifier",
+        triton_models=["classifier"],
+        code_version="v1",
+        tarball=str(path),
+        sha256=digest,
+        size_bytes=path.stat().st_size,
+    )
     first = register_mme(package, 1, aws)
     assert first.endpoint_created and first.uploaded
     assert first.endpoint == endpoint_name_for("classifier", aws.env)

@@ -28,6 +28,7 @@ from mme_local.service import MmeLocalService
 from tasks.deployment.publish.register_mme import ensure_endpoint, model_data_url
 from test_support.fake_model_server import FakeModelServer
 from test_support.mme_local_harness import ServiceInThread
+from test_support.moto_aws import fake_credentials
 
 ROLE = "arn:aws:iam::123456789012:role/mme-factory-sagemaker"
 GPU_BASE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
@@ -174,8 +175,7 @@ def no_aws(monkeypatch, tmp_path):
 @pytest.fixture
 def moto_aws(moto_server, monkeypatch):
     """ECR and STS of moto's server (account 123456789012) through the clients of aws_clients."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_credentials(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", moto_server.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_server.url)
 

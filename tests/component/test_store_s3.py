@@ -6,9 +6,9 @@ import pytest
 
 from mme_factory.aws_clients import s3_client
 from mme_factory.errors import StoreError
-from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, checked_key, open_store
 from tasks.data.validate_data import validate_customer_data
+from test_support.moto_aws import moto_settings, remove_bucket
 from test_support.paths import ACME
 
 pytestmark = pytest.mark.integration
@@ -16,14 +16,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def s3_settings(moto_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    return load_settings(
-        environ={
-            "MME_FACTORY_STATE_DIR": str(tmp_path / "state"),
-            "MME_FACTORY_ENDPOINTS__S3_ENDPOINT_URL": moto_server.url,
-            "MME_FACTORY_STORE": "s3://customer-data",
-        }
+    return moto_settings(
+        monkeypatch, moto_server.url, tmp_path / "state", STORE="s3://customer-data"
     )
 
 
@@ -32,9 +26,7 @@ def bucket(s3_settings):
     client = s3_client(s3_settings)
     client.create_bucket(Bucket="customer-data")
     yield client
-    for item in client.list_objects_v2(Bucket="customer-data").get("Contents", []):
-        client.delete_object(Bucket="customer-data", Key=item["Key"])
-    client.delete_bucket(Bucket="customer-data")
+    remove_bucket(client, "customer-data")
 
 
 def test_validate_reads_customer_data_from_s3(s3_settings, bucket):

@@ -232,4 +232,4 @@ def test_faults_at_random_points_leave_store_manifest_and_endpoints_consistent(
     assert last.wait() == 0, logs.read_text()[-3000:]
     final = assert_consistent(stack, run_ended_by_itself=True)
     assert promoted_version(final) > promoted_version(killed)
-    assert final["history"], "the previous version stays in the manifest's history"
+    assert final.history, "the previous version stays in the manifest's history"

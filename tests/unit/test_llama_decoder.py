@@ -6,32 +6,23 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
+from test_support.tiny_base_models import write_tiny_llama
 from triton_models.autocomplete.code.v1.llama_decoder import LlamaDecoder, build_prompt
 
 TOLERANCE = 1e-4
 
 
 def tiny_llama(path: Path, tie: bool = True) -> LlamaForCausalLM:
-    torch.manual_seed(7)
-    config = LlamaConfig(
+    return write_tiny_llama(
+        path,
+        7,
         vocab_size=97,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
         max_position_embeddings=64,
         tie_word_embeddings=tie,
         rope_theta=10_000.0,
     )
-    model = LlamaForCausalLM(config).eval()
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(config.to_json_string(), encoding="utf-8")
-    torch.save(model.state_dict(), path / "weights.pt")
-    return model
 
 
 @pytest.mark.parametrize("tie", [True, False])
