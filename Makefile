@@ -122,8 +122,10 @@ test: setup
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=25
 
-# Tests sharing a module's servers stay on one worker: pytest-xdist hands out whole files.
-PYTEST_PARALLEL := -n 2 --dist loadfile
+# Tests sharing a module's servers stay on one worker: pytest-xdist hands out whole files, in the
+# suite's order (the slow tiers first), not the largest file first, which left the longest e2e
+# module to start last.
+PYTEST_PARALLEL := -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q

@@ -22,7 +22,7 @@ def test_smollm2_exports_within_parity(tmp_path: Path, request: pytest.FixtureRe
     summary = export_autocomplete(
         model, tokenizer.backend_tokenizer, int(tokenizer.eos_token_id), tmp_path, 192, TOLERANCE
     )
-    assert summary["parity_max_abs_diff"] <= TOLERANCE
+    assert summary.parity_max_abs_diff <= TOLERANCE
     config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     assert config["rope_parameters"] == {"rope_type": "default", "rope_theta": 100_000.0}
     assert config["num_key_value_heads"] == 3 and config["tie_word_embeddings"] is True
