@@ -210,6 +210,9 @@ def start(service: LocalService) -> int:
             return process.pid
         time.sleep(0.2)
     stop(service)
+    # The process started here is stopped by its handle too, whatever its PID file says.
+    with contextlib.suppress(psutil.NoSuchProcess):
+        stop_process_tree(psutil.Process(process.pid))
     awaited = (
         f"come online in work pool {service.worker.pool}"
         if service.worker is not None

@@ -26,4 +26,4 @@ def test_smollm2_exports_within_parity(tmp_path: Path, request: pytest.FixtureRe
     config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     assert config["rope_parameters"] == {"rope_type": "default", "rope_theta": 100_000.0}
     assert config["num_key_value_heads"] == 3 and config["tie_word_embeddings"] is True
-    print(f"SmolLM2 export parity: {summary['parity_max_abs_diff']:.2e}")
+    print(f"SmolLM2 export parity: {summary.parity_max_abs_diff:.2e}")

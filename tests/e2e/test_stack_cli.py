@@ -31,6 +31,10 @@ def stack_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MME_FACTORY_MME_LOCAL__PORT", str(port))
     monkeypatch.setenv("MME_FACTORY_PREFECT__PORT", str(prefect_port))
     monkeypatch.setenv("MME_FACTORY_PREFECT__WORKER_LIMIT", "1")
+    # Beside another test worker's trainings a worker can take over a minute to come online.
+    monkeypatch.setenv("MME_FACTORY_PREFECT__WORKER_START_TIMEOUT_S", "240")
+    monkeypatch.setenv("MME_FACTORY_PREFECT__START_TIMEOUT_S", "240")
+    monkeypatch.setenv("MME_FACTORY_MME_LOCAL__START_TIMEOUT_S", "120")
     yield tmp_path / "state", port, prefect_api_url(prefect_port)
     main(["down"])
 
