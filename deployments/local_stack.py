@@ -209,8 +209,8 @@ def start(service: LocalService) -> int:
         if healthy(service, timeout_s=1.0):
             return process.pid
         time.sleep(0.2)
-    stop(service)
-    # The process started here is stopped by its handle too, whatever its PID file says.
+    # Stopped by the handle that started it, not through the PID file: nothing to recognise.
+    service.pid_file.unlink(missing_ok=True)
     with contextlib.suppress(psutil.NoSuchProcess):
         stop_process_tree(psutil.Process(process.pid))
     awaited = (
