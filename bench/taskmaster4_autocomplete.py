@@ -19,9 +19,9 @@ from served_autocomplete import PackagedBase, package_for_endpoint, serve_and_ti
 from mme_factory.settings import Settings, load_settings
 from mme_factory.settings.training import AutocompleteTraining
 from tasks.data.training_data import CustomerDataset
+from tasks.training.autocomplete.export import export_autocomplete
 from tasks.training.autocomplete.finetune import COMPACT, finetune_autocomplete
 from tasks.training.base_models import load_causal_lm
-from tasks.training.export_torchscript import export_autocomplete
 from tasks.training.reproducibility import seed_everything
 
 REPO = Path(__file__).resolve().parent.parent

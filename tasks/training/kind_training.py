@@ -19,11 +19,11 @@ from mme_factory.records import AutocompleteExport, ClassifierExport, EmbeddingE
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset
 from tasks.training import classifier, embedding
+from tasks.training.autocomplete.export import export_autocomplete
 from tasks.training.autocomplete.finetune import AutocompleteModel, finetune_autocomplete
 from tasks.training.classifier import ClassifierModel
 from tasks.training.embedding import EmbeddingModel
 from tasks.training.export_torchscript import (
-    export_autocomplete,
     export_classifier,
     export_encoder,
 )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks.training.autocomplete.export import export_autocomplete
 from tasks.training.base_models import load_causal_lm
-from tasks.training.export_torchscript import export_autocomplete
 from test_support.smollm2 import smollm2_base_models
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -21,12 +21,12 @@ from mme_factory.settings import load_settings
 from mme_factory.triton import TritonError, TritonRuntime, TritonServer
 from tasks.packaging.model_tarball import extract_tarball
 from tasks.packaging.package_triton import PackagedModel, package_triton
-from test_support.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
-from triton_models.autocomplete.code.v1.llama_decoder import (
+from tasks.training.autocomplete.llama_decoder import (
     LlamaDecoder,
     build_prompt,
     complete_text,
 )
+from test_support.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
 
 pytestmark = pytest.mark.integration
 

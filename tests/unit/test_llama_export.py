@@ -16,16 +16,13 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tasks.training.export_torchscript import (
-    ExportParityError,
-    UnsupportedForServing,
-    export_autocomplete,
-)
-from triton_models.autocomplete.code.v1.llama_decoder import (
+from tasks.training.autocomplete.export import UnsupportedForServing, export_autocomplete
+from tasks.training.autocomplete.llama_decoder import (
     LlamaDecoder,
     LlamaShape,
     UnsupportedLlamaConfig,
 )
+from tasks.training.export_torchscript import ExportParityError
 
 VOCAB = 120
 TOLERANCE = 1e-4
