@@ -95,6 +95,7 @@ def export_autocomplete(
     directory: Path,
     max_length: int,
     tolerance: float,
+    dtype: torch.dtype = torch.float32,
 ) -> AutocompleteExport:
     config = serving_config(model.config)
     directory.mkdir(parents=True, exist_ok=True)
