@@ -92,16 +92,10 @@ lock:
 	$(PIP_COMPILE) -o $(SERVING_LOCK) $(LOCKS)/serving-models.in
 	sed -i -E 's/^(torch==[^+ ]+)\+[a-z0-9.]+/\1/' $(LOCKS)/pipeline.txt $(LOCKS)/triton-server.txt $(SERVING_LOCK)
 	# The serving image's Python is 3.10 (the local Triton's is 3.11): every pin must exist for it.
-	# torch's 3.10 wheels are gigabytes, so only its index is asked.
-	grep -E '^[a-z0-9]' $(SERVING_LOCK) | grep -v '^torch==' > $(VENV)/serving-py310.txt
 	$(BIN)/pip install --quiet --dry-run --no-deps --ignore-installed --python-version 3.10 \
-	  --only-binary=:all: --target $(VENV)/serving-py310 -r $(VENV)/serving-py310.txt \
+	  --only-binary=:all: --target $(VENV)/serving-py310 -r $(SERVING_LOCK) \
 	  || { echo "lock: cap that package in locks/serving-models-python310.txt"; exit 1; }
-	torch=$$(sed -n 's/^torch==//p' $(SERVING_LOCK)); \
-	  $(BIN)/pip index versions torch --python-version 3.10 --only-binary=:all: 2>/dev/null \
-	  | sed 's/$$/,/' | grep -Fq " $$torch," \
-	  || { echo "lock: torch $$torch has no Python 3.10 wheels for the serving image"; exit 1; }
-	rm -rf $(VENV)/serving-py310 $(VENV)/serving-py310.txt
+	rm -rf $(VENV)/serving-py310
 
 # The whole job on the embedded default: the local stack (mme_local + Triton, a Prefect server,
 # the mme-factory-local pool's worker, the deployments), then the sample customer through

@@ -29,7 +29,7 @@ SUPPORT_MESSAGE = (
     "Hello, I was charged twice for my order last week and would like the second payment "
     "refunded to my card, order number A10234."
 )
-AUTOCOMPLETE_TIME_LIMIT_MS = 5_000
+AUTOCOMPLETE_TIME_LIMIT_MS = 5_000  # smoke inference: the warm answer of 16 tokens takes less
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ KINDS: dict[ModelKind, KindDescription] = {
                 "text": ["Customer: " + SUPPORT_MESSAGE + "\nAgent:"],
                 "max_new_tokens": [16],
             },
-            smoke_options={"max_new_tokens": 16, "time_limit_ms": AUTOCOMPLETE_TIME_LIMIT_MS},
+            smoke_options={"max_new_tokens": 16},
             smoke_batch=1,
         ),
     )

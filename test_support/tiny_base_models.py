@@ -37,8 +37,17 @@ def tiny_bert(seed: int, max_position_embeddings: int = 64) -> BertModel:
 
 
 def write_tiny_llama(directory: Path, seed: int, **config: Any) -> LlamaForCausalLM:
-    """A 2-layer Llama with grouped-query attention, random from `seed`, written to `directory`
-    as `config.json` and `weights.pt`; `config` sets the vocabulary, positions and the rest."""
+    """`tiny_llama` written to `directory` as `config.json` and `weights.pt`."""
+    model = tiny_llama(seed, **config)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(model.config.to_json_string(), encoding="utf-8")
+    torch.save(model.state_dict(), directory / "weights.pt")
+    return model
+
+
+def tiny_llama(seed: int, **config: Any) -> LlamaForCausalLM:
+    """A 2-layer Llama with grouped-query attention, random from `seed`; `config` sets the
+    vocabulary, positions and the rest."""
     torch.manual_seed(seed)
     llama = LlamaConfig(
         hidden_size=32,
@@ -49,11 +58,7 @@ def write_tiny_llama(directory: Path, seed: int, **config: Any) -> LlamaForCausa
         head_dim=8,
         **config,
     )
-    model = LlamaForCausalLM(llama).eval()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(llama.to_json_string(), encoding="utf-8")
-    torch.save(model.state_dict(), directory / "weights.pt")
-    return model
+    return LlamaForCausalLM(llama).eval()
 
 
 def write_tiny_encoder(directory: Path, seed: int = 0) -> Path:

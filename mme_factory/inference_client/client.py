@@ -91,15 +91,12 @@ class InferenceClient:
         customer: str,
         contexts: Sequence[str],
         max_new_tokens: int = 16,
-        time_limit_ms: int | None = None,
     ) -> list[Completion]:
         """The customer's reply autocomplete of each conversation so far."""
         inputs: dict[str, list[Any]] = {
             "text": list(contexts),
             "max_new_tokens": [max_new_tokens] * len(contexts),
         }
-        if time_limit_ms is not None:
-            inputs["time_limit_ms"] = [time_limit_ms] * len(contexts)
         target, result = self._invoke(customer, "autocomplete", None, inputs)
         return results.completions(result, target)
 

@@ -19,6 +19,8 @@ class ExportRecord(JsonFile):
     kind: str
     max_length: int
     parity_max_abs_diff: float | None = None  # the export's largest difference from eager
+    parity_devices: list[str] | None = None  # where the saved file was checked: cpu, cuda
+    dtype: str = "float32"  # of the weights; inputs and outputs keep the layout's types
 
     @classmethod
     def from_object(cls, document: object) -> Self:
@@ -47,6 +49,9 @@ class AutocompleteExport(ExportRecord):
     eos_token_id: int
     prompt_format: str
     stop: list[str]
+    bos_token_id: int | None = None  # what an empty prompt starts from; None: it stays empty
+    max_position_embeddings: int = 2048  # prompt and new tokens together
+    max_new_tokens: int = 64  # the most one request may ask for
 
 
 AnyExport = Annotated[

@@ -29,12 +29,9 @@ from mme_factory.settings import Settings
 
 # SageMaker hosts x86_64 instances; on an arm64 machine Docker would otherwise build for arm64.
 PLATFORM = "linux/amd64"
-# The CPU base has no CUDA: take torch's CPU build (the same version, without 2.5 GB of CUDA
-# libraries). An extra index, so pip still falls back to PyPI's wheel when it is missing there.
-CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 DOCKER_INFO_TIMEOUT_S = 30
 LOGIN_TIMEOUT_S = 120
-BUILD_TIMEOUT_S = 3600  # the base image is ~10 GB and torch with CUDA ~3 GB of wheels
+BUILD_TIMEOUT_S = 3600  # the base image is ~10 GB
 PUSH_TIMEOUT_S = 3600
 
 Say = Callable[[str], None]
@@ -56,8 +53,6 @@ class PushPlan:
 
     def build_command(self, image: ServingImage) -> list[str]:
         build_args = ["--build-arg", f"BASE_IMAGE={image.base}"]
-        if image.cpu:
-            build_args += ["--build-arg", f"TORCH_INDEX_URL={CPU_TORCH_INDEX}"]
         tag = ["-t", image.uri]
         return ["docker", "build", "--platform", PLATFORM, *build_args, *tag, str(self.context)]
 

@@ -21,12 +21,10 @@ from mme_factory.settings import load_settings
 from mme_factory.triton import TritonError, TritonRuntime, TritonServer
 from tasks.packaging.model_tarball import extract_tarball
 from tasks.packaging.package_triton import PackagedModel, package_triton
-from tasks.training.autocomplete.llama_decoder import (
-    LlamaDecoder,
-    build_prompt,
-    complete_text,
-)
+from tasks.training.autocomplete.export import reference_decoder
+from tasks.training.autocomplete.llama_decoder import complete_text
 from test_support.tiny_exports import LABELS, MAX_LENGTH, write_tiny_run
+from triton_models.autocomplete.code.v2.completion_text import build_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +127,7 @@ def test_classifier_matches_in_process(served: Served, texts: list[str]) -> None
 def _in_process_completion(
     export: Path, text: str, new_tokens: int, stop: list[str] | None = None, reply_start: str = ""
 ) -> tuple[str, str]:
-    decoder = LlamaDecoder.from_files(export / "config.json", export / "weights.pt")
+    decoder = reference_decoder(export)
     exported = json.loads((export / "export.json").read_text())
     tokenizer = Tokenizer.from_file(str(export / "tokenizer.json"))
     tokenizer.no_padding()

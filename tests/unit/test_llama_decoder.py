@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from tasks.training.autocomplete.llama_decoder import LlamaDecoder, build_prompt
+from tasks.training.autocomplete.llama_decoder import LlamaDecoder
 from test_support.tiny_base_models import write_tiny_llama
+from triton_models.autocomplete.code.v2.completion_text import build_prompt
 
 TOLERANCE = 1e-4
 

@@ -16,7 +16,11 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tasks.training.autocomplete.export import UnsupportedForServing, export_autocomplete
+from tasks.training.autocomplete.export import (
+    UnsupportedForServing,
+    export_autocomplete,
+    left_padded,
+)
 from tasks.training.autocomplete.llama_decoder import (
     LlamaDecoder,
     LlamaShape,
@@ -107,6 +111,41 @@ def test_exported_theta_is_the_models(tmp_path: Path) -> None:
     assert model.config.rope_parameters["rope_theta"] == 123_456.0
 
 
+def test_export_is_the_scripted_generator_and_no_loose_weights(tmp_path: Path) -> None:
+    model = tiny_llama(ROPES["theta"])
+    export(model, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json",
+        "export.json",
+        "model.pt",
+        "tokenizer.json",
+    ]
+    served = torch.jit.load(str(tmp_path / "model.pt"))
+    assert isinstance(served, torch.jit.ScriptModule)
+    decoder = LlamaDecoder.from_state(exported_config(tmp_path), model.state_dict())
+    prompts = [[5, 9, 17], [3], list(range(10, 40))]
+    ids, mask = left_padded(prompts, pad_id=0)
+    limits = torch.tensor([[12], [4], [0]])
+    with torch.inference_mode():
+        tokens, finish = served(ids, mask, limits)
+    for row, prompt in enumerate(prompts):
+        expected = decoder.generate(prompt, int(limits[row]), eos_token_id=2).token_ids
+        assert [token for token in tokens[row].tolist() if token >= 0] == expected
+    assert finish[2].item() == 0 and tokens[2].eq(-1).all()
+
+
+def test_float16_export_keeps_float32_logits_within_its_tolerance(tmp_path: Path) -> None:
+    model = tiny_llama(ROPES["theta"])
+    summary = export_autocomplete(
+        model, word_tokenizer(), 2, tmp_path, 96, 5e-2, dtype=torch.float16
+    )
+    served = torch.jit.load(str(tmp_path / "model.pt"))
+    assert served.lm_head.weight.dtype == torch.float16
+    assert summary.parity_max_abs_diff > 0
+    ids, mask = left_padded([[5, 9, 17]], pad_id=0)
+    assert served.logits(ids, mask).dtype == torch.float32
+
+
 @pytest.mark.parametrize("rope", ["linear", "llama3"])
 def test_decoder_without_the_scaling_would_fail_parity(tmp_path: Path, rope: str) -> None:
     """The scaling is not a no-op at the parity batches' lengths: dropping it is caught."""
@@ -114,8 +153,7 @@ def test_decoder_without_the_scaling_would_fail_parity(tmp_path: Path, rope: str
     export(model, tmp_path)
     config = exported_config(tmp_path)
     config["rope_parameters"] = {"rope_type": "default", "rope_theta": ROPES[rope]["rope_theta"]}
-    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    decoder = LlamaDecoder.from_files(tmp_path / "config.json", tmp_path / "weights.pt")
+    decoder = LlamaDecoder.from_state(config, model.state_dict())
     ids = torch.randint(0, VOCAB, (1, 64), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         difference = (model(input_ids=ids).logits - decoder(ids)[0]).abs().max().item()

@@ -123,15 +123,22 @@ def test_latest_code_version_is_used_unless_one_is_requested(
     tiny_run: Path, layouts: Path, tmp_path: Path, settings: Settings
 ) -> None:
     code = layouts / "autocomplete" / "code"
-    shutil.copytree(code / "v1", code / "v2")
+    shutil.copytree(code / "v2", code / "v3")
     latest = package_triton(tiny_run, settings, output_dir=tmp_path / "a", layouts_root=layouts)
-    assert {p.target: p.code_version for p in latest.packages}["autocomplete"] == "v2"
+    assert {p.target: p.code_version for p in latest.packages}["autocomplete"] == "v3"
     pinned = package_triton(
-        tiny_run, settings, code_version="v1", output_dir=tmp_path / "b", layouts_root=layouts
+        tiny_run,
+        settings,
+        code_version="v2",
+        kinds=["autocomplete"],
+        output_dir=tmp_path / "b",
+        layouts_root=layouts,
     )
-    assert {p.code_version for p in pinned.packages} == {"v1"}
+    assert {p.code_version for p in pinned.packages} == {"v2"}
     with pytest.raises(PackagingError, match="code version 'v9' does not exist; choose from v1"):
-        package_triton(tiny_run, settings, code_version="v9", output_dir=tmp_path / "c")
+        package_triton(
+            tiny_run, settings, code_version="v9", kinds=["classifier"], output_dir=tmp_path / "c"
+        )
 
 
 def test_missing_export_file_is_named(tiny_run: Path, tmp_path: Path, settings: Settings) -> None:
@@ -176,11 +183,23 @@ def test_autocomplete_config_carries_the_prompt_format_and_stop_strings(
 ) -> None:
     autocomplete = packaged.packages[3]
     repository = extract_tarball(Path(autocomplete.tarball), tmp_path / "model")
-    config = parse_config(
-        (repository / autocomplete.entry_model / "config.pbtxt").read_text(), "autocomplete"
-    )
-    parameters = {key: value.string_value for key, value in config.parameters.items()}
-    assert parameters["prompt_format"] == "{context}\nAgent: {reply_start}"
-    assert json.loads(parameters["stop"]) == ["\nCustomer", "\nAgent:"]
-    assert parameters["code_version"] == "v1"
-    assert (repository / autocomplete.entry_model / "1" / "llama_decoder.py").is_file()
+    entry = autocomplete.entry_model
+    assert entry.endswith("--ensemble")
+
+    def parameters(member: str) -> dict[str, str]:
+        text = (repository / entry.replace("ensemble", member) / "config.pbtxt").read_text()
+        config = parse_config(text, member)
+        return {key: value.string_value for key, value in config.parameters.items()}
+
+    tokenizer, detokenizer = parameters("tokenizer"), parameters("detokenizer")
+    assert tokenizer["prompt_format"] == "{context}\nAgent: {reply_start}"
+    assert tokenizer["bos_token_id"] == "101" and tokenizer["max_new_tokens"] == "32"
+    assert json.loads(detokenizer["stop"]) == ["\nCustomer", "\nAgent:"]
+    assert tokenizer["code_version"] == detokenizer["code_version"] == "v2"
+    shipped = {p.relative_to(repository).as_posix() for p in repository.rglob("*.py")}
+    assert {name.split("/", 1)[1] for name in shipped} == {
+        "1/model.py",
+        "1/completion_text.py",
+    }
+    generator = repository / entry.replace("ensemble", "generator") / "1" / "model.pt"
+    assert generator.is_file()

@@ -1,4 +1,6 @@
-"""Export a fine-tuned causal LM for serving (see `tasks.training.autocomplete.generator`)."""
+"""Export a fine-tuned causal LM for serving: the scripted greedy generator
+(`tasks.training.autocomplete.generator`) for Triton's PyTorch backend, and the tokenizer the
+Python steps around it use."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from tokenizers import Tokenizer
 from mme_factory.errors import MmeFactoryError
 from mme_factory.records import AutocompleteExport
 from tasks.training.autocomplete.examples import REPLY_MARKER, STOP_STRINGS
+from tasks.training.autocomplete.generator import GreedyGenerator, script_generator
 from tasks.training.autocomplete.llama_decoder import (
     ROPE_TYPES,
     LlamaDecoder,
@@ -96,29 +99,118 @@ def export_autocomplete(
     max_length: int,
     tolerance: float,
     dtype: torch.dtype = torch.float32,
+    max_new_tokens: int = 64,
 ) -> AutocompleteExport:
+    """`model.pt` (the scripted generator at `dtype`), `tokenizer.json`, `config.json`.
+
+    Checked three ways before export.json is written: the reference decoder's logits (prompt,
+    then one cached step) against transformers'; the generator's logits, loaded on every
+    available device, against transformers' in `tolerance`; and, in float32, its tokens against
+    the reference decoder's greedy completions.
+    """
     config = serving_config(model.config)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_json(directory / "config.json", config)
-    state = {key: value.detach().float().contiguous() for key, value in model.state_dict().items()}
-    torch.save(state, directory / "weights.pt")
-    tokenizer.save(str(directory / "tokenizer.json"))
-    decoder = LlamaDecoder.from_files(directory / "config.json", directory / "weights.pt")
+    decoder = LlamaDecoder.from_state(config, model.state_dict())
     _check_rope(model, decoder)
-    worst = check_parity(
-        "autocomplete",
-        _HuggingFaceLogits(model.eval()),
-        _DecoderLogits(decoder),
-        parity_batches(int(config["vocab_size"]), min(max_length, 64)),
-        tolerance,
-    )
+    reference = _HuggingFaceLogits(model.eval())
+    batches = parity_batches(int(config["vocab_size"]), min(max_length, 64))
+    check_parity("autocomplete", reference, _DecoderLogits(decoder), batches, tolerance)
+    generator = GreedyGenerator.from_decoder(decoder, [eos_id], max_new_tokens, dtype)
+    path = directory / "model.pt"
+    torch.jit.save(script_generator(generator), str(path))
+    worst = 0.0
+    for device in available_devices():
+        served = torch.jit.load(str(path), map_location=device)
+        worst = max(worst, _check_generator_logits(reference, served, batches, tolerance, device))
+        if dtype == torch.float32:
+            _check_generator_tokens(decoder, served, batches, eos_id, device)
+    _write_json(directory / "config.json", config)
+    tokenizer.save(str(directory / "tokenizer.json"))
     export = AutocompleteExport(
         kind="autocomplete",
         max_length=max_length,
         eos_token_id=eos_id,
         prompt_format="{context}" + REPLY_MARKER + " {reply_start}",
         stop=list(STOP_STRINGS),
+        bos_token_id=config.get("bos_token_id"),
+        max_position_embeddings=int(config["max_position_embeddings"]),
+        max_new_tokens=max_new_tokens,
         parity_max_abs_diff=worst,
     )
     export.write(directory)
     return export
+
+
+def reference_decoder(directory: Path) -> LlamaDecoder:
+    """The float32 reference decoder of an export: its config.json and the generator's weights."""
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    served = torch.jit.load(str(directory / "model.pt"), map_location="cpu")
+    skipped = {"inv_freq", "eos_ids"}
+    state = {key: value for key, value in served.state_dict().items() if key not in skipped}
+    return LlamaDecoder.from_state(config, state, str(directory / "model.pt"))
+
+
+def available_devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+class _GeneratorLogits(torch.nn.Module):
+    def __init__(self, served: torch.jit.ScriptModule, device: str) -> None:
+        super().__init__()
+        self.served = served
+        self.device = device
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.served.logits(input_ids.to(self.device), attention_mask.to(self.device))
+        return logits.cpu() * attention_mask[..., None]
+
+
+def _check_generator_logits(
+    reference: torch.nn.Module,
+    served: torch.jit.ScriptModule,
+    batches: list[dict[str, torch.Tensor]],
+    tolerance: float,
+    device: str,
+) -> float:
+    name = f"autocomplete generator on {device}"
+    return check_parity(name, reference, _GeneratorLogits(served, device), batches, tolerance)
+
+
+def _check_generator_tokens(
+    decoder: LlamaDecoder,
+    served: torch.jit.ScriptModule,
+    batches: list[dict[str, torch.Tensor]],
+    eos_id: int,
+    device: str,
+    new_tokens: int = 8,
+) -> None:
+    """Each parity prompt, left-padded in one batch, completes as the reference decodes it."""
+    batch = batches[-1]
+    prompts = [
+        ids[mask.bool()].tolist()
+        for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+    ]
+    ids, mask = left_padded(prompts, pad_id=0)
+    limits = torch.full((len(prompts), 1), new_tokens, dtype=torch.int64)
+    with torch.inference_mode():
+        tokens, _ = served(ids.to(device), mask.to(device), limits.to(device))
+    for row, prompt in enumerate(prompts):
+        expected = decoder.generate(prompt, new_tokens, eos_token_id=eos_id).token_ids
+        got = [token for token in tokens[row].tolist() if token >= 0]
+        if got != expected:
+            raise ExportParityError(
+                f"autocomplete generator on {device}: prompt {row} ({len(prompt)} tokens) "
+                f"completes as {got}, the reference decoder as {expected}; "
+                "the export is not usable"
+            )
+
+
+def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(prompt) for prompt in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.int64)
+    mask = torch.zeros((len(prompts), width), dtype=torch.int64)
+    for row, prompt in enumerate(prompts):
+        if prompt:
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+    return ids, mask

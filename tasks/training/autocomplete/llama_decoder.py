@@ -1,9 +1,8 @@
 """A Llama-architecture causal LM in plain torch, with a key/value cache and greedy generation.
 
-The Triton runtime environment has no transformers, so the autocomplete model runs this file.
-It reads the files the export step writes (`config.json` = Hugging Face LlamaConfig dict,
-`weights.pt` = LlamaForCausalLM state_dict) and matches `LlamaForCausalLM` numerically.
-Imports only torch and the standard library, so it loads in both environments.
+The reference the served generator (`generator.GreedyGenerator`, scripted) is checked against:
+it matches `LlamaForCausalLM` numerically, from a Hugging Face LlamaConfig dict and the model's
+state_dict, and its `generate` is the in-process decoder the served completions must equal.
 """
 
 from __future__ import annotations
@@ -288,16 +287,24 @@ class LlamaDecoder(nn.Module):
         cls, config_json: Path, weights_pt: Path, device: str | torch.device = "cpu"
     ) -> LlamaDecoder:
         config = json.loads(Path(config_json).read_text(encoding="utf-8"))
-        decoder = cls(LlamaShape.from_config(config))
         state = torch.load(weights_pt, map_location="cpu", weights_only=True)
+        return cls.from_state(config, state, str(weights_pt)).to(device)
+
+    @classmethod
+    def from_state(
+        cls, config: dict[str, Any], state: dict[str, Tensor], source: str = "state_dict"
+    ) -> LlamaDecoder:
+        """The decoder of a Hugging Face config and a `LlamaForCausalLM` state_dict, in float32."""
+        decoder = cls(LlamaShape.from_config(config))
+        state = {key: value.detach().float() for key, value in state.items()}
         if decoder.shape.tie_word_embeddings:
             state.pop("lm_head.weight", None)
         missing, unexpected = decoder.load_state_dict(state, strict=False)
         if decoder.shape.tie_word_embeddings:
             missing = [key for key in missing if key != "lm_head.weight"]
         if missing or unexpected:
-            raise ValueError(f"{weights_pt}: missing keys {missing}, unexpected keys {unexpected}")
-        return decoder.to(device).eval()
+            raise ValueError(f"{source}: missing keys {missing}, unexpected keys {unexpected}")
+        return decoder.eval()
 
     def forward(
         self,
@@ -389,16 +396,6 @@ class LlamaDecoder(nn.Module):
             step_input = torch.tensor([[token]], dtype=torch.int64, device=device)
         del past, step_input
         return Generation(token_ids=tokens, text=text, finish_reason=reason)
-
-
-def build_prompt(prompt_format: str, context: str, reply_start: str = "") -> str:
-    """The text the model continues, as training built it.
-
-    `prompt_format` comes from export.json (e.g. "{context}\nAgent: {reply_start}"); the
-    context loses trailing whitespace, and without a reply start so does the whole prompt.
-    """
-    prompt = prompt_format.format(context=context.rstrip(), reply_start=reply_start.strip())
-    return prompt if reply_start.strip() else prompt.rstrip()
 
 
 def complete_text(
