@@ -21,6 +21,7 @@ from mme_factory.serving_image import REQUIREMENTS, serving_packages
 from tasks.packaging.triton_config import PackagingError
 
 BACKEND_MODULES = frozenset({"triton_python_backend_utils", "c_python_backend_utils"})
+TORCH_MODULES = frozenset({"torch", "torchvision", "torchaudio"})
 # Standard-library modules the image's Python 3.10 does not have yet.
 NEWER_THAN_IMAGE_PYTHON = frozenset({"tomllib", "_tokenize", "_typing"})
 
@@ -84,8 +85,16 @@ def check_python_imports(model: str, files: dict[str, bytes]) -> None:
     if missing:
         listed = "; ".join(f"{m.module} ({m.file}, line {m.line})" for m in missing)
         provided = ", ".join(sorted({p.name for p in serving_packages()}))
+        torch_hint = (
+            " torch is left out on purpose: networks run as TorchScript on the PyTorch backend "
+            "(pytorch_libtorch) inside tritonserver, which shares one CUDA context, while a "
+            "Python step that imports torch creates its own on a GPU endpoint."
+            if any(m.module in TORCH_MODULES for m in missing)
+            else ""
+        )
         raise PackagingError(
             f"model {model} imports what the serving image does not provide: {listed}. "
             f"The image has the standard library and {provided}; pin the package in "
-            f"{REQUIREMENTS} (and rebuild the image and `make setup`) or drop the import"
+            f"{REQUIREMENTS} (and rebuild the image and `make setup`) or drop the import."
+            f"{torch_hint}"
         )

@@ -93,7 +93,7 @@ def test_serving_image_packages_stdlib_backend_and_shipped_modules_are_accepted(
     check_python_imports(
         "m",
         {
-            "m/1/model.py": b"import json\nimport numpy\nimport torch\nfrom tokenizers import "
+            "m/1/model.py": b"import json\nimport numpy\nfrom tokenizers import "
             b"Tokenizer\nimport triton_python_backend_utils as pb_utils\nimport helper\n",
             "m/1/helper.py": b"import math\n",
         },
@@ -104,6 +104,7 @@ def test_serving_image_packages_stdlib_backend_and_shipped_modules_are_accepted(
     ("module", "why"),
     [
         ("transformers", "not in the image at all"),
+        ("torch", "networks run on the PyTorch backend, not in Python steps"),
         ("yaml", "there only as a dependency of tokenizers, never pinned"),
         ("tomllib", "standard library of Python 3.11, not of the image's 3.10"),
     ],
@@ -125,6 +126,28 @@ def test_packaging_refuses_a_tokenizer_step_that_imports_transformers(
         PackagingError, match=r"--tokenizer imports .*transformers .*pin the package"
     ):
         package_triton(tiny_run, settings, output_dir=tmp_path / "out", layouts_root=layouts)
+    assert not list((tmp_path / "out").rglob("model.tar.gz"))
+
+
+def test_packaging_refuses_an_autocomplete_step_that_imports_torch_naming_the_file(
+    tiny_run: Path, layouts: Path, tmp_path: Path, settings: Settings
+) -> None:
+    step = layouts / "autocomplete" / "code" / "v2" / "detokenizer.py"
+    step.write_text(
+        step.read_text().replace("import numpy as np", "import numpy as np\nimport torch")
+    )
+    expected = (
+        r"--detokenizer imports .*torch \(.*--detokenizer/1/model.py, line \d+\).*"
+        r"PyTorch backend"
+    )
+    with pytest.raises(PackagingError, match=expected):
+        package_triton(
+            tiny_run,
+            settings,
+            kinds=["autocomplete"],
+            output_dir=tmp_path / "out",
+            layouts_root=layouts,
+        )
     assert not list((tmp_path / "out").rglob("model.tar.gz"))
 
 

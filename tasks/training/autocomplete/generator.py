@@ -29,7 +29,6 @@ class GreedyGenerator(nn.Module):
         shape: LlamaShape,
         eos_token_ids: list[int],
         max_new_tokens_limit: int,
-        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         self.model = LlamaBody(shape)
@@ -40,7 +39,6 @@ class GreedyGenerator(nn.Module):
         self.register_buffer("eos_ids", torch.tensor(eos_token_ids or [NO_TOKEN]))
         self.attention_scaling = float(shape.rope.attention_scaling)
         self.max_new_tokens_limit = int(max_new_tokens_limit)
-        self.mask_min = float(torch.finfo(dtype).min)
         self.no_token, self.finish_length = NO_TOKEN, FINISH_LENGTH
         self.finish_eos, self.finish_empty_prompt = FINISH_EOS, FINISH_EMPTY_PROMPT
 
@@ -52,7 +50,7 @@ class GreedyGenerator(nn.Module):
         max_new_tokens_limit: int,
         dtype: torch.dtype = torch.float32,
     ) -> GreedyGenerator:
-        generator = cls(decoder.shape, eos_token_ids, max_new_tokens_limit, dtype)
+        generator = cls(decoder.shape, eos_token_ids, max_new_tokens_limit)
         state = {key: value for key, value in decoder.state_dict().items() if key != "inv_freq"}
         generator.load_state_dict(state, strict=False)
         generator.to(dtype)
@@ -123,15 +121,18 @@ class GreedyGenerator(nn.Module):
         return self.lm_head(self.model.norm(x)), presents
 
     def _mask(self, length: int, attention_mask: Tensor, dtype: torch.dtype) -> Tensor:
-        """Additive mask [B, 1, length, total]: causal, and never onto padding."""
+        """Additive mask [B, 1, length, total]: causal, and never onto padding.
+
+        -inf in any dtype; a padding position still sees itself, so no row is empty (an empty
+        row would make NaN, which reaches real tokens through the key/value cache)."""
         batch, total = attention_mask.shape
         device = attention_mask.device
         rows = torch.arange(total - length, total, device=device)[:, None]
-        allowed = torch.arange(total, device=device)[None, :] <= rows
-        allowed = allowed[None, None].expand(batch, 1, length, total)
-        allowed = allowed & (attention_mask[:, None, None, :] != 0)
+        columns = torch.arange(total, device=device)[None, :]
+        allowed = (columns <= rows)[None, None].expand(batch, 1, length, total)
+        allowed = allowed & (attention_mask[:, None, None, :] != 0) | (columns == rows)
         mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
-        return mask.masked_fill(~allowed, self.mask_min)
+        return mask.masked_fill(~allowed, float("-inf"))
 
 
 def script_generator(generator: GreedyGenerator) -> torch.jit.ScriptModule:
