@@ -1,4 +1,5 @@
-"""What `mme-factory plan` measures: registered TargetModels, tarballs, or given footprints."""
+"""What `mme-factory plan` measures (registered TargetModels, tarballs, or given footprints), and
+the peak traffic it plans for."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mme_factory.naming import TargetModelKey, model_data_prefix
 from mme_factory.store import ArtifactStore
 from planner.capacity import KindFootprint
 from planner.footprint import MeasuredModel, TarballToMeasure
+from planner.throughput import Traffic
 
 KINDS = kind_names()
 
@@ -105,3 +107,36 @@ def footprints_from(
             )
         )
     return footprints
+
+
+def traffic_argument(value: str) -> tuple[str, float]:
+    """`KIND=R`: a peak of R requests per second for the kind."""
+    kind, _, rate = value.partition("=")
+    try:
+        rps = float(rate)
+    except ValueError:
+        rps = -1.0
+    if kind not in KINDS or rps <= 0:
+        raise PlanInputError(f"{value!r}: write KIND=REQUESTS_PER_S, e.g. autocomplete=200")
+    return kind, rps
+
+
+def traffic_from(fleet: list[str] | None, per_customer: list[str] | None) -> Traffic | None:
+    """The peaks given on the command line, or None when there are none."""
+    if not fleet and not per_customer:
+        return None
+    try:
+        return Traffic(
+            dict(map(traffic_argument, fleet or [])),
+            dict(map(traffic_argument, per_customer or [])),
+        )
+    except ValueError as error:
+        raise PlanInputError(str(error)) from None
+
+
+def warm_latency_by_kind(measured: list[MeasuredModel]) -> dict[str, float]:
+    """The slowest warm p50 of each kind's TargetModels on the local run, in ms."""
+    found: dict[str, float] = {}
+    for model in measured:
+        found[model.kind] = max(found.get(model.kind, 0.0), model.warm_p50_ms)
+    return found

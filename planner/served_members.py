@@ -97,11 +97,37 @@ def read_members(kind: str, repository: Path) -> list[ServedMember]:
     return members
 
 
+def shared_parameter(members: list[ServedMember], name: str) -> str | None:
+    """A parameter one member of the TargetModel carries for all (the tokenizer step's)."""
+    for member in members:
+        value = member.parameter(name)
+        if value:
+            return value
+    return None
+
+
 def max_length(members: list[ServedMember]) -> int:
     """The longest input the export accepts, in tokens (its `max_length` parameter)."""
-    for member in members:
-        value = member.parameter("max_length")
-        if value:
-            return int(value)
+    value = shared_parameter(members, "max_length")
+    if value:
+        return int(value)
     names = ", ".join(member.name for member in members)
     raise ServedModelError(f"no member of {names} has a max_length parameter")
+
+
+def longest_prompt(members: list[ServedMember], new_tokens: int | None) -> int:
+    """The widest token ids a request reaches the model with: `max_length`, less what a
+    generation of `new_tokens` leaves of the model's positions, padded to `pad_to_multiple`
+    (the parameters of the tokenizer step that builds the prompts)."""
+    length = max_length(members)
+    positions = shared_parameter(members, "max_position_embeddings")
+    if positions and new_tokens is not None:
+        length = min(length, int(positions) - new_tokens)
+    multiple = int(shared_parameter(members, "pad_to_multiple") or 1)
+    return max(1, -(-length // multiple) * multiple)
+
+
+def default_max_new_tokens(members: list[ServedMember]) -> int | None:
+    """New tokens a generation request makes when it asks for no number."""
+    value = shared_parameter(members, "default_max_new_tokens")
+    return int(value) if value else None

@@ -1,4 +1,5 @@
-"""A memory figure that remembers whether it was measured here or modeled from stated sources."""
+"""A memory figure that remembers whether it was measured here, measured on a named device, or
+modeled from stated sources."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ class Figure:
     def modeled(cls, mib: float) -> Figure:
         return cls(mib, frozenset({MODELED}))
 
+    @classmethod
+    def measured_on(cls, device: str, mib: float) -> Figure:
+        """Measured elsewhere, on the named device (a GPU run), not by this run."""
+        return cls(mib, frozenset({f"{MEASURED} on {device}"}))
+
     def __add__(self, other: Figure) -> Figure:
         return Figure(self.mib + other.mib, self.sources | other.sources)
 
@@ -30,8 +36,18 @@ class Figure:
 
     @property
     def source(self) -> str:
-        """measured, modeled, measured+modeled for a sum of both, or none for nothing at all."""
-        return "+".join(name for name in (MEASURED, MODELED) if name in self.sources) or "none"
+        """measured, modeled, measured+modeled for a sum of both, `measured on DEVICE` for a
+        figure from a GPU run, or none for nothing at all."""
+        known = [name for name in (MEASURED, MODELED) if name in self.sources]
+        others = sorted(self.sources - {MEASURED, MODELED})
+        return "+".join(known + others) or "none"
+
+    @property
+    def device(self) -> str | None:
+        """The device a `measured_on` figure (or a sum holding one) was measured on."""
+        prefix = f"{MEASURED} on "
+        found = sorted(name[len(prefix) :] for name in self.sources if name.startswith(prefix))
+        return found[0] if found else None
 
     @property
     def is_modeled(self) -> bool:

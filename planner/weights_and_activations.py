@@ -1,22 +1,27 @@
 """Weights and peak activation memory of each member of a TargetModel, measured in-process on CPU.
 
-Weights are the bytes of the parameters and buffers the served module holds: the TorchScript
-`model.pt` a libtorch member loads, or the `LlamaDecoder` an autocomplete generator builds
-from `config.json` and `weights.pt` with the `llama_decoder.py` shipped in the tarball.
+Weights are the bytes of the parameters and buffers of a libtorch member's TorchScript
+`model.pt`, at the dtype it was exported in (float16 weights count two bytes each).
 
 Activations are the peak bytes of the tensors one execution creates (`LiveTensorBytes`) at the
-largest request the model is configured for: a libtorch member runs at the config's
-`max_batch_size` (or `--max-batch`) rows of `max_length` tokens, in inference mode as the
-libtorch backend runs it; the autocomplete generator generates one prompt at a time, so it
-runs one generation: the prompt pass at `max_length` tokens, then `default_max_new_tokens`
-steps with the key/value cache growing. The tensor sizes are those a GPU holds in float32;
+largest request the model is configured for: the config's `max_batch_size` (or `--max-batch`)
+rows of the export's `max_length` tokens (for a generator, as many as its positions leave
+beside its new tokens, padded as its tokenizer step pads), in inference mode as the libtorch
+backend runs it.
+Inputs are built by name: token ids (a small id repeated, one per row), attention masks of
+ones, and a generator's `max_new_tokens` at the export's `default_max_new_tokens`, so a
+generator's measured run is the whole generation, prompt pass and new tokens, with the
+key/value cache its graph keeps at max batch x (prompt + new tokens). A generation that ends
+early (every row at its end-of-text token) is retried on other prompts, and its shape says how
+many new tokens the longest run made. The tensors are those the GPU holds, at the same dtypes;
 the GPU allocator rounds them up to its blocks.
+
+Python-backend members (tokenizer, detokenizer, post-steps) hold no weights here; their stub
+processes' memory is the runtime overhead (`runtime_overhead`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,8 @@ from planner.served_members import (
     PYTHON,
     ServedMember,
     ServedModelError,
-    max_length,
+    default_max_new_tokens,
+    longest_prompt,
     read_members,
 )
 
@@ -40,8 +46,14 @@ DTYPES = {
     model_config_pb2.TYPE_INT64: torch.int64,
     model_config_pb2.TYPE_INT32: torch.int32,
     model_config_pb2.TYPE_FP32: torch.float32,
+    model_config_pb2.TYPE_FP16: torch.float16,
     model_config_pb2.TYPE_BOOL: torch.bool,
 }
+IDS_INPUT = "input_ids"
+NEW_TOKENS_INPUT = "max_new_tokens"
+NO_TOKEN = -1  # what a generator's token_ids hold after a row has ended
+PROMPT_TOKEN_IDS = 31
+GENERATION_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class MeasuredMember:
     weights_bytes: int = 0
     activation_bytes: int = 0
     measured_at: str = ""  # the request shape the activations were measured at
+    dtype: str = ""  # of most of the weights' bytes: float16, float32
 
 
 @dataclass(frozen=True)
@@ -66,66 +79,107 @@ class TargetModelMeasurement:
         return asdict(self)
 
 
-def torchscript_figures(member: ServedMember, batch: int, length: int) -> tuple[int, int, str]:
-    """(weights, activations, shape) of a libtorch member's `model.pt` at batch x length."""
-    module = torch.jit.load(str(member.directory / "model.pt"), map_location="cpu").eval()
+@dataclass(frozen=True)
+class Request:
+    """The largest request a member is configured for."""
+
+    batch: int
+    length: int  # prompt tokens
+    new_tokens: int | None = None  # a generator's default_max_new_tokens
+
+
+def prompt_ids(shape: list[int], attempt: int, dtype: torch.dtype) -> torch.Tensor:
+    """Row r repeats token 1 + (r + attempt x rows) mod 31: ids every vocabulary has, and rows
+    that differ, so a generation goes on while any row has not ended."""
+    rows = torch.arange(shape[0]) + attempt * shape[0]
+    ids = 1 + rows % PROMPT_TOKEN_IDS
+    return ids.reshape(-1, *[1] * (len(shape) - 1)).expand(shape).to(dtype).contiguous()
+
+
+def request_inputs(member: ServedMember, request: Request, attempt: int = 0) -> list[torch.Tensor]:
+    """One tensor per configured input, in the config's order, each filled by its name."""
     inputs = []
     for spec in member.config.input:
         if spec.data_type not in DTYPES:
             raise ServedModelError(f"{member.name}: input {spec.name} has an unsupported type")
-        shape = [batch, *(length if dim == -1 else dim for dim in spec.dims)]
-        inputs.append(torch.ones(shape, dtype=DTYPES[spec.data_type]))
+        dtype = DTYPES[spec.data_type]
+        shape = [request.batch, *(request.length if dim == -1 else dim for dim in spec.dims)]
+        if spec.name == IDS_INPUT:
+            inputs.append(prompt_ids(shape, attempt, dtype))
+            continue
+        value = 1
+        if spec.name == NEW_TOKENS_INPUT:
+            if request.new_tokens is None:
+                raise ServedModelError(
+                    f"{member.name} takes {NEW_TOKENS_INPUT}, but no member of its TargetModel "
+                    "has a default_max_new_tokens parameter"
+                )
+            value = request.new_tokens
+        inputs.append(torch.full(shape, value, dtype=dtype))
+    return inputs
+
+
+def generated_tokens(outputs: Any) -> int:
+    """New tokens a generator produced: columns of its token ids where some row has one."""
+    tokens = outputs[0] if isinstance(outputs, tuple | list) else outputs
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
+        return 0
+    return int((tokens != NO_TOKEN).any(dim=0).sum())
+
+
+def weights_dtype(tensors: list[torch.Tensor]) -> str:
+    """The dtype of most of the weights' bytes, as torch names it without `torch.`."""
+    by_dtype: dict[str, int] = {}
+    for tensor in tensors:
+        name = str(tensor.dtype).removeprefix("torch.")
+        by_dtype[name] = by_dtype.get(name, 0) + tensor.numel() * tensor.element_size()
+    return max(by_dtype, key=lambda name: by_dtype[name]) if by_dtype else ""
+
+
+def request_shape(request: Request, generated: int) -> str:
+    shape = f"{request.batch} x {request.length} tokens"
+    if request.new_tokens is None:
+        return shape
+    if generated < request.new_tokens:
+        return f"{shape} + {generated} of {request.new_tokens} new (ended early)"
+    return f"{shape} + {request.new_tokens} new"
+
+
+def torchscript_figures(member: ServedMember, request: Request) -> tuple[int, int, str, str]:
+    """(weights, activations, shape, dtype) of a libtorch member's `model.pt` at `request`.
+
+    A generator whose every row ends before its new tokens is run again on other prompts, up
+    to `GENERATION_TRIES` times; the longest generation's peak counts.
+    """
+    module = torch.jit.load(str(member.directory / "model.pt"), map_location="cpu").eval()
+    takes_new_tokens = any(spec.name == NEW_TOKENS_INPUT for spec in member.config.input)
+    if not takes_new_tokens:
+        request = Request(request.batch, request.length)
     weights = module_tensors(module)
     inference = member.parameter("INFERENCE_MODE") == "true"
     optimized = member.parameter("DISABLE_OPTIMIZED_EXECUTION") != "true"
-    with (
-        torch.inference_mode() if inference else torch.no_grad(),
-        torch.jit.optimized_execution(optimized),
-        LiveTensorBytes(exclude=[*inputs, *weights]) as tracker,
-    ):
-        module(*inputs)
-    return storage_bytes(weights), tracker.peak_bytes, f"{batch} x {length} tokens"
+    generated, peak = -1, 0
+    for attempt in range(GENERATION_TRIES if takes_new_tokens else 1):
+        inputs = request_inputs(member, request, attempt)
+        with (
+            torch.inference_mode() if inference else torch.no_grad(),
+            torch.jit.optimized_execution(optimized),
+            LiveTensorBytes(exclude=[*inputs, *weights]) as tracker,
+        ):
+            outputs = module(*inputs)
+        made = generated_tokens(outputs) if takes_new_tokens else 0
+        if made > generated:
+            generated, peak = made, tracker.peak_bytes
+        if request.new_tokens is None or generated >= request.new_tokens:
+            break
+    return storage_bytes(weights), peak, request_shape(request, generated), weights_dtype(weights)
 
 
-def _load_decoder_module(directory: Path) -> Any:
-    """The tarball's own `llama_decoder.py`: the code the generator serves with."""
-    name = f"_served_llama_decoder_{abs(hash(directory))}"
-    spec = importlib.util.spec_from_file_location(name, directory / "llama_decoder.py")
-    if spec is None or spec.loader is None:
-        raise ServedModelError(f"cannot import {directory / 'llama_decoder.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
-
-
-def decoder_figures(member: ServedMember, length: int) -> tuple[int, int, str]:
-    """(weights, activations, shape) of one greedy generation at the longest prompt."""
-    directory = member.directory
-    decoder_module = _load_decoder_module(directory)
-    decoder = decoder_module.LlamaDecoder.from_files(
-        directory / "config.json", directory / "weights.pt"
-    )
-    new_tokens = int(member.parameter("default_max_new_tokens") or 0)
-    prompt_length = max(1, min(length, decoder.shape.max_position_embeddings - new_tokens))
-    prompt = [decoder.shape.bos_token_id or 0] * prompt_length
-    weights = module_tensors(decoder)
-    with LiveTensorBytes(exclude=weights) as tracker:
-        decoder.generate(prompt, max_new_tokens=new_tokens)
-    shape = f"1 x {prompt_length} tokens + {new_tokens} new"
-    return storage_bytes(weights), tracker.peak_bytes, shape
-
-
-def measure_member(member: ServedMember, batch: int, length: int) -> MeasuredMember:
-    figures = (0, 0, "")
+def measure_member(member: ServedMember, request: Request) -> MeasuredMember:
+    figures = (0, 0, "", "")
     if member.backend == LIBTORCH:
-        figures = torchscript_figures(member, batch, length)
-    elif member.backend == PYTHON and (member.directory / "weights.pt").is_file():
-        figures = decoder_figures(member, length)
-    weights, activations, shape = figures
+        figures = torchscript_figures(member, request)
+    weights, activations, shape, dtype = figures
     return MeasuredMember(
         name=member.name,
         member=member.member,
@@ -135,6 +189,7 @@ def measure_member(member: ServedMember, batch: int, length: int) -> MeasuredMem
         weights_bytes=weights,
         activation_bytes=activations,
         measured_at=shape,
+        dtype=dtype,
     )
 
 
@@ -143,9 +198,10 @@ def measure_repository(
 ) -> TargetModelMeasurement:
     """Every served member of an unpacked TargetModel (ensembles hold nothing and are left out)."""
     members = read_members(kind, repository)
-    length = max_length(members)
+    new_tokens = default_max_new_tokens(members)
+    length = longest_prompt(members, new_tokens)
     measured = [
-        measure_member(member, max_batch or member.max_batch_size or 1, length)
+        measure_member(member, Request(max_batch or member.max_batch_size or 1, length, new_tokens))
         for member in members
         if member.backend in (LIBTORCH, PYTHON)
     ]

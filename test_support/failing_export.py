@@ -1,8 +1,9 @@
 """Settings under which a tiny autocomplete model trains, passes its gate, and fails export.
 
 The served decoder computes attention its own way (a key/value cache, one step at a time), so
-its logits differ from the trained model's by float rounding: no real export meets a parity
-tolerance of 1e-12, and the failure is the pipeline's own `ExportParityError`.
+its logits differ from the trained model's by float rounding: no real export, float32 or
+float16, meets a parity tolerance of 1e-12, and the failure is the pipeline's own
+`ExportParityError`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def failing_export_environ(encoder: Path) -> dict[str, str]:
         prefix + "AUTOCOMPLETE__BATCH_SIZE": "4",
         prefix + "AUTOCOMPLETE__LEARNING_RATE": "0.01",
         prefix + "EXPORT_PARITY_TOLERANCE": UNREACHABLE_PARITY,
+        prefix + "EXPORT_PARITY_TOLERANCE_FP16": UNREACHABLE_PARITY,  # "auto" on a GPU endpoint
     }
 
 

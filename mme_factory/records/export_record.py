@@ -20,7 +20,7 @@ class ExportRecord(JsonFile):
     max_length: int
     parity_max_abs_diff: float | None = None  # the export's largest difference from eager
     parity_devices: list[str] | None = None  # where the saved file was checked: cpu, cuda
-    dtype: str = "float32"  # of the weights; inputs and outputs keep the layout's types
+    dtype: str | None = None  # of the weights (float32, float16); inputs and outputs keep theirs
 
     @classmethod
     def from_object(cls, document: object) -> Self:

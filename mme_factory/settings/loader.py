@@ -87,6 +87,13 @@ class TritonSettings(SettingsSection):
     max_queue_delay_microseconds: int = Field(0, ge=0, le=10_000_000)
     server_start_timeout_s: float = Field(60.0, gt=0)
     load_timeout_s: float = Field(120.0, gt=0)
+    # Each Python-backend stub's shared-memory region (/dev/shm, which SageMaker does not let
+    # you enlarge) for its requests' and responses' tensors, and what it grows by when one does
+    # not fit. The endpoints get them as SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE and
+    # SAGEMAKER_TRITON_SHM_GROWTH_BYTE_SIZE (the image's own defaults: 16 MiB and 1 MiB); the
+    # local Triton as the Python backend's `shm-default-byte-size` and `shm-growth-byte-size`.
+    python_shm_default_bytes: int = Field(2 * 1024**2, ge=1024**2)
+    python_shm_growth_bytes: int = Field(1024**2, ge=64 * 1024)
 
 
 class MmeLocalSettings(SettingsSection):

@@ -39,12 +39,16 @@ class TritonRuntime:
 
     env_dir: Path
     python_env_dir: Path
+    python_shm_default_bytes: int = 2 * 1024**2
+    python_shm_growth_bytes: int = 1024**2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TritonRuntime:
         return cls(
             env_dir=Path(settings.triton.env_dir).resolve(),
             python_env_dir=Path(settings.triton.python_env_dir).resolve(),
+            python_shm_default_bytes=settings.triton.python_shm_default_bytes,
+            python_shm_growth_bytes=settings.triton.python_shm_growth_bytes,
         )
 
     @property

@@ -86,6 +86,8 @@ class TritonServer:
             "--model-control-mode=explicit",
             f"--model-load-thread-count={self.load_threads}",
             f"--backend-directory={backends}",
+            f"--backend-config=python,shm-default-byte-size={self.runtime.python_shm_default_bytes}",
+            f"--backend-config=python,shm-growth-byte-size={self.runtime.python_shm_growth_bytes}",
             "--allow-sagemaker=true",
             f"--sagemaker-port={self.http_port}",
             "--allow-http=true",

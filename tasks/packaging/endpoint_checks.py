@@ -1,14 +1,16 @@
 """Everything the endpoint would refuse, checked on a TargetModel's files before they are packed.
 
-Three checks, each in its own module: the SageMaker layout (one entry model and its steps, no
-BLS), the imports of Python-backend code (only what the serving image provides) and the tensor
-names of libtorch models (as the real backend binds them).
+Four checks, each in its own module: the SageMaker layout (one entry model and its steps, no
+BLS), the imports of Python-backend code (only what the serving image provides), the tensor
+names of libtorch models (as the real backend binds them) and their graphs (no fixed device, so
+that they run where the backend puts them, `cuda:0` on a GPU endpoint).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tasks.packaging.device_free_graph import check_device_free
 from tasks.packaging.libtorch_tensors import check_libtorch_tensors
 from tasks.packaging.python_imports import check_python_imports
 from tasks.packaging.sagemaker_layout import check_sagemaker_layout
@@ -32,6 +34,8 @@ def check_for_endpoint(specs: list[TritonModelSpec], entries: dict[str, Path | b
             if model_pt is None:
                 raise PackagingError(f"model {spec.name}: {LIBTORCH_FILE} is missing")
             check_libtorch_tensors(spec, model_pt)
+            source = f" ({model_pt})" if isinstance(model_pt, Path) else ""
+            check_device_free(spec.name, f"{spec.name}/{LIBTORCH_FILE}{source}", model_pt)
 
 
 def _files(entries: dict[str, Path | bytes], model: str, suffix: str) -> dict[str, bytes]:

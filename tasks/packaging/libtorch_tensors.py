@@ -22,14 +22,17 @@ from mme_factory.triton.backends.pytorch.tensor_binding import (
 from tasks.packaging.triton_config import PackagingError, TritonModelSpec
 
 
-def forward_signature(model_pt: Path | bytes) -> tuple[list[str], int]:
-    """`forward`'s argument names (after self) and how many tensors it returns."""
+def load_torchscript(model_pt: Path | bytes) -> torch.jit.ScriptModule:
     source = str(model_pt) if isinstance(model_pt, Path) else io.BytesIO(model_pt)
     try:
-        module = torch.jit.load(source, map_location="cpu")
+        return torch.jit.load(source, map_location="cpu")
     except (RuntimeError, ValueError) as error:
         raise PackagingError(f"cannot read TorchScript {model_pt}: {error}") from None
-    schema = module.forward.schema
+
+
+def forward_signature(model_pt: Path | bytes) -> tuple[list[str], int]:
+    """`forward`'s argument names (after self) and how many tensors it returns."""
+    schema = load_torchscript(model_pt).forward.schema
     arguments = [argument.name for argument in schema.arguments[1:]]
     returned = schema.returns[0].type if len(schema.returns) == 1 else None
     count = len(returned.elements()) if isinstance(returned, torch.TupleType) else 1

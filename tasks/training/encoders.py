@@ -44,7 +44,7 @@ class IntentClassifier(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """The exported classifier: softmax over the classifier's logits."""
+    """Softmax over the classifier's logits: what the exported classifier computes."""
 
     def __init__(self, classifier: IntentClassifier) -> None:
         super().__init__()

@@ -1,9 +1,11 @@
 """Export trained models in the layout the packager reads, each checked against the eager model.
 
 Encoders and the classifier become TorchScript (`model.pt`: token ids and attention mask in;
-embedding or probabilities out); the autocomplete generator's export is in
+embedding or probabilities out), scripted from `tasks.training.serving_modules` so that no
+device is fixed in the graph, in float32 or float16; the autocomplete generator's export is in
 `tasks.training.autocomplete.export`. Every export ends with a parity check that raises when
-outputs differ.
+outputs differ: the saved `model.pt` is loaded onto every device this machine has and compared
+there with the eager model's outputs on the CPU.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from tokenizers import Tokenizer
 
 from mme_factory.errors import MmeFactoryError
 from mme_factory.records import ClassifierExport, EmbeddingExport
-from tasks.training.encoders import Probabilities, SentenceEncoder
-from tasks.training.known_warnings import known_warnings_silenced
+from tasks.training.encoders import IntentClassifier, Probabilities, SentenceEncoder
+from tasks.training.export_dtype import dtype_name
+from tasks.training.serving_modules import scripted_classifier, scripted_encoder
 
+MODEL_FILE = "model.pt"
 PARITY_FILE = "parity.pt"  # the parity batches and the eager model's outputs on them
 
 
@@ -83,22 +87,43 @@ def check_parity(
     return worst
 
 
-def _trace(module: torch.nn.Module, path: Path, max_length: int) -> torch.jit.ScriptModule:
-    vocab = int(_transformer_of(module).config.vocab_size)
-    # Traced with padding present, so the attention-mask path is the one recorded.
-    example = parity_batches(vocab, max_length, seed=1)[2]
-    with torch.inference_mode(), known_warnings_silenced():
-        traced = torch.jit.trace(
-            module.eval(), (example["input_ids"], example["attention_mask"]), check_trace=False
-        )
-        torch.jit.save(traced, str(path))
-        return torch.jit.load(str(path))
+def parity_devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _transformer_of(module: torch.nn.Module) -> Any:
-    while not hasattr(module, "transformer"):
-        module = next(child for child in module.children())
-    return module.transformer
+class _Loaded(torch.nn.Module):
+    """A saved TorchScript file loaded onto `device`: inputs moved there, output back."""
+
+    def __init__(self, path: Path, device: str) -> None:
+        super().__init__()
+        self.device = device
+        self.module = torch.jit.load(str(path), map_location=device).eval()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        output = self.module(input_ids.to(self.device), attention_mask.to(self.device))
+        return output.cpu()
+
+
+def check_saved_parity(
+    name: str,
+    eager: torch.nn.Module,
+    path: Path,
+    batches: list[dict[str, torch.Tensor]],
+    tolerance: float,
+    record: Path | None = None,
+) -> tuple[float, list[str]]:
+    """`check_parity` of the file at `path` on each device of `parity_devices()`.
+
+    Returns the largest difference on any device and the devices checked.
+    """
+    devices = parity_devices()
+    worst = 0.0
+    for device in devices:
+        loaded = _Loaded(path, device)
+        saved = record if device == "cpu" else None
+        difference = check_parity(f"{name} on {device}", eager, loaded, batches, tolerance, saved)
+        worst = max(worst, difference)
+    return worst, devices
 
 
 def _write_tokenizer(tokenizer: Any, path: Path, max_length: int) -> None:
@@ -116,14 +141,15 @@ def export_encoder(
     role: str,
     max_length: int,
     tolerance: float,
+    dtype: torch.dtype = torch.float32,
 ) -> EmbeddingExport:
     directory.mkdir(parents=True, exist_ok=True)
-    traced = _trace(encoder, directory / "model.pt", max_length)
+    torch.jit.save(scripted_encoder(encoder, dtype), str(directory / MODEL_FILE))
     vocab = int(encoder.transformer.config.vocab_size)
-    worst = check_parity(
+    worst, devices = check_saved_parity(
         f"embedding-{role}",
-        encoder,
-        traced,
+        encoder.eval(),
+        directory / MODEL_FILE,
         parity_batches(vocab, max_length),
         tolerance,
         directory / PARITY_FILE,
@@ -135,27 +161,29 @@ def export_encoder(
         max_length=max_length,
         dim=int(encoder.transformer.config.hidden_size),
         parity_max_abs_diff=worst,
+        parity_devices=devices,
+        dtype=dtype_name(dtype),
     )
     export.write(directory)
     return export
 
 
 def export_classifier(
-    classifier: torch.nn.Module,
+    classifier: IntentClassifier,
     tokenizer: Any,
     labels: list[str],
     directory: Path,
     max_length: int,
     tolerance: float,
+    dtype: torch.dtype = torch.float32,
 ) -> ClassifierExport:
     directory.mkdir(parents=True, exist_ok=True)
-    probabilities = Probabilities(classifier).eval()
-    traced = _trace(probabilities, directory / "model.pt", max_length)
+    torch.jit.save(scripted_classifier(classifier, dtype), str(directory / MODEL_FILE))
     vocab = int(classifier.encoder.transformer.config.vocab_size)
-    worst = check_parity(
+    worst, devices = check_saved_parity(
         "classifier",
-        probabilities,
-        traced,
+        Probabilities(classifier).eval(),
+        directory / MODEL_FILE,
         parity_batches(vocab, max_length),
         tolerance,
         directory / PARITY_FILE,
@@ -167,6 +195,8 @@ def export_classifier(
         max_length=max_length,
         num_labels=len(labels),
         parity_max_abs_diff=worst,
+        parity_devices=devices,
+        dtype=dtype_name(dtype),
     )
     export.write(directory)
     return export

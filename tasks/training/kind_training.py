@@ -23,6 +23,7 @@ from tasks.training.autocomplete.export import export_autocomplete
 from tasks.training.autocomplete.finetune import AutocompleteModel, finetune_autocomplete
 from tasks.training.classifier import ClassifierModel
 from tasks.training.embedding import EmbeddingModel
+from tasks.training.export_dtype import export_dtype, parity_tolerance
 from tasks.training.export_torchscript import (
     export_classifier,
     export_encoder,
@@ -37,7 +38,7 @@ class KindTraining(Generic[Trained]):
     """The steps of one kind, each taking the model its `train` returned."""
 
     train: Callable[[CustomerDataset, Settings], Trained]
-    export: Callable[[Trained, Path, float], KindExport]
+    export: Callable[[Trained, Path, Settings], KindExport]
     smoke_texts: Callable[[Trained, CustomerDataset], list[str]]
     evaluate_golden_set: Callable[[Trained, pd.DataFrame], dict[str, object]] | None = None
 
@@ -59,9 +60,10 @@ def _train_autocomplete(data: CustomerDataset, settings: Settings) -> Autocomple
 
 
 def _export_embedding(
-    trained: EmbeddingModel, directory: Path, tolerance: float
+    trained: EmbeddingModel, directory: Path, settings: Settings
 ) -> dict[str, EmbeddingExport]:
     config = trained.config
+    dtype = export_dtype(settings, ModelKind.EMBEDDING)
     return {
         role: export_encoder(
             getattr(trained, f"{role}_encoder"),
@@ -69,7 +71,8 @@ def _export_embedding(
             directory / role,
             role,
             max_length,
-            tolerance,
+            parity_tolerance(settings, dtype),
+            dtype,
         )
         for role, max_length in (
             ("query", config.query_max_length),
@@ -79,28 +82,33 @@ def _export_embedding(
 
 
 def _export_classifier(
-    trained: ClassifierModel, directory: Path, tolerance: float
+    trained: ClassifierModel, directory: Path, settings: Settings
 ) -> ClassifierExport:
+    dtype = export_dtype(settings, ModelKind.CLASSIFIER)
     return export_classifier(
         trained.classifier,
         trained.tokenizer,
         trained.labels,
         directory,
         trained.config.max_length,
-        tolerance,
+        parity_tolerance(settings, dtype),
+        dtype,
     )
 
 
 def _export_autocomplete(
-    trained: AutocompleteModel, directory: Path, tolerance: float
+    trained: AutocompleteModel, directory: Path, settings: Settings
 ) -> AutocompleteExport:
+    dtype = export_dtype(settings, ModelKind.AUTOCOMPLETE)
     return export_autocomplete(
         trained.model,
         trained.tokenizer,
         trained.eos_id,
         directory,
         trained.config.max_length,
-        tolerance,
+        parity_tolerance(settings, dtype),
+        dtype=dtype,
+        max_new_tokens=trained.config.max_new_tokens,
     )
 
 

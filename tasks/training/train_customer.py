@@ -95,9 +95,7 @@ def train_model(
         exported_at = time.monotonic()
         try:
             with known_warnings_silenced():
-                metadata.export = steps.export(
-                    trained, result.run.kind_dir(kind), settings.training.export_parity_tolerance
-                )
+                metadata.export = steps.export(trained, result.run.kind_dir(kind), settings)
         finally:
             record.timings["export_s"] = time.monotonic() - exported_at
         log.info("%s: exported in %.1f s", kind, record.timings["export_s"])

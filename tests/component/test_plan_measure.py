@@ -12,6 +12,7 @@ from mme_factory.naming import model_data_prefix
 from mme_factory.records import CustomerManifest
 from mme_factory.settings import load_settings
 from mme_factory.store import LocalStore, file_sha256
+from planner.runtime_overhead import PYTHON_STUB_SHM_MIB
 from tasks.deployment.publish.promote import write_manifest
 from tasks.packaging.package_triton import package_triton
 from test_support.tiny_exports import write_tiny_run
@@ -78,7 +79,7 @@ def test_plan_estimates_production_memory_as_a_breakdown(
     assert main(["plan", "--customers", "100", "--repeats", "2", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     classifier = next(m for m in document["measured"]["models"] if m["kind"] == "classifier")
-    assert classifier["stub_uss_mib"]["acme--classifier--v1--tokenizer"] > 0
+    assert classifier["stub_uss_mib"]["acme--classifier--v1--text"] > 0
     production = document["production_estimate"]
     rows = {(row["instance_type"], row["kind"]): row for row in production["breakdown"]}
     assert set(rows) == {
@@ -87,8 +88,11 @@ def test_plan_estimates_production_memory_as_a_breakdown(
         for kind in ("embedding", "classifier", "autocomplete")
     }
     autocomplete = rows["ml.g4dn.xlarge", "autocomplete"]
-    assert autocomplete["overhead_gpu"]["source"] == "modeled"
-    assert autocomplete["bound_by"] == "host memory"
+    # The libtorch generator shares tritonserver's CUDA context; its one Python text step holds
+    # a /dev/shm region of the configured size.
+    assert autocomplete["overhead_gpu"]["mib"] == 0
+    assert autocomplete["shm"] == {"mib": PYTHON_STUB_SHM_MIB, "source": "modeled"}
+    assert autocomplete["measured_at"] == "8 x 48 tokens + 32 new"
     embedding = rows["ml.g4dn.xlarge", "embedding"]
     assert embedding["overhead_gpu"]["mib"] == 0
     # The tokenizer stub's memory comes from the local run.
@@ -99,6 +103,9 @@ def test_plan_estimates_production_memory_as_a_breakdown(
         "ml.g4dn.xlarge",
         "ml.c5.2xlarge",
     }
+    # Both baselines are priced beside the plan.
+    plan = production["plans"][0]
+    assert plan["slice_monthly"] > plan["mme_monthly"] and plan["single_model_monthly"] > 0
 
 
 def test_plan_names_a_customer_with_no_registered_models(

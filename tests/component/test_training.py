@@ -60,17 +60,22 @@ def test_exports_follow_the_packaging_contract(trained_tiny_run):
     classifier = run / "classifier"
     assert json.loads((classifier / "export.json").read_text())["num_labels"] == 16
     assert len((classifier / "labels.txt").read_text().splitlines()) == 16
-    traced = torch.jit.load(str(classifier / "model.pt"))
+    exported = json.loads((classifier / "export.json").read_text())
+    assert exported["dtype"] == "float16"  # "auto" on the default ml.g4dn endpoints
+    scripted = torch.jit.load(str(classifier / "model.pt"))
     ids = torch.tensor([[101, 7592, 102, 0], [101, 7592, 2088, 102]])
-    probabilities = traced(ids, (ids > 0).long())
-    assert probabilities.shape == (2, 16)
+    probabilities = scripted(ids, (ids > 0).long())
+    assert probabilities.shape == (2, 16) and probabilities.dtype == torch.float32
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(2), atol=1e-5)
     parity = torch.load(classifier / "parity.pt", weights_only=True)
-    recorded = traced(**parity["batches"][2])
-    torch.testing.assert_close(recorded, parity["outputs"][2], atol=1e-4, rtol=0)
+    assert parity["tolerance"] == 1e-2  # export_parity_tolerance_fp16
+    recorded = scripted(**parity["batches"][2])
+    torch.testing.assert_close(recorded, parity["outputs"][2], atol=parity["tolerance"], rtol=0)
     autocomplete = run / "autocomplete"
     export = json.loads((autocomplete / "export.json").read_text())
-    assert export["parity_max_abs_diff"] <= 1e-4
+    # float16 by default ("auto" on ml.g4dn.2xlarge): the export held the generator's logits to
+    # export_parity_tolerance_fp16 of their scale, and would have failed otherwise.
+    assert 0 <= export["parity_max_abs_diff"] <= 0.1
     assert {"config.json", "weights.pt", "tokenizer.json"} <= {
         p.name for p in autocomplete.iterdir()
     }

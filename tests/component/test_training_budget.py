@@ -38,7 +38,7 @@ def test_a_kind_with_far_more_epochs_than_fit_stops_in_time_evaluated_and_export
     # bounded loosely, as a shared machine is noisy, while 500 epochs would take many minutes.
     assert trained.timings["train_s"] < BUDGET_MINUTES * 60 + 10
     assert "fine_tuned" in trained.metrics
-    export = steps.export(trained, tmp_path / "export", settings.training.export_parity_tolerance)
+    export = steps.export(trained, tmp_path / "export", settings)
     assert export
 
 

@@ -132,12 +132,12 @@ def test_packaging_refuses_a_tokenizer_step_that_imports_transformers(
 def test_packaging_refuses_an_autocomplete_step_that_imports_torch_naming_the_file(
     tiny_run: Path, layouts: Path, tmp_path: Path, settings: Settings
 ) -> None:
-    step = layouts / "autocomplete" / "code" / "v2" / "detokenizer.py"
+    step = layouts / "autocomplete" / "code" / "v2" / "text_steps.py"
     step.write_text(
         step.read_text().replace("import numpy as np", "import numpy as np\nimport torch")
     )
     expected = (
-        r"--detokenizer imports .*torch \(.*--detokenizer/1/model.py, line \d+\).*"
+        r"--text imports .*torch \(.*--text/1/model.py, line \d+\).*"
         r"PyTorch backend"
     )
     with pytest.raises(PackagingError, match=expected):

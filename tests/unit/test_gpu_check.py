@@ -10,9 +10,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
+from tokenizers import Tokenizer
 
+from tasks.training.autocomplete.export import export_autocomplete
 from test_support.paths import REPO
-from test_support.tiny_exports import write_autocomplete, write_classifier
+from test_support.tiny_base_models import tiny_llama
+from test_support.tiny_exports import minilm_tokenizer_json, write_classifier
 
 
 def load_gpu_check() -> ModuleType:
@@ -27,7 +31,11 @@ def load_gpu_check() -> ModuleType:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bundle")
-    write_autocomplete(root / "export" / "autocomplete", 5)
+    model = tiny_llama(5, vocab_size=30522, max_position_embeddings=128, eos_token_id=102)
+    tokenizer = Tokenizer.from_file(str(minilm_tokenizer_json()))
+    export_autocomplete(
+        model, tokenizer, 102, root / "export" / "autocomplete", 48, 5e-2, dtype=torch.float16
+    )
     write_classifier(root / "export" / "classifier", 6)
     for kind in ("autocomplete", "classifier"):
         (root / "bundle" / kind).mkdir(parents=True)
@@ -47,8 +55,12 @@ def test_every_kind_in_the_bundle_is_measured_and_written_for_the_planner(
     assert document["schema"] == "mme-factory/gpu-check/1"
     assert document["on_gpu"] is False
     assert set(document["kinds"]) == {"autocomplete", "classifier"}
+    autocomplete, classifier = document["kinds"]["autocomplete"], document["kinds"]["classifier"]
+    # Half precision is checked where the export is half precision, float32 everywhere.
+    assert autocomplete["dtype"] == "float16" and classifier["dtype"] == "float32"
+    assert autocomplete["parity_ok"] == {"float32": True, "float16": True}
+    assert classifier["parity_ok"] == {"float32": True, "float16": None}
     for figures in document["kinds"].values():
-        assert figures["parity_ok"] == {"float32": True, "float16": True}
         assert figures["gpu_mib_per_model"] > 0.1
         assert set(figures["requests_per_s"]) == {"1", "8", "32"}
     tokens = document["kinds"]["autocomplete"]["tokens_per_s"]

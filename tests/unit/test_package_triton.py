@@ -191,11 +191,11 @@ def test_autocomplete_config_carries_the_prompt_format_and_stop_strings(
         config = parse_config(text, member)
         return {key: value.string_value for key, value in config.parameters.items()}
 
-    tokenizer, detokenizer = parameters("tokenizer"), parameters("detokenizer")
-    assert tokenizer["prompt_format"] == "{context}\nAgent: {reply_start}"
-    assert tokenizer["bos_token_id"] == "101" and tokenizer["max_new_tokens"] == "32"
-    assert json.loads(detokenizer["stop"]) == ["\nCustomer", "\nAgent:"]
-    assert tokenizer["code_version"] == detokenizer["code_version"] == "v2"
+    text = parameters("text")
+    assert text["prompt_format"] == "{context}\nAgent: {reply_start}"
+    assert text["bos_token_id"] == "101" and text["max_new_tokens"] == "32"
+    assert json.loads(text["stop"]) == ["\nCustomer", "\nAgent:"]
+    assert text["code_version"] == "v2"
     shipped = {p.relative_to(repository).as_posix() for p in repository.rglob("*.py")}
     assert {name.split("/", 1)[1] for name in shipped} == {
         "1/model.py",

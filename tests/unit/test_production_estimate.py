@@ -20,6 +20,7 @@ from planner.runtime_overhead import (
     CUDA_PROCESS_HOST_MIB,
     MIB,
     PYTHON_STUB_HOST_MIB,
+    PYTHON_STUB_SHM_MIB,
 )
 from planner.sourced_figure import MEASURED, MODELED
 from planner.weights_and_activations import (
@@ -28,7 +29,8 @@ from planner.weights_and_activations import (
     measure_repository,
 )
 from tasks.packaging.package_triton import package_triton
-from test_support.tiny_exports import MAX_LENGTH, MeanPooledEncoder, tiny_bert, write_tiny_run
+from test_support.tiny_base_models import tiny_llama
+from test_support.tiny_exports import MAX_LENGTH, tiny_bert, write_tiny_run
 
 CATALOG = load_catalog()
 G4DN = CATALOG.get("ml.g4dn.xlarge")
@@ -111,22 +113,33 @@ def _member(measurements: list[TargetModelMeasurement], label: str, member: str)
 def test_weights_of_a_tiny_exported_encoder_are_its_parameter_bytes(
     measured: list[TargetModelMeasurement],
 ) -> None:
-    # write_tiny_run gives the query encoder the run's seed; rebuild the same module eagerly.
-    eager = MeanPooledEncoder(tiny_bert(SEED))
-    tensors = [*eager.parameters(), *eager.buffers()]
-    expected = sum(t.numel() * t.element_size() for t in tensors)
+    # write_tiny_run gives the query encoder the run's seed. The served encoder mean-pools the
+    # BERT's last hidden state: it holds the BERT's parameters without its pooler.
+    bert = tiny_bert(SEED)
+    served = [p for name, p in bert.named_parameters() if not name.startswith("pooler.")]
+    expected = sum(t.numel() * t.element_size() for t in served)
     assert _member(measured, "embedding-query", "encoder").weights_bytes == expected
 
 
-def test_weights_of_the_autocomplete_are_its_state_dict_bytes(
-    measured: list[TargetModelMeasurement], tiny_tarballs: dict[str, Path]
+def test_weights_of_the_autocomplete_generator_are_its_llama_parameters(
+    measured: list[TargetModelMeasurement],
 ) -> None:
-    state_dir = tiny_tarballs["autocomplete"].parents[2]
-    state = torch.load(state_dir / "autocomplete" / "weights.pt", weights_only=True)
-    expected = sum(t.numel() * t.element_size() for t in state.values())
+    # write_tiny_run gives the autocomplete the run's seed + 3, untied embeddings.
+    llama = tiny_llama(
+        SEED + 3,
+        vocab_size=30522,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        bos_token_id=101,
+        eos_token_id=102,
+    )
+    expected = sum(t.numel() * t.element_size() for t in llama.parameters())
     generator = _member(measured, "autocomplete", "generator")
-    # The decoder adds its rotary frequencies, a buffer the state dict does not hold.
+    assert generator.backend == "pytorch_libtorch" and generator.dtype == "float32"
+    # The scripted generator adds its rotary frequencies and end-of-text ids, small buffers.
     assert 0 <= generator.weights_bytes - expected <= 1024
+    # The Python steps around it hold no weights.
+    assert _member(measured, "autocomplete", "text").weights_bytes == 0
 
 
 def test_activations_are_measured_at_the_configured_largest_request(
@@ -139,53 +152,60 @@ def test_activations_are_measured_at_the_configured_largest_request(
     repository = extract_model(tiny_tarballs["embedding-query"], tmp_path / "model", LIMITS)
     one_row = measure_repository("embedding", "q", repository, max_batch=1)
     assert 0 < one_row.members[0].activation_bytes < encoder.activation_bytes
+    assert encoder.dtype == "float32"
+    assert _member(measured, "classifier", "text").weights_bytes == 0
     generator = _member(measured, "autocomplete", "generator")
-    assert generator.measured_at == "1 x 48 tokens + 32 new"
-    # The prompt pass's logits: 48 positions over the 30,522-token vocabulary.
-    assert generator.activation_bytes >= 48 * 30522 * FLOAT
-    assert _member(measured, "classifier", "tokenizer").weights_bytes == 0
+    # The packaged max_batch_size rows of the export's 48 prompt tokens, then 32 new tokens.
+    assert generator.measured_at == "8 x 48 tokens + 32 new"
+    # The prompt pass's logits: 8 rows x 48 positions over the 30,522-token vocabulary.
+    assert generator.activation_bytes >= 8 * 48 * 30522 * FLOAT
 
 
-def test_breakdown_on_a_gpu_instance_counts_cuda_only_for_the_python_backend_model(
+def test_breakdown_on_a_gpu_instance_counts_no_cuda_context_per_libtorch_model(
     measured: list[TargetModelMeasurement],
 ) -> None:
     rows = {b.label: b for b in (breakdown(m, G4DN) for m in measured)}
-    autocomplete = rows["autocomplete"]
-    assert autocomplete.overhead_gpu.mib == CUDA_CONTEXT_GPU_MIB
-    assert autocomplete.overhead_host.mib == CUDA_PROCESS_HOST_MIB
-    assert autocomplete.overhead_gpu.source == MODELED
-    assert autocomplete.weights.source == autocomplete.activations.source == MEASURED
-    assert autocomplete.total_gpu.mib == pytest.approx(
-        autocomplete.weights.mib + autocomplete.activations.mib + CUDA_CONTEXT_GPU_MIB
-    )
-    for label in ("embedding-query", "embedding-article", "classifier"):
+    for label in ("embedding-query", "embedding-article", "classifier", "autocomplete"):
         libtorch = rows[label]
         # The TorchScript model shares tritonserver's CUDA context: no overhead of its own.
         assert libtorch.overhead_gpu.mib == 0
+        assert libtorch.weights.source == libtorch.activations.source == MEASURED
         assert libtorch.total_gpu.mib == pytest.approx(
             libtorch.weights.mib + libtorch.activations.mib
         )
-    # Tokenizer and post-step stubs stay on the CPU: host memory only, no CUDA.
+    # One text-step stub per TargetModel stays on the CPU: host memory only, no CUDA.
     assert rows["embedding-query"].overhead_host.mib == PYTHON_STUB_HOST_MIB
-    assert rows["classifier"].overhead_host.mib == 2 * PYTHON_STUB_HOST_MIB
+    assert rows["classifier"].overhead_host.mib == PYTHON_STUB_HOST_MIB
+    autocomplete = rows["autocomplete"]
+    assert autocomplete.overhead_host.mib == PYTHON_STUB_HOST_MIB
+    assert autocomplete.overhead_host.source == MODELED
+    assert autocomplete.total_host.mib == pytest.approx(PYTHON_STUB_HOST_MIB + PYTHON_STUB_SHM_MIB)
+    assert autocomplete.total_host.mib < CUDA_PROCESS_HOST_MIB  # no stub initialises CUDA
 
 
 def test_breakdown_on_a_cpu_instance_counts_everything_in_host_memory(
     measured: list[TargetModelMeasurement],
 ) -> None:
-    stubs = {"acme--autocomplete--v1--generator": 260.0, "acme--classifier--v1--tokenizer": 25.0}
+    stubs = {
+        "acme--autocomplete--v1--text": 40.0,
+        "acme--classifier--v1--text": 25.0,
+    }
     rows = {b.label: b for b in (breakdown(m, C5, stubs) for m in measured)}
     autocomplete = rows["autocomplete"]
     assert autocomplete.total_gpu.mib == 0 and autocomplete.overhead_gpu.mib == 0
-    # The measured stub less the weights it holds, which count as weights.
-    assert autocomplete.overhead_host.mib == pytest.approx(260.0 - autocomplete.weights.mib)
+    # The stubs as measured; the generator runs inside tritonserver.
+    assert autocomplete.overhead_host.mib == pytest.approx(40.0)
     assert autocomplete.overhead_host.source == MEASURED
+    assert autocomplete.shm.mib == PYTHON_STUB_SHM_MIB
     assert autocomplete.total_host.mib == pytest.approx(
-        autocomplete.weights.mib + autocomplete.activations.mib + autocomplete.overhead_host.mib
+        autocomplete.weights.mib
+        + autocomplete.activations.mib
+        + autocomplete.overhead_host.mib
+        + autocomplete.shm.mib
     )
     classifier = rows["classifier"]
-    assert classifier.overhead_host.mib == pytest.approx(25.0 + PYTHON_STUB_HOST_MIB)
-    assert classifier.overhead_host.source == "measured+modeled"
+    assert classifier.overhead_host.mib == pytest.approx(25.0)
+    assert classifier.overhead_host.source == MEASURED
     estimates = {e.breakdown.kind: e for e in estimate_kinds(measured, C5, 0.8, stubs)}
     assert estimates["embedding"].footprint.targets_per_customer == 2
     assert all(e.fit.bound_by == "host memory" for e in estimates.values())

@@ -99,7 +99,7 @@ def ensure_endpoint(client: Any, settings: Settings, kind: str, data_url: str) -
                     "ModelDataUrl": data_url,
                     "Mode": "MultiModel",
                     "MultiModelConfig": {"ModelCacheSetting": "Enabled"},
-                    "Environment": {"SAGEMAKER_MULTI_MODEL": "true"},
+                    "Environment": container_environment(settings),
                 },
             )
             _create_once(
@@ -192,3 +192,14 @@ def register_mme(package: PackagedModel, version: int, settings: Settings) -> Re
 def register_mme_task(package: PackagedModel, version: int, settings: Settings) -> Registration:
     """Register one packaged TargetModel on its kind's multi-model endpoint."""
     return register_mme(package, version, settings)
+
+
+def container_environment(settings: Settings) -> dict[str, str]:
+    """The Triton container's environment: multi-model mode, and each Python stub's
+    shared-memory region as configured (the image's own default is 16 MiB per stub)."""
+    triton = settings.triton
+    return {
+        "SAGEMAKER_MULTI_MODEL": "true",
+        "SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE": str(triton.python_shm_default_bytes),
+        "SAGEMAKER_TRITON_SHM_GROWTH_BYTE_SIZE": str(triton.python_shm_growth_bytes),
+    }

@@ -21,7 +21,13 @@ from tasks.training.autocomplete.llama_decoder import (
     LlamaShape,
     UnsupportedLlamaConfig,
 )
-from tasks.training.export_torchscript import ExportParityError, check_parity, parity_batches
+from tasks.training.export_dtype import dtype_name
+from tasks.training.export_torchscript import (
+    ExportParityError,
+    check_parity,
+    parity_batches,
+    parity_devices,
+)
 
 
 class UnsupportedForServing(MmeFactoryError):
@@ -119,7 +125,8 @@ def export_autocomplete(
     path = directory / "model.pt"
     torch.jit.save(script_generator(generator), str(path))
     worst = 0.0
-    for device in available_devices():
+    devices = parity_devices()
+    for device in devices:
         served = torch.jit.load(str(path), map_location=device)
         worst = max(worst, _check_generator_logits(reference, served, batches, tolerance, device))
         if dtype == torch.float32:
@@ -136,6 +143,8 @@ def export_autocomplete(
         max_position_embeddings=int(config["max_position_embeddings"]),
         max_new_tokens=max_new_tokens,
         parity_max_abs_diff=worst,
+        parity_devices=devices,
+        dtype=dtype_name(dtype),
     )
     export.write(directory)
     return export
@@ -148,10 +157,6 @@ def reference_decoder(directory: Path) -> LlamaDecoder:
     skipped = {"inv_freq", "eos_ids"}
     state = {key: value for key, value in served.state_dict().items() if key not in skipped}
     return LlamaDecoder.from_state(config, state, str(directory / "model.pt"))
-
-
-def available_devices() -> list[str]:
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
 class _GeneratorLogits(torch.nn.Module):
