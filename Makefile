@@ -20,7 +20,7 @@ PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --al
 PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
 
 .PHONY: help setup lock demo down test test-fast test-random lint sample-data clean bench bench-triton \
-  check-libtorch
+  check-libtorch gpu-check
 
 help:
 	@echo "make demo   set up the environments and run the main job on the embedded default"
@@ -31,6 +31,7 @@ help:
 	@echo "            (what Python-backend models run in: the serving image's packages) from locks/"
 	@echo "make lock   regenerate locks/ from pyproject.toml and the package lists (UPGRADE=1: newest)"
 	@echo "make bench  run every benchmark and print one table against the published figures"
+	@echo "make gpu-check  the newest run's exports on this machine's GPU (or CPU): parity, memory, speed"
 	@echo "make check-libtorch  load the newest run's TorchScript (or RUN=dir) under the serving"
 	@echo "            image's libtorch version (installs that torch once, several GB)"
 
@@ -134,6 +135,13 @@ bench: setup
 # The MiniLM embedding ensemble on the local Triton vs in-process (writes bench/results/*.json).
 bench-triton: setup
 	$(BIN)/python bench/bench_triton_embedding.py
+
+# The GPU proof of the newest run's exports (or RUN=dir): a bundle of one export per kind, then
+# bench/gpu_check.py on this machine's GPU (its CPU when it has none). On a GPU machine without
+# this project's environments, copy the bundle and run `python bench/gpu_check.py BUNDLE` there.
+gpu-check: $(VENV)/.installed
+	$(BIN)/python bench/gpu_bundle.py $(RUN) --out .mme-factory/gpu-bundle
+	$(BIN)/python bench/gpu_check.py .mme-factory/gpu-bundle --out bench/results/gpu_check.json
 
 # Not part of `make test`: the first run downloads the image's torch version (several GB).
 check-libtorch: $(VENV)/.installed

@@ -1,6 +1,6 @@
 """Gather one export of each kind from a run directory into a bundle for bench/gpu_check.py.
 
-    .venv/bin/python bench/gpu_bundle.py [RUN_DIR] [--out .mme-factory/gpu-bundle]
+    .venv/bin/python bench/gpu_bundle.py [RUN_DIR] [--out .mme-factory/gpu-bundle] [--kinds K ...]
 
 RUN_DIR defaults to the newest run under the local state directory. Each kind keeps only
 `model.pt` and `export.json` (the embedding kind its query encoder: the article encoder has the
@@ -37,11 +37,11 @@ def newest_run() -> Path:
     return runs[-1]
 
 
-def make_bundle(run: Path, out: Path, max_mib: float) -> list[str]:
+def make_bundle(run: Path, out: Path, max_mib: float, kinds: list[str]) -> list[str]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     total, left_out = 0.0, []
-    for kind in ORDER:
+    for kind in (kind for kind in ORDER if kind in kinds):
         source = run / SOURCES[kind]
         if not (source / "model.pt").is_file():
             left_out.append(f"{kind} (not exported in {run})")
@@ -64,8 +64,9 @@ def main() -> None:
     parser.add_argument("run", type=Path, nargs="?")
     parser.add_argument("--out", type=Path, default=Path(".mme-factory/gpu-bundle"))
     parser.add_argument("--max-mib", type=float, default=50.0)
+    parser.add_argument("--kinds", nargs="+", choices=ORDER, default=list(ORDER))
     args = parser.parse_args()
-    left_out = make_bundle(args.run or newest_run(), args.out, args.max_mib)
+    left_out = make_bundle(args.run or newest_run(), args.out, args.max_mib, args.kinds)
     for item in left_out:
         print(f"left out: {item}")
 

@@ -43,6 +43,7 @@ class GpuCheck(BaseModel):
     schema_name: Literal["mme-factory/gpu-check/1"] = Field(alias="schema")
     device: str = Field(min_length=1)
     torch: str
+    on_gpu: bool = True  # bench/gpu_check.py runs on the CPU where there is no GPU
     kinds: dict[str, KindOnGpu]
 
     def gpu_memory(self, kind: str) -> Figure | None:
@@ -74,6 +75,11 @@ def load_gpu_check(path: Path) -> GpuCheck:
         raise GpuMeasurementError(
             f"{path} is not a {SCHEMA} result: " + "; ".join(problems)
         ) from None
+    if not check.on_gpu:
+        raise GpuMeasurementError(
+            f"{path} was measured on {check.device}, not on a GPU: run bench/gpu_check.py on "
+            "a machine with an NVIDIA GPU for figures a GPU endpoint can be planned from"
+        )
     unknown = sorted(set(check.kinds) - set(kind_names()))
     if unknown:
         raise GpuMeasurementError(f"{path}: unknown model kinds {', '.join(unknown)}")

@@ -335,6 +335,14 @@ def test_a_file_that_is_not_a_gpu_check_is_refused(tmp_path: Path) -> None:
         load_gpu_check(path)
 
 
+def test_a_gpu_check_run_on_the_cpu_is_refused_naming_the_device(tmp_path: Path) -> None:
+    path = _gpu_check(tmp_path, device="cpu (x86_64)")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(document | {"on_gpu": False}), encoding="utf-8")
+    with pytest.raises(GpuMeasurementError, match=r"measured on cpu \(x86_64\), not on a GPU"):
+        load_gpu_check(path)
+
+
 def test_plan_command_sizes_by_traffic_from_a_gpu_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
