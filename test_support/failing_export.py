@@ -26,6 +26,7 @@ def failing_export_environ(encoder: Path) -> dict[str, str]:
         prefix + "AUTOCOMPLETE__LEARNING_RATE": "0.01",
         prefix + "EXPORT_PARITY_TOLERANCE": UNREACHABLE_PARITY,
         prefix + "EXPORT_PARITY_TOLERANCE_FP16": UNREACHABLE_PARITY,  # "auto" on a GPU endpoint
+        prefix + "EXPORT_PARITY_TOLERANCE_FP16_LOGITS": UNREACHABLE_PARITY,
     }
 
 

@@ -106,9 +106,10 @@ def _export_autocomplete(
         trained.eos_id,
         directory,
         trained.config.max_length,
-        parity_tolerance(settings, dtype),
+        settings.training.export_parity_tolerance,
         dtype=dtype,
         max_new_tokens=trained.config.max_new_tokens,
+        half_tolerance=settings.training.export_parity_tolerance_fp16_logits,
     )
 
 

@@ -92,7 +92,7 @@ def test_plan_estimates_production_memory_as_a_breakdown(
     # a /dev/shm region of the configured size.
     assert autocomplete["overhead_gpu"]["mib"] == 0
     assert autocomplete["shm"] == {"mib": PYTHON_STUB_SHM_MIB, "source": "modeled"}
-    assert autocomplete["measured_at"] == "8 x 48 tokens + 32 new"
+    assert autocomplete["measured_at"] == "8 x 64 tokens + 32 new"
     embedding = rows["ml.g4dn.xlarge", "embedding"]
     assert embedding["overhead_gpu"]["mib"] == 0
     # The tokenizer stub's memory comes from the local run.

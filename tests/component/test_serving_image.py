@@ -15,7 +15,6 @@ from mme_factory.errors import SettingsError
 from mme_factory.serving_image import ServingImageError, image_digest
 from mme_factory.serving_image.image_uri import serving_image_uri, serving_images, stock_image_uri
 from mme_factory.serving_image.publish import (
-    CPU_TORCH_INDEX,
     aws_account,
     ensure_repository,
     push_plan,
@@ -135,8 +134,7 @@ def test_print_shows_the_exact_base_build_arg_tag_and_push(tmp_path, capsys):
         f"docker build --platform linux/amd64 --build-arg BASE_IMAGE={GPU_BASE} -t {gpu} {context}"
     ) in lines
     assert (
-        f"docker build --platform linux/amd64 --build-arg BASE_IMAGE={CPU_BASE} "
-        f"--build-arg TORCH_INDEX_URL={CPU_TORCH_INDEX} -t {cpu} {context}"
+        f"docker build --platform linux/amd64 --build-arg BASE_IMAGE={CPU_BASE} -t {cpu} {context}"
     ) in lines
     assert f"docker push {gpu}" in lines and f"docker push {cpu}" in lines
     logins = [line for line in lines if "docker login" in line]

@@ -76,9 +76,14 @@ def test_exports_follow_the_packaging_contract(trained_tiny_run):
     # float16 by default ("auto" on ml.g4dn.2xlarge): the export held the generator's logits to
     # export_parity_tolerance_fp16 of their scale, and would have failed otherwise.
     assert 0 <= export["parity_max_abs_diff"] <= 0.1
-    assert {"config.json", "weights.pt", "tokenizer.json"} <= {
-        p.name for p in autocomplete.iterdir()
-    }
+    assert export["dtype"] == "float16" and "cpu" in export["parity_devices"]
+    assert {"config.json", "model.pt", "tokenizer.json"} <= {p.name for p in autocomplete.iterdir()}
+    assert not (autocomplete / "weights.pt").exists()
+    generator = torch.jit.load(str(autocomplete / "model.pt"))
+    assert generator.lm_head.weight.dtype == torch.float16
+    ids = torch.tensor([[0, 0, 5, 9], [3, 4, 5, 9]])
+    tokens, finish = generator(ids, (ids > 0).long(), torch.tensor([[3], [0]]))
+    assert tokens.shape == (2, 3) and tokens[1].eq(-1).all() and finish.shape == (2, 1)
 
 
 def test_gate_rejection_is_never_exported_and_fails_the_command(

@@ -155,8 +155,9 @@ def test_activations_are_measured_at_the_configured_largest_request(
     assert encoder.dtype == "float32"
     assert _member(measured, "classifier", "text").weights_bytes == 0
     generator = _member(measured, "autocomplete", "generator")
-    # The packaged max_batch_size rows of the export's 48 prompt tokens, then 32 new tokens.
-    assert generator.measured_at == "8 x 48 tokens + 32 new"
+    # The packaged max_batch_size rows of the export's 48 prompt tokens, padded to 64 as the
+    # text step pads them, then 32 new tokens.
+    assert generator.measured_at == "8 x 64 tokens + 32 new"
     # The prompt pass's logits: 8 rows x 48 positions over the 30,522-token vocabulary.
     assert generator.activation_bytes >= 8 * 48 * 30522 * FLOAT
 
