@@ -133,7 +133,9 @@ def export_autocomplete(
         allowed = half_tolerance if dtype == torch.float16 else tolerance
         worst = max(worst, _check_generator_logits(reference, served, batches, allowed, device))
         if dtype == torch.float32:
-            _check_generator_tokens(decoder, served, batches, eos_id, device)
+            _check_generator_tokens(
+                decoder, served, batches, eos_id, device, min(8, max_new_tokens)
+            )
     _write_json(directory / "config.json", config)
     tokenizer.save(str(directory / "tokenizer.json"))
     export = AutocompleteExport(
