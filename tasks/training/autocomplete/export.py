@@ -28,6 +28,7 @@ from tasks.training.export_torchscript import (
     parity_batches,
     parity_devices,
 )
+from triton_models.autocomplete.code.v2.completion_text import left_padded as padded_rows
 
 
 class UnsupportedForServing(MmeFactoryError):
@@ -216,11 +217,6 @@ def _check_generator_tokens(
 
 
 def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(prompt) for prompt in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.int64)
-    mask = torch.zeros((len(prompts), width), dtype=torch.int64)
-    for row, prompt in enumerate(prompts):
-        if prompt:
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-    return ids, mask
+    """The text step's left padding (`completion_text.left_padded`), as tensors."""
+    ids, mask = padded_rows(prompts, pad_id)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
