@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cli.arguments import add_kinds_argument
 from mme_factory.model_kinds import describe
-from mme_factory.records import KindMetadata, KindOutcome
+from mme_factory.records import GateDecision, KindMetadata, KindOutcome
 from mme_factory.settings import load_settings
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _row(kind: str, outcome: KindOutcome) -> str:
     after = metrics.get("fine_tuned", {}).get(metric)
     return (
         f"{kind:<13} {metric:<19} {_figure(before, 8)} {_figure(after, 10)}  "
-        f"{outcome.status:<9} {timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
+        f"{outcome.status:<13} {timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
     )
 
 
@@ -73,17 +73,22 @@ def _figure(value: object, width: int) -> str:
     return f"{value:>{width}.3f}" if isinstance(value, int | float) else f"{'-':>{width}}"
 
 
+def _gate_notes(result: TrainingRun) -> list[str]:
+    """What the gate decided for each kind that did not simply serve its fine-tuned model."""
+    notes = []
+    for kind, outcome in result.outcomes.items():
+        gate = outcome.gate
+        if gate is not None and gate.decision in (GateDecision.BASELINE, GateDecision.CHAMPION):
+            notes.append(f"note: {kind}: {gate.reason}")
+    return notes
+
+
 def _problems(result: TrainingRun) -> list[str]:
     lines = []
     for kind in result.rejected:
         gate = result.outcomes[kind].gate
-        failed = gate.failed_checks if gate is not None else []
-        lines.append(
-            f"error: {kind} rejected by the quality gate: "
-            + "; ".join(
-                f"{c.metric} {c.value:.4f} vs {c.against} {c.threshold:.4f}" for c in failed
-            )
-        )
+        reason = gate.reason if gate is not None else "no gate verdict recorded"
+        lines.append(f"error: {kind} rejected by the quality gate: {reason}")
     for kind in result.failed:
         failure = result.outcomes[kind].failure
         stage, error, message = (
@@ -99,13 +104,24 @@ def _problems(result: TrainingRun) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tasks.training.train_customer import train_customer
+    from tasks.deployment.publish import training_fingerprints
+    from tasks.training.train_customer import PLAIN_STEPS, train_customer
     from tasks.training.training_record import TrainingFailed, TrainingRun
 
     settings = load_settings(args.settings)
     try:
         with progress_on_stderr():
-            result = train_customer(args.customer, args.data, settings, args.kinds, args.test_data)
+            # What a tie with the customer's live versions is judged by (data, settings, code).
+            fingerprints = training_fingerprints(args.data, settings, args.kinds)
+            result = train_customer(
+                args.customer,
+                args.data,
+                settings,
+                args.kinds,
+                args.test_data,
+                PLAIN_STEPS,
+                fingerprints,
+            )
     except TrainingFailed as error:
         # What the run learnt before the failure is in its run directory: show it.
         result = TrainingRun.open(Path(error.run_dir))
@@ -123,12 +139,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"run {result.run.run_id} for {result.run.customer}: {result.run.path}")
         print(
-            f"{'kind':<13} {'metric':<19} {'baseline':>8} {'fine-tuned':>10}  {'status':<9} "
+            f"{'kind':<13} {'metric':<19} {'baseline':>8} {'fine-tuned':>10}  {'status':<13} "
             f"{'time':>9} {'peak RSS':>11}"
         )
         for kind, outcome in result.outcomes.items():
             print(_row(kind, outcome))
     problems = _problems(result)
-    for line in problems:
+    for line in _gate_notes(result) + problems:
         print(line, file=sys.stderr)
     return 1 if problems else 0

@@ -10,12 +10,16 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.flow_settings import flow_settings
+from mme_factory.manifest import read_manifest
 from mme_factory.model_kinds import ModelKind
+from mme_factory.records import GateDecision
+from mme_factory.settings import Settings
 from mme_factory.store import open_store
 from tasks.deployment import (
     assign_version_task,
     customer_lock,
     export_dir_for,
+    keep_gate_evidence,
     manifest_entries,
     promote_task,
     register_mme_task,
@@ -27,7 +31,7 @@ from tasks.deployment import (
     withdraw_uploads,
 )
 from tasks.packaging import package_triton_task
-from tasks.training import PREFECT_STEPS, train_customer
+from tasks.training import PREFECT_STEPS, TrainingRun, train_customer
 
 
 @flow(name="onboard-customer", log_prints=True)
@@ -43,9 +47,13 @@ def onboard_customer(
     settings = flow_settings(settings_file, overrides)
     started_at = datetime.now(UTC)
     fingerprints = training_fingerprints_task(data_uri, settings, kinds)
-    training = train_customer(customer_id, data_uri, settings, kinds, test_data, PREFECT_STEPS)
+    training = train_customer(
+        customer_id, data_uri, settings, kinds, test_data, PREFECT_STEPS, fingerprints
+    )
 
     run = training.run
+    if not training.exported:
+        return champions_kept(customer_id, training, settings)
     registrations = []
     with customer_lock(
         open_store(settings.store, settings),
@@ -64,10 +72,11 @@ def onboard_customer(
                 for r in registrations
             ]
             report_smoke_results(smoke)
+            evidence = keep_gate_evidence(registrations, run, settings)
             manifest = promote_task(
                 settings,
                 customer_id,
-                manifest_entries(registrations, smoke, run),
+                manifest_entries(registrations, smoke, run, evidence),
                 fingerprints,
                 started_at,
             )
@@ -81,12 +90,41 @@ def onboard_customer(
         "models": [r.to_dict() for r in registrations],
         "smoke": [s.to_dict() for s in smoke],
         "manifest": manifest.to_dict(),
+        "champions_kept": training.champions_kept,
     }
-    create_markdown_artifact(onboarding_markdown(summary), key="onboarding-summary")
+    create_markdown_artifact(onboarding_markdown(summary, training), key="onboarding-summary")
     return summary
 
 
-def onboarding_markdown(summary: dict[str, Any]) -> str:
+def champions_kept(customer: str, training: TrainingRun, settings: Settings) -> dict[str, Any]:
+    """The summary of a run whose gate kept every live version: nothing to package."""
+    manifest = read_manifest(open_store(settings.store, settings), customer)
+    summary = {
+        "customer": customer,
+        "run_id": training.run.run_id,
+        "version": None,
+        "models": [],
+        "smoke": [],
+        "manifest": manifest.to_dict(),
+        "champions_kept": training.champions_kept,
+    }
+    lines = [f"# {customer}: nothing new promoted; the live versions stay", ""]
+    lines += gate_lines(training)
+    create_markdown_artifact("\n".join(lines) + "\n", key="onboarding-summary")
+    return summary
+
+
+def gate_lines(training: TrainingRun) -> list[str]:
+    """One line per kind whose gate did not simply serve its fine-tuned model."""
+    lines = []
+    for kind, outcome in training.outcomes.items():
+        gate = outcome.gate
+        if gate is not None and gate.decision != GateDecision.CHALLENGER:
+            lines.append(f"- **{kind}**: {gate.reason}")
+    return lines
+
+
+def onboarding_markdown(summary: dict[str, Any], training: TrainingRun) -> str:
     lines = [
         f"# {summary['customer']}: version v{summary['version']} promoted",
         "",
@@ -98,4 +136,7 @@ def onboarding_markdown(summary: dict[str, Any]) -> str:
             f"| {model['kind']} | {model['endpoint']} | `{model['target_model']}` | "
             f"{smoke['cold_ms']:.0f} | {smoke['warm_ms']:.0f} |"
         )
+    notes = gate_lines(training)
+    if notes:
+        lines += ["", "Quality gate:", "", *notes]
     return "\n".join(lines) + "\n"

@@ -33,12 +33,16 @@ AUTOCOMPLETE_TIME_LIMIT_MS = 5_000  # smoke inference: the warm answer of 16 tok
 
 
 @dataclass(frozen=True)
-class GateRule:
-    """One check of the quality gate: beat the baseline, or reach a minimum from settings."""
+class GateSpec:
+    """How the quality gate judges a kind: the metric a challenger and its champion are compared
+    on, example by example, with a paired test; the minimums a served model must reach."""
 
-    metric: str
-    higher_is_better: bool = True
-    minimum_setting: str | None = None  # a field of the kind's training settings
+    metric: str  # the mean of per-example scores (1 right, 0 wrong)
+    paired_test: str  # "mcnemar" or "paired_bootstrap"
+    minimums: tuple[tuple[str, str], ...]  # (metric, field of the kind's training settings)
+    # The baseline is a complete model the endpoint can serve (a frozen encoder with a trained
+    # head, the base encoder); a unigram table is not.
+    baseline_servable: bool
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class KindDescription:
     baseline: str  # the reference model the fine-tuned one is measured against
     headline_metrics: tuple[str, ...]  # shown against the baseline in reports
     summary_metric: str  # the one number a one-line summary shows
-    gate: tuple[GateRule, ...]
+    gate: GateSpec
     warmup_inputs: dict[str, list[Any]]
     latency_inputs: dict[str, list[Any]]  # one realistic support message, for the planner
     smoke_options: dict[str, Any] = field(default_factory=dict)  # sent with every smoke text
@@ -93,10 +97,11 @@ KINDS: dict[ModelKind, KindDescription] = {
             baseline="base",
             headline_metrics=("recall_at_1", "recall_at_5", "mrr"),
             summary_metric="recall_at_1",
-            gate=(
-                GateRule("recall_at_1"),
-                GateRule("mrr"),
-                GateRule("recall_at_1", minimum_setting="min_recall_at_1"),
+            gate=GateSpec(
+                "recall_at_1",
+                "paired_bootstrap",
+                (("recall_at_1", "min_recall_at_1"),),
+                baseline_servable=True,
             ),
             warmup_inputs={"text": ["warm-up"]},
             latency_inputs={"text": [SUPPORT_MESSAGE]},
@@ -108,7 +113,9 @@ KINDS: dict[ModelKind, KindDescription] = {
             baseline="base",
             headline_metrics=("accuracy", "macro_f1"),
             summary_metric="accuracy",
-            gate=(GateRule("accuracy"), GateRule("accuracy", minimum_setting="min_accuracy")),
+            gate=GateSpec(
+                "accuracy", "mcnemar", (("accuracy", "min_accuracy"),), baseline_servable=True
+            ),
             warmup_inputs={"text": ["warm-up"]},
             latency_inputs={"text": [SUPPORT_MESSAGE]},
         ),
@@ -119,10 +126,11 @@ KINDS: dict[ModelKind, KindDescription] = {
             baseline="unigram",
             headline_metrics=("perplexity_per_word", "next_word_accuracy"),
             summary_metric="next_word_accuracy",
-            gate=(
-                GateRule("perplexity_per_word", higher_is_better=False),
-                GateRule("next_word_accuracy"),
-                GateRule("next_word_accuracy", minimum_setting="min_next_word_accuracy"),
+            gate=GateSpec(
+                "next_word_accuracy",
+                "paired_bootstrap",
+                (("next_word_accuracy", "min_next_word_accuracy"),),
+                baseline_servable=False,
             ),
             warmup_inputs={"text": ["Customer: hello"], "max_new_tokens": [1]},
             latency_inputs={

@@ -41,6 +41,18 @@ def lock_key(customer: str) -> str:
     return f"{REGISTRY_PREFIX}{check_customer_id(customer)}.lock"
 
 
+GATE_EVIDENCE_PREFIX = "gate-evidence/"
+
+
+def gate_evidence_prefix(customer: str) -> str:
+    """Where the served versions' gate evidence of a customer is kept, one file per version."""
+    return f"{GATE_EVIDENCE_PREFIX}{check_customer_id(customer)}/"
+
+
+def gate_evidence_key(customer: str, kind: str, version: int) -> str:
+    return f"{gate_evidence_prefix(customer)}{kind}/v{version}.json"
+
+
 def version_record_key(customer: str) -> str:
     # Not `.json`: every `registry/*.json` is a manifest to the readers of the registry.
     return f"{REGISTRY_PREFIX}{check_customer_id(customer)}.version"

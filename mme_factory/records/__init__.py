@@ -21,7 +21,13 @@ from mme_factory.records.export_record import (
     ExportRecord,
     KindExport,
 )
-from mme_factory.records.gate_record import GateCheckRecord, GateRecord
+from mme_factory.records.gate_evidence import GateEvidence
+from mme_factory.records.gate_record import (
+    ComparisonRecord,
+    GateDecision,
+    GateRecord,
+    MinimumCheckRecord,
+)
 from mme_factory.records.json_record import JsonFile, JsonRecord, UnreadableRecord, load_json
 from mme_factory.records.kind_metadata import FailureRecord, KindMetadata, Metrics, StepsSummary
 from mme_factory.records.run_record import KindOutcome, RunRecord
@@ -32,11 +38,13 @@ __all__ = [
     "AnyExport",
     "AutocompleteExport",
     "ClassifierExport",
+    "ComparisonRecord",
     "CustomerManifest",
     "EmbeddingExport",
     "ExportRecord",
     "FailureRecord",
-    "GateCheckRecord",
+    "GateDecision",
+    "GateEvidence",
     "GateRecord",
     "JsonFile",
     "JsonRecord",
@@ -45,6 +53,7 @@ __all__ = [
     "KindOutcome",
     "ManifestEntry",
     "Metrics",
+    "MinimumCheckRecord",
     "RunRecord",
     "SmokeLatency",
     "StepsSummary",

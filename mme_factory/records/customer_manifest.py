@@ -44,6 +44,7 @@ class ManifestEntry(JsonRecord):
     promoted_at: str | None = None
     smoke: dict[str, SmokeLatency | None] | None = None  # TargetModel -> smoke latency
     training_fingerprint: TrainingFingerprint | None = None
+    gate_evidence: str | None = None  # store key of how it scored, example by example
     retired_at: str | None = None
 
 

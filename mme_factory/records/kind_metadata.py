@@ -1,9 +1,10 @@
 """`<run>/<kind>/metadata.json`: what one kind's training has learnt, rewritten at every stage.
 
 training     started; once trained: metrics, final loss, steps, timings
-exporting    evaluated and accepted by the gate; export under way
+exporting    evaluated; the gate chose a model of this run (`served`); export under way
 exported     the export passed its parity check (the only status packaging picks up)
-rejected     the gate refused the model; nothing exported
+rejected     no candidate passed the gate and nothing is live; nothing exported
+champion_kept the gate kept the live version; nothing exported
 failed       a stage raised: `failure` names the stage (train, evaluate, export),
              the error type and its message; what earlier stages learnt is kept
 """
@@ -57,5 +58,6 @@ class KindMetadata(JsonFile):
     gate: GateRecord | None = None
     smoke_inputs: list[str] | None = None  # held-out texts smoke inference sends
     message: str | None = None  # why the gate rejected the model
+    served: str | None = None  # the exported candidate: "fine_tuned" or the baseline's name
     export: KindExport | None = None
     failure: FailureRecord | None = None

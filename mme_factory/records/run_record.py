@@ -23,6 +23,7 @@ class KindOutcome(JsonRecord):
     status: TrainingStatus
     metrics: Metrics | None = None
     gate: GateRecord | None = None
+    served: str | None = None
     timings: dict[str, float] | None = None
     steps: StepsSummary | None = None
     failure: FailureRecord | None = None

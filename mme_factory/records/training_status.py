@@ -11,13 +11,18 @@ class TrainingStatus(StrEnum):
     TRAINING = "training"  # started; once trained: metrics, final loss, steps, timings
     EXPORTING = "exporting"  # evaluated and accepted by the gate; export under way
     EXPORTED = "exported"  # the export passed its parity check: the only status packaged
-    REJECTED = "rejected"  # the gate refused the model; nothing exported
+    REJECTED = "rejected"  # no candidate passed the gate and nothing is live; nothing exported
+    CHAMPION_KEPT = "champion_kept"  # the gate kept the live version; nothing exported
     FAILED = "failed"  # a stage raised; its failure is recorded
 
     @property
     def settled(self) -> bool:
         """A status a kind ends with when nothing went wrong."""
-        return self in (TrainingStatus.EXPORTED, TrainingStatus.REJECTED)
+        return self in (
+            TrainingStatus.EXPORTED,
+            TrainingStatus.REJECTED,
+            TrainingStatus.CHAMPION_KEPT,
+        )
 
 
 class TrainingStage(StrEnum):

@@ -115,11 +115,14 @@ class MmeLocalSettings(SettingsSection):
         return f"http://{self.host}:{self.port}"
 
 
+DEFAULT_STATE_DIR = ".mme-factory"
+
+
 class Settings(SettingsSection):
     env: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,19}$")
     region: str = Field("us-east-1", pattern=rf"^{REGION}$")
-    store: str = Field(".mme-factory/store", min_length=1)
-    state_dir: Path = Path(".mme-factory")
+    store: str = Field(".mme-factory/store", min_length=1)  # default: <state_dir>/store
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
     endpoints: EndpointSettings = EndpointSettings()
     memory: MemorySettings = MemorySettings()
     validation: ValidationSettings = ValidationSettings()
@@ -130,6 +133,18 @@ class Settings(SettingsSection):
     prefect: PrefectSettings = PrefectSettings()
     mme_local: MmeLocalSettings = MmeLocalSettings()
     fleet: FleetSettings = FleetSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_inside_state_dir(cls, values: Any) -> Any:
+        """Without a `store`, the artifact store is `<state_dir>/store`: moving the state
+        directory moves everything the pipeline keeps locally."""
+        if isinstance(values, dict) and values.get("store") is None:
+            values = {
+                **values,
+                "store": str(Path(values.get("state_dir", DEFAULT_STATE_DIR)) / "store"),
+            }
+        return values
 
     @property
     def is_local_store(self) -> bool:

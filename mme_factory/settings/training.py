@@ -25,6 +25,9 @@ class EmbeddingTraining(SettingsSection):
     same_intent_pairs_per_text: int = Field(2, ge=1)
     min_recall_at_1: float = Field(0.3, ge=0, le=1)
     train_token_embeddings: bool = False
+    # The lowest transformer layers (and the embedding layer) kept frozen: faster steps, since
+    # back-propagation stops at the first trained layer. 0: every layer but the token table trains.
+    frozen_layers: int = Field(0, ge=0)
     export_dtype: ExportDtype = "auto"
     # Minutes for the whole training call (base, baseline, steps, final evaluation); training
     # stops early so that the evaluation still fits. None: run every planned step.
@@ -41,6 +44,9 @@ class ClassifierTraining(SettingsSection):
     min_accuracy: float = Field(0.5, ge=0, le=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     train_token_embeddings: bool = False
+    # The lowest transformer layers (and the embedding layer) kept frozen: faster steps, since
+    # back-propagation stops at the first trained layer. 0: every layer but the token table trains.
+    frozen_layers: int = Field(0, ge=0)
     # Stop after the first epoch in which every training text was classified right (in
     # training mode, dropout on): later epochs only sharpen a fit that is already complete.
     stop_when_fit: bool = True
@@ -94,3 +100,8 @@ class TrainingSettings(SettingsSection):
     # over its layers (SmolLM2-135M, 30 layers: 3.7e-2; the compact decoder: under 1e-3).
     export_parity_tolerance_fp16_logits: float = Field(0.1, gt=0)
     device: Literal["cpu", "cuda"] = "cpu"
+    # The quality gate rejects a challenger only when it is worse than its champion by more
+    # than chance: a one-sided paired test at this significance (the interval shown is the
+    # two-sided one at the same level).
+    gate_significance: float = Field(0.05, gt=0, lt=0.5)
+    gate_bootstrap_samples: int = Field(2_000, ge=100)

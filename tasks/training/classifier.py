@@ -5,6 +5,7 @@ The base it must beat is the same encoder frozen, with only a linear head traine
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ from tasks.training.encoders import (
     IntentClassifier,
     SentenceEncoder,
     embed,
-    tokenize,
     trainable_parameters,
 )
 from tasks.training.epoch_fit import FIT, EpochFit
+from tasks.training.frozen_layers import EncoderInputs
+from tasks.training.held_out import HeldOutScores, row_key
 from tasks.training.metrics import classification_metrics
 from tasks.training.step_budget import StepBudget, budgeted_batches
+from tasks.training.token_batches import TokenizedTexts
 from tasks.training.trained_model import phase_timings
 
 HEAD_EPOCHS = 200
@@ -49,10 +52,36 @@ class ClassifierModel:
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
     steps: StepsSummary | None = None
+    # The base: the frozen encoder with the linear head trained on it, a complete classifier.
+    base_classifier: IntentClassifier | None = None
+    held_out_scores: HeldOutScores | None = None
 
     def predict(self, texts: list[str]) -> list[str]:
         logits = embed(self.classifier, self.tokenizer, texts, self.config.max_length)
         return [self.labels[i] for i in logits.argmax(dim=1).tolist()]
+
+    def as_base(self) -> ClassifierModel:
+        """The same model with the base classifier in place of the fine-tuned one."""
+        if self.base_classifier is None:
+            raise ValueError("the model kept no base classifier")
+        return dataclasses.replace(self, classifier=self.base_classifier)
+
+
+def held_out_examples(held: pd.DataFrame) -> list[dict[str, str]]:
+    return [
+        {"text": str(text), "intent": str(intent), "row": row_key(str(text))}
+        for text, intent in zip(held["text"], held["intent"], strict=True)
+    ]
+
+
+def score_examples(model: ClassifierModel, examples: list[dict[str, str]]) -> list[float]:
+    """1.0 for each example whose intent the model predicts, else 0.0."""
+    predicted = model.predict([example["text"] for example in examples])
+    return [float(p == e["intent"]) for p, e in zip(predicted, examples, strict=True)]
+
+
+def right_or_wrong(truth: list[str], predicted: list[str]) -> list[float]:
+    return [float(t == p) for t, p in zip(truth, predicted, strict=True)]
 
 
 def train_linear_head(
@@ -70,6 +99,17 @@ def train_linear_head(
     return head
 
 
+def base_classifier(
+    encoder: SentenceEncoder, head: torch.nn.Linear, num_labels: int
+) -> IntentClassifier:
+    """The encoder with the head trained on its frozen features (which saw them times 20)."""
+    classifier = IntentClassifier(encoder, num_labels)
+    with torch.no_grad():
+        classifier.head.weight.copy_(head.weight * 20)
+        classifier.head.bias.copy_(head.bias)
+    return classifier.eval()
+
+
 def train_classifier(
     classifier: IntentClassifier,
     tokenizer: Any,
@@ -82,7 +122,9 @@ def train_classifier(
     optimizer = torch.optim.AdamW(
         [
             {
-                "params": trainable_parameters(classifier.encoder, config.train_token_embeddings),
+                "params": trainable_parameters(
+                    classifier.encoder, config.train_token_embeddings, config.frozen_layers
+                ),
                 "lr": config.learning_rate,
             },
             {"params": classifier.head.parameters(), "lr": config.head_learning_rate},
@@ -90,12 +132,13 @@ def train_classifier(
     )
     steps = BudgetedOptimizer("classifier", optimizer, budget)
     rng = np.random.default_rng(seed)
-    lengths = [len(text) for text in texts]
+    tokens = TokenizedTexts.of(tokenizer, texts, config.max_length)
+    inputs = EncoderInputs.of(classifier.encoder, tokens, config.frozen_layers)
     classifier.train()
-    epoch = partial(length_bucketed_batches, lengths, config.batch_size, rng)
+    epoch = partial(length_bucketed_batches, tokens.lengths(), config.batch_size, rng)
     fit = EpochFit(len(texts))
     for batch in budgeted_batches(budget, epoch):
-        logits = classifier(**tokenize(tokenizer, [texts[i] for i in batch], config.max_length))
+        logits = classifier.head(inputs.encode(classifier.encoder, batch))
         loss = torch.nn.functional.cross_entropy(
             logits, targets[batch], label_smoothing=config.label_smoothing
         )
@@ -139,10 +182,7 @@ def finetune_classifier(
     base_metrics = classification_metrics(list(held["intent"]), base_predicted, labels)
 
     torch.manual_seed(seed)
-    classifier = IntentClassifier(encoder.copy(), len(labels))
-    with torch.no_grad():
-        classifier.head.weight.copy_(head.weight * 20)
-        classifier.head.bias.copy_(head.bias)
+    classifier = base_classifier(encoder.copy(), head, len(labels))
     trained_at = time.monotonic()
     budget = StepBudget.from_minutes(
         config.epochs * math.ceil(len(texts) / config.batch_size),
@@ -155,8 +195,19 @@ def finetune_classifier(
     model = ClassifierModel(
         classifier, tokenizer, labels, config, {}, held, {}, final_loss, budget.summary()
     )
-    tuned_metrics = classification_metrics(list(held["intent"]), model.predict(held_texts), labels)
+    model.base_classifier = base_classifier(encoder, head, len(labels))
+    tuned_predicted = model.predict(held_texts)
+    truth = list(held["intent"])
+    tuned_metrics = classification_metrics(truth, tuned_predicted, labels)
     model.metrics = {"base": base_metrics, "fine_tuned": tuned_metrics}
+    model.held_out_scores = HeldOutScores(
+        "accuracy",
+        held_out_examples(held),
+        {
+            "base": right_or_wrong(truth, base_predicted),
+            "fine_tuned": right_or_wrong(truth, tuned_predicted),
+        },
+    )
     model.timings = phase_timings(started, trained_at, evaluated_at)
     return model
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -17,9 +19,12 @@ from tasks.data.training_data import CustomerDataset, TrainingDataError, split_l
 from tasks.training.base_models import load_encoder
 from tasks.training.batching import random_batches
 from tasks.training.budgeted_optimizer import BudgetedOptimizer
-from tasks.training.encoders import SentenceEncoder, embed, tokenize, trainable_parameters
+from tasks.training.encoders import SentenceEncoder, embed, trainable_parameters
+from tasks.training.frozen_layers import EncoderInputs
+from tasks.training.held_out import HeldOutScores, row_key
 from tasks.training.metrics import retrieval_metrics
 from tasks.training.step_budget import StepBudget, budgeted_batches
+from tasks.training.token_batches import TokenizedSide
 from tasks.training.trained_model import phase_timings
 
 # The final evaluation's time is estimated by the baseline's on the same texts, with room to spare.
@@ -49,6 +54,61 @@ class EmbeddingModel:
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
     steps: StepsSummary | None = None
+    base_encoder: SentenceEncoder | None = None
+    task: RetrievalTask | None = None  # its corpus ranks the answers of scored queries
+    held_out_scores: HeldOutScores | None = None
+
+    def as_base(self) -> EmbeddingModel:
+        """The same model with the base encoder in both roles."""
+        if self.base_encoder is None:
+            raise ValueError("the model kept no base encoder")
+        return dataclasses.replace(
+            self, query_encoder=self.base_encoder, article_encoder=self.base_encoder
+        )
+
+
+def first_hits(
+    query_encoder: torch.nn.Module,
+    article_encoder: torch.nn.Module,
+    tokenizer: Any,
+    queries: list[str],
+    query_groups: list[str],
+    task_: RetrievalTask,
+    config: EmbeddingTraining,
+) -> list[float]:
+    """1.0 for each query whose best-ranked corpus item answers it, else 0.0 (recall@1)."""
+    embedded = embed(query_encoder, tokenizer, queries, config.query_max_length)
+    corpus = embed(article_encoder, tokenizer, task_.corpus, config.article_max_length)
+    return ranked_first(embedded, corpus, query_groups, task_.corpus_groups)
+
+
+def ranked_first(
+    queries: torch.Tensor, corpus: torch.Tensor, query_groups: list[str], corpus_groups: list[str]
+) -> list[float]:
+    best = (queries @ corpus.T).argmax(dim=1).tolist()
+    return [float(corpus_groups[b] == group) for b, group in zip(best, query_groups, strict=True)]
+
+
+def score_examples(model: EmbeddingModel, examples: list[dict[str, str]]) -> list[float]:
+    """recall@1 of each example's query against this model's corpus."""
+    if model.task is None:
+        raise ValueError("the model kept no retrieval task")
+    return first_hits(
+        model.query_encoder,
+        model.article_encoder,
+        model.tokenizer,
+        [example["query"] for example in examples],
+        [example["group"] for example in examples],
+        model.task,
+        model.config,
+    )
+
+
+def held_out_examples(task_: RetrievalTask) -> list[dict[str, str]]:
+    return [
+        {"query": query, "group": str(group), "row": row_key(query)}
+        for query, group in zip(task_.queries, task_.query_groups, strict=True)
+    ]
 
 
 def article_text(row: pd.Series) -> str:
@@ -112,13 +172,15 @@ def evaluate(
     tokenizer: Any,
     task_: RetrievalTask,
     config: EmbeddingTraining,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], list[float]]:
+    """Held-out retrieval metrics, and each held-out query's recall@1."""
     queries = embed(query_encoder, tokenizer, task_.queries, config.query_max_length)
     corpus = embed(article_encoder, tokenizer, task_.corpus, config.article_max_length)
     relevant = torch.tensor(
         [[q == c for c in task_.corpus_groups] for q in task_.query_groups], dtype=torch.bool
     )
-    return retrieval_metrics(queries, corpus, relevant)
+    hits = ranked_first(queries, corpus, task_.query_groups, task_.corpus_groups)
+    return retrieval_metrics(queries, corpus, relevant), hits
 
 
 def contrastive_loss(
@@ -140,10 +202,17 @@ def encode_once(
 ) -> torch.Tensor:
     """Embeddings of `texts`, each distinct text encoded once: a batch of query-article pairs
     names the same few articles many times, and articles are the long texts."""
-    distinct = list(dict.fromkeys(texts))
-    position = {text: index for index, text in enumerate(distinct)}
-    embedded = encoder(**tokenize(tokenizer, distinct, max_length))
-    return embedded[torch.tensor([position[text] for text in texts])]
+    side = TokenizedSide.of(tokenizer, texts, max_length)
+    return encode_side(encoder, EncoderInputs.of(encoder, side.tokens, 0), side, range(len(texts)))
+
+
+def encode_side(
+    encoder: SentenceEncoder, inputs: EncoderInputs, side: TokenizedSide, pairs: Sequence[int]
+) -> torch.Tensor:
+    """Embeddings of one side's texts of the pairs at `pairs`, each distinct text encoded once;
+    `inputs` holds that side's distinct texts."""
+    distinct, rows = side.distinct_texts(pairs)
+    return inputs.encode(encoder, distinct)[rows]
 
 
 def train_dual_encoder(
@@ -155,26 +224,27 @@ def train_dual_encoder(
     seed: int,
     budget: StepBudget,
 ) -> float | None:
-    params = trainable_parameters(query_encoder, config.train_token_embeddings)
-    params += trainable_parameters(article_encoder, config.train_token_embeddings)
+    frozen = config.frozen_layers
+    params = trainable_parameters(query_encoder, config.train_token_embeddings, frozen)
+    params += trainable_parameters(article_encoder, config.train_token_embeddings, frozen)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     steps = BudgetedOptimizer("embedding", optimizer, budget)
     rng = np.random.default_rng(seed)
+    queries_side = TokenizedSide.of(tokenizer, [p[0] for p in pairs], config.query_max_length)
+    positives_side = TokenizedSide.of(tokenizer, [p[1] for p in pairs], config.article_max_length)
+    query_inputs = EncoderInputs.of(query_encoder, queries_side.tokens, frozen)
+    positive_inputs = EncoderInputs.of(article_encoder, positives_side.tokens, frozen)
     query_encoder.train()
     article_encoder.train()
     for indices in budgeted_batches(
         budget, partial(random_batches, len(pairs), config.batch_size, rng)
     ):
-        batch = [pairs[i] for i in indices]
-        if len(batch) < 2:
+        if len(indices) < 2:
             continue
-        queries = encode_once(
-            query_encoder, tokenizer, [b[0] for b in batch], config.query_max_length
-        )
-        positives = encode_once(
-            article_encoder, tokenizer, [b[1] for b in batch], config.article_max_length
-        )
-        loss = contrastive_loss(queries, positives, [b[2] for b in batch], config.temperature)
+        queries = encode_side(query_encoder, query_inputs, queries_side, indices)
+        positives = encode_side(article_encoder, positive_inputs, positives_side, indices)
+        groups = [pairs[i][2] for i in indices]
+        loss = contrastive_loss(queries, positives, groups, config.temperature)
         steps.step(loss, params)
     query_encoder.eval()
     article_encoder.eval()
@@ -205,7 +275,7 @@ def finetune_embedding(
     transformer, tokenizer = load_encoder(config.base_model)
     base = SentenceEncoder(transformer).eval()
     baseline_at = time.monotonic()
-    base_metrics = evaluate(base, base, tokenizer, task_, config)
+    base_metrics, base_hits = evaluate(base, base, tokenizer, task_, config)
     evaluation_s = time.monotonic() - baseline_at
     torch.manual_seed(seed)
     query_encoder, article_encoder = base.copy(), base.copy()
@@ -220,7 +290,8 @@ def finetune_embedding(
         query_encoder, article_encoder, tokenizer, task_.train, config, seed, budget
     )
     evaluated_at = time.monotonic()
-    tuned_metrics = evaluate(query_encoder, article_encoder, tokenizer, task_, config)
+    tuned_metrics, tuned_hits = evaluate(query_encoder, article_encoder, tokenizer, task_, config)
+    scores = {"base": base_hits, "fine_tuned": tuned_hits}
     return EmbeddingModel(
         query_encoder,
         article_encoder,
@@ -231,6 +302,9 @@ def finetune_embedding(
         phase_timings(started, trained_at, evaluated_at),
         final_loss,
         budget.summary(),
+        base_encoder=base,
+        task=task_,
+        held_out_scores=HeldOutScores("recall_at_1", held_out_examples(task_), scores),
     )
 
 

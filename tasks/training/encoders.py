@@ -54,16 +54,27 @@ class Probabilities(nn.Module):
         return torch.softmax(self.classifier(input_ids, attention_mask), dim=-1)
 
 
+def lower_modules(transformer: nn.Module, layers: int) -> list[nn.Module]:
+    """The embedding layer and the first `layers` transformer layers; none when `layers` is 0."""
+    if layers == 0:
+        return []
+    return [transformer.embeddings, *transformer.encoder.layer[:layers]]
+
+
 def trainable_parameters(
-    encoder: SentenceEncoder, train_token_embeddings: bool
+    encoder: SentenceEncoder, train_token_embeddings: bool, frozen_layers: int = 0
 ) -> list[nn.Parameter]:
     """The encoder's parameters to fine-tune; the token-embedding table stays frozen unless asked.
 
     That table holds half of a MiniLM's weights, and its gradient and optimiser update cost a
-    sixth of each step, while the words of a customer's texts barely move it.
+    sixth of each step, while the words of a customer's texts barely move it. With
+    `frozen_layers`, the whole embedding layer and that many of the lowest transformer layers
+    stay frozen too: back-propagation then stops at the first trained layer.
     """
-    table = encoder.transformer.get_input_embeddings().weight
-    table.requires_grad_(train_token_embeddings)
+    transformer = encoder.transformer
+    transformer.get_input_embeddings().weight.requires_grad_(train_token_embeddings)
+    for module in lower_modules(transformer, frozen_layers):
+        module.requires_grad_(False)
     return [p for p in encoder.parameters() if p.requires_grad]
 
 

@@ -21,6 +21,7 @@ from tasks.data.training_data import CustomerDataset
 from tasks.training import classifier, embedding
 from tasks.training.autocomplete.export import export_autocomplete
 from tasks.training.autocomplete.finetune import AutocompleteModel, finetune_autocomplete
+from tasks.training.autocomplete.finetune import score_examples as autocomplete_scores
 from tasks.training.classifier import ClassifierModel
 from tasks.training.embedding import EmbeddingModel
 from tasks.training.export_dtype import export_dtype, parity_tolerance
@@ -40,7 +41,12 @@ class KindTraining(Generic[Trained]):
     train: Callable[[CustomerDataset, Settings], Trained]
     export: Callable[[Trained, Path, Settings], KindExport]
     smoke_texts: Callable[[Trained, CustomerDataset], list[str]]
+    # The trained model's score on each of a champion's evidence examples.
+    score_examples: Callable[[Trained, list[dict[str, str]]], list[float]]
     evaluate_golden_set: Callable[[Trained, pd.DataFrame], dict[str, object]] | None = None
+    # The same trained model with its baseline in place of the fine-tuned network, when the
+    # baseline is a complete model the endpoint can serve.
+    as_baseline: Callable[[Trained], Trained] | None = None
 
 
 def _train_embedding(data: CustomerDataset, settings: Settings) -> EmbeddingModel:
@@ -125,17 +131,22 @@ TRAINING: dict[ModelKind, KindTraining[Any]] = {
         train=_train_embedding,
         export=_export_embedding,
         smoke_texts=_embedding_texts,
+        score_examples=embedding.score_examples,
         evaluate_golden_set=embedding.evaluate_golden_set,
+        as_baseline=EmbeddingModel.as_base,
     ),
     ModelKind.CLASSIFIER: KindTraining(
         train=_train_classifier,
         export=_export_classifier,
         smoke_texts=lambda trained, data: list(trained.held_out["text"]),
+        score_examples=classifier.score_examples,
         evaluate_golden_set=classifier.evaluate_golden_set,
+        as_baseline=ClassifierModel.as_base,
     ),
     ModelKind.AUTOCOMPLETE: KindTraining(
         train=_train_autocomplete,
         export=_export_autocomplete,
         smoke_texts=lambda trained, data: list(trained.held_out["context"]),
+        score_examples=autocomplete_scores,
     ),
 }

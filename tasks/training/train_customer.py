@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
 
-from mme_factory.model_kinds import ModelKind
+from mme_factory.model_kinds import ModelKind, describe
 from mme_factory.naming import check_customer_id
-from mme_factory.records import KindMetadata, RunRecord, TrainingStage, TrainingStatus
+from mme_factory.records import (
+    GateDecision,
+    KindMetadata,
+    RunRecord,
+    TrainingFingerprint,
+    TrainingStage,
+    TrainingStatus,
+)
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset, load_dataset, read_golden_set
 from tasks.data.validate_data import ValidationSummary, validate_data
+from tasks.training.champion import (
+    contest_for,
+    excluded_rows,
+    live_champion,
+    served_evidence,
+    trained_on_newer,
+)
+from tasks.training.held_out import without_rows
 from tasks.training.kind_training import TRAINING
 from tasks.training.known_warnings import known_warnings_silenced
 from tasks.training.progress import training_logger
-from tasks.training.quality_gate import judge
+from tasks.training.quality_gate import judge, summary
 from tasks.training.reproducibility import library_versions, seed_everything
 from tasks.training.run_directory import RunDirectory
 from tasks.training.trained_model import TrainedModel
@@ -43,8 +58,12 @@ def train_model(
     settings: Settings,
     result: TrainingRun,
     golden: pd.DataFrame | None,
+    fingerprint: TrainingFingerprint | None = None,
 ) -> KindMetadata:
-    """Train, evaluate and gate one kind, then export it if the gate accepts it.
+    """Train, evaluate and gate one kind, then export what the gate chose to serve.
+
+    `fingerprint` is what the kind trains from (data, settings, serving code): a tie with the
+    live version goes to the new model only when it differs from the live version's.
 
     Each stage's results are in `<kind>/metadata.json` and run.json before the next stage
     starts; a stage that raises is recorded as failed there and raises `TrainingFailed`.
@@ -67,9 +86,14 @@ def train_model(
     record.save(TrainingStatus.TRAINING)
     stage = TrainingStage.TRAIN
     try:
+        champion = live_champion(settings, result.run.customer, kind)
+        if champion is not None:
+            log.info("%s: the live %s is the champion to beat", kind, champion.name)
         log.info("%s: training from %s", kind, metadata.base_model)
         with known_warnings_silenced():
-            trained: TrainedModel = steps.train(data, settings)
+            trained: TrainedModel = steps.train(
+                without_rows(data, excluded_rows(champion)), settings
+            )
         metadata.metrics = {group: dict(figures) for group, figures in trained.metrics.items()}
         metadata.final_loss = trained.final_loss
         if trained.steps is not None:
@@ -81,24 +105,37 @@ def train_model(
             golden_set = steps.evaluate_golden_set(trained, golden)
             metadata.metrics = {**metadata.metrics, "golden_set": golden_set}
             result.run.write_json(f"{kind}/golden_set.json", metadata.metrics["golden_set"])
-        verdict = judge(kind, trained.metrics, settings.training)
-        log.info("%s", verdict.summary())
-        metadata.gate = verdict.to_record()
+        held = trained.held_out_scores
+        if held is None:
+            raise ValueError(f"{kind} training kept no held-out scores for the gate")
+        fought = contest_for(
+            kind, held, champion, lambda examples: steps.score_examples(trained, examples)
+        )
+        newer = trained_on_newer(champion, fingerprint)
+        gate = judge(kind, trained.metrics, fought.contest, settings.training, champion, newer)
+        log.info("%s", summary(kind, gate))
+        metadata.gate = gate
         metadata.smoke_inputs = smoke_texts(steps.smoke_texts(trained, data))
-        if not verdict.passed:
-            metadata.message = verdict.summary()
-            record.save(TrainingStatus.REJECTED)
+        if not gate.passed:
+            metadata.message = summary(kind, gate)
+            kept = gate.decision == GateDecision.CHAMPION
+            record.save(TrainingStatus.CHAMPION_KEPT if kept else TrainingStatus.REJECTED)
             return metadata
+        served = trained
+        metadata.served = "fine_tuned"
+        if gate.decision == GateDecision.BASELINE and steps.as_baseline is not None:
+            served, metadata.served = steps.as_baseline(trained), describe(kind).baseline
         record.save(TrainingStatus.EXPORTING)
         stage = TrainingStage.EXPORT
-        log.info("%s: exporting and checking parity with the trained model", kind)
+        log.info("%s: exporting the %s model, checking parity with it", kind, metadata.served)
         exported_at = time.monotonic()
         try:
             with known_warnings_silenced():
-                metadata.export = steps.export(trained, result.run.kind_dir(kind), settings)
+                metadata.export = steps.export(served, result.run.kind_dir(kind), settings)
         finally:
             record.timings["export_s"] = time.monotonic() - exported_at
         log.info("%s: exported in %.1f s", kind, record.timings["export_s"])
+        served_evidence(kind, held, fought, gate.decision, data.sha256).write(record.directory)
         record.save(TrainingStatus.EXPORTED)
     except Exception as error:
         raise record.fail(stage, error) from error
@@ -147,7 +184,15 @@ class TrainingSteps:
     validate: Callable[[str, Settings, list[ModelKind] | None], ValidationSummary]
     start: Callable[[str, str, Settings, str], tuple[CustomerDataset, TrainingRun]]
     train: Callable[
-        [ModelKind, CustomerDataset, Settings, TrainingRun, pd.DataFrame | None], KindMetadata
+        [
+            ModelKind,
+            CustomerDataset,
+            Settings,
+            TrainingRun,
+            pd.DataFrame | None,
+            TrainingFingerprint | None,
+        ],
+        KindMetadata,
     ]
 
 
@@ -161,6 +206,7 @@ def train_customer(
     kinds: list[ModelKind] | None = None,
     golden_set: str | None = None,
     steps: TrainingSteps = PLAIN_STEPS,
+    fingerprints: Mapping[str, TrainingFingerprint] | None = None,
 ) -> TrainingRun:
     """Validate, then train, gate and export each kind; the run directory records it all.
 
@@ -174,7 +220,7 @@ def train_customer(
     started = time.monotonic()
     try:
         for kind in validation.kinds_validated:
-            steps.train(kind, data, settings, result, golden)
+            steps.train(kind, data, settings, result, golden, (fingerprints or {}).get(kind))
     finally:
         result.record.total_s = time.monotonic() - started
         result.save()

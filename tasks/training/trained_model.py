@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from mme_factory.records import StepsSummary
+from tasks.training.held_out import HeldOutScores
 
 
 class TrainedModel(Protocol):
-    """A fine-tuned model with its evaluation: the gate judges `metrics`, the run records the
-    rest. Each kind's export and smoke-input steps read its own fields besides these."""
+    """A fine-tuned model with its evaluation: the gate judges its held-out scores and
+    `metrics`, the run records the rest. Each kind's export and smoke-input steps read its own
+    fields besides these."""
 
     @property
     def metrics(self) -> Mapping[str, Mapping[str, object]]:
@@ -26,6 +28,11 @@ class TrainedModel(Protocol):
 
     @property
     def steps(self) -> StepsSummary | None: ...
+
+    @property
+    def held_out_scores(self) -> HeldOutScores | None:
+        """Each candidate's score on each held-out example, for the gate's paired test."""
+        ...
 
 
 def phase_timings(started: float, trained_at: float, evaluated_at: float) -> dict[str, float]:

@@ -55,6 +55,14 @@ class TrainingRun:
         return self.record.kinds_with(TrainingStatus.REJECTED)
 
     @property
+    def exported(self) -> list[str]:
+        return self.record.kinds_with(TrainingStatus.EXPORTED)
+
+    @property
+    def champions_kept(self) -> list[str]:
+        return self.record.kinds_with(TrainingStatus.CHAMPION_KEPT)
+
+    @property
     def failed(self) -> list[str]:
         """Kinds that raised, or whose run stopped before they reached a final status."""
         return [kind for kind, o in self.outcomes.items() if not o.status.settled]

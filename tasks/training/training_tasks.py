@@ -8,7 +8,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.model_kinds import ModelKind, describe
-from mme_factory.records import GateRecord, KindMetadata, Metrics, TrainingStatus
+from mme_factory.records import (
+    GateDecision,
+    GateRecord,
+    KindMetadata,
+    Metrics,
+    TrainingFingerprint,
+    TrainingStatus,
+)
 from mme_factory.settings import Settings
 from tasks.data.training_data import CustomerDataset
 from tasks.data.validate_data import validate_data_task
@@ -74,18 +81,40 @@ def _metrics_lines(kind: str, metrics: Metrics) -> list[str]:
 
 
 def _gate_lines(gate: GateRecord) -> list[str]:
-    lines = [
-        "",
-        "## Quality gate",
-        "",
-        "| check | value | against | threshold | passed |",
-        "| --- | ---: | --- | ---: | --- |",
-    ]
-    return lines + [
-        f"| {c.metric} | {c.value:.4f} | {c.against} | {c.threshold:.4f} | "
-        f"{'yes' if c.passed else '**no**'} |"
-        for c in gate.checks
-    ]
+    lines = ["", "## Quality gate", "", f"**{GATE_HEADINGS[gate.decision]}**: {gate.reason}"]
+    comparison = gate.comparison
+    if comparison is not None:
+        lines += [
+            "",
+            f"| {comparison.metric} | champion ({comparison.champion}) | challenger "
+            f"(fine-tuned) | difference | {comparison.confidence:.0%} CI | p (worse) | "
+            "p (better) | examples | outcome |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+            f"| {comparison.test} | {comparison.champion_value:.4f} | "
+            f"{comparison.challenger_value:.4f} | {comparison.difference:+.4f} | "
+            f"{comparison.ci_low:+.4f} to {comparison.ci_high:+.4f} | {comparison.p_worse:.3g} | "
+            f"{comparison.p_better:.3g} | {comparison.examples} | {comparison.outcome} |",
+        ]
+    if gate.minimums:
+        lines += [
+            "",
+            "| model | metric | value | minimum | reached |",
+            "| --- | --- | ---: | ---: | --- |",
+        ]
+        lines += [
+            f"| {c.model} | {c.metric} | {c.value:.4f} | {c.minimum:.4f} | "
+            f"{'yes' if c.passed else '**no**'} |"
+            for c in gate.minimums
+        ]
+    return lines
+
+
+GATE_HEADINGS = {
+    GateDecision.CHALLENGER: "The fine-tuned model is served",
+    GateDecision.BASELINE: "The baseline model is served instead of the fine-tuned one",
+    GateDecision.CHAMPION: "The live version stays; nothing new is served",
+    GateDecision.REJECTED: "Rejected; nothing is served",
+}
 
 
 @task(name="start-training-run", cache_policy=NO_CACHE)
@@ -103,10 +132,11 @@ def train_model_task(
     settings: Settings,
     result: TrainingRun,
     golden: pd.DataFrame | None = None,
+    fingerprint: TrainingFingerprint | None = None,
 ) -> KindMetadata:
-    """Fine-tune, evaluate against the baseline, gate, and export one kind."""
+    """Fine-tune, meet the champion at the gate, and export what the gate serves."""
     try:
-        metadata = train_model(kind, data, settings, result, golden)
+        metadata = train_model(kind, data, settings, result, golden, fingerprint)
     finally:
         # Also when a stage raised: the artifact shows what the kind learnt and why it failed.
         create_markdown_artifact(
@@ -114,7 +144,7 @@ def train_model_task(
             key=f"training-{kind}",
             description=f"{kind} metrics and gate",
         )
-    if metadata.status != TrainingStatus.EXPORTED:
+    if metadata.status == TrainingStatus.REJECTED:
         raise QualityGateRejected(metadata.message or f"{kind}: {metadata.status}")
     return metadata
 

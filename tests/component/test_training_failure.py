@@ -49,7 +49,7 @@ def test_failed_export_keeps_metrics_gate_and_timings(tmp_path, tiny_encoder, sm
     assert "exported output differs from eager" in metadata["failure"]["message"]
     assert metadata["metrics"]["fine_tuned"]["next_word_accuracy"] >= 0
     assert metadata["metrics"]["unigram"]["perplexity_per_word"] > 1
-    assert metadata["gate"]["passed"] is True
+    assert metadata["gate"]["decision"] in ("challenger", "baseline")
     timings = metadata["timings"]
     assert timings["train_s"] > 0 and timings["export_s"] > 0
     assert timings["total_s"] >= timings["train_s"] + timings["export_s"]

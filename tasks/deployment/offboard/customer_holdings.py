@@ -7,7 +7,8 @@
 - the customer's data where it lies in the managed store: a folder named after the customer
   inside the artifact store (a run's data URI, or `fleet.data_prefix`/<customer>/ when that
   prefix is inside the store). Data anywhere else belongs to whoever put it there and is kept;
-- the manifest or tombstone and the version record under `registry/`.
+- the manifest or tombstone and the version record under `registry/`;
+- the gate evidence of the versions it was served (`gate-evidence/<customer>/`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from mme_factory.manifest import ManifestError, parse_document
 from mme_factory.naming import (
+    GATE_EVIDENCE_PREFIX,
     REGISTRY_PREFIX,
     TargetModelKey,
     check_customer_id,
+    gate_evidence_prefix,
     manifest_key,
     version_record_key,
 )
@@ -30,7 +33,7 @@ from mme_factory.store import ArtifactStore
 from tasks.deployment.version_numbers import recorded_highest
 
 MODEL_DATA_ROOT = "mme/"
-PIPELINE_PREFIXES = (MODEL_DATA_ROOT, REGISTRY_PREFIX)
+PIPELINE_PREFIXES = (MODEL_DATA_ROOT, REGISTRY_PREFIX, GATE_EVIDENCE_PREFIX)
 
 
 class ManifestState(StrEnum):
@@ -55,6 +58,7 @@ class CustomerHoldings:
     reports: list[Path] = field(default_factory=list)
     data: dict[str, list[str]] = field(default_factory=dict)  # managed location -> store keys
     data_kept: list[str] = field(default_factory=list)  # data URIs outside the managed store
+    gate_evidence: list[str] = field(default_factory=list)  # store keys
 
     @property
     def left_to_delete(self) -> bool:
@@ -66,6 +70,7 @@ class CustomerHoldings:
             or self.run_dirs
             or self.reports
             or any(self.data.values())
+            or self.gate_evidence
         )
 
     @property
@@ -167,6 +172,7 @@ def find_holdings(store: ArtifactStore, settings: Settings, customer: str) -> Cu
         target_models=target_models,
         run_dirs=runs,
         reports=reports_of(settings, records),
+        gate_evidence=list(store.list_keys(gate_evidence_prefix(customer))),
     )
     recorded = [r.data_uri for r in records if r.data_uri is not None]
     for location in dict.fromkeys(recorded):

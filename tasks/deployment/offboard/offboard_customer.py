@@ -109,6 +109,7 @@ def delete_everything(store: ArtifactStore, settings: Settings, holdings: Custom
         runs.rmdir()
     for keys in holdings.target_models.values():
         delete_keys(store, keys)
+    delete_keys(store, holdings.gate_evidence)
     for endpoint in holdings.loaded:
         holdings.loaded[endpoint] = unload_customer(settings, endpoint, holdings.customer)
     if holdings.version_record:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from mme_factory.naming import manifest_key, version_record_key
+from mme_factory.naming import gate_evidence_prefix, manifest_key, version_record_key
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore
 from tasks.deployment.offboard.customer_holdings import CustomerHoldings, ManifestState
@@ -100,6 +100,16 @@ def report_rows(
         ReportRow("data (outside the managed store)", location, 0, "kept: not the pipeline's")
         for location in holdings.data_kept
     ]
+    if holdings.gate_evidence:
+        rows.append(
+            ReportRow(
+                "gate evidence",
+                store.uri(gate_evidence_prefix(holdings.customer)),
+                len(holdings.gate_evidence),
+                done("deleted"),
+                holdings.gate_evidence,
+            )
+        )
     if holdings.version_record:
         rows.append(
             ReportRow(

@@ -4,6 +4,7 @@ from tasks.deployment.publish.promote import promote, promote_task, rollback
 from tasks.deployment.publish.publish_models import (
     assign_version_task,
     export_dir_for,
+    keep_gate_evidence,
     manifest_entries,
     report_smoke_results,
     smoke_inputs_for,
@@ -31,6 +32,7 @@ __all__ = [
     "TrainingFingerprint",
     "assign_version_task",
     "export_dir_for",
+    "keep_gate_evidence",
     "manifest_entries",
     "promote",
     "promote_task",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.naming import model_data_prefix
-from mme_factory.records import ManifestEntry, SmokeLatency
+from mme_factory.naming import gate_evidence_key, model_data_prefix
+from mme_factory.records import GateEvidence, ManifestEntry, SmokeLatency
 from mme_factory.settings import Settings
 from mme_factory.store import open_store
 from tasks.deployment.publish.promote import manifest_entry
@@ -36,9 +37,13 @@ def smoke_inputs_for(run: RunDirectory, registration: Registration) -> list[str]
 
 
 def manifest_entries(
-    registrations: list[Registration], smoke: list[SmokeResult], run: RunDirectory
+    registrations: list[Registration],
+    smoke: list[SmokeResult],
+    run: RunDirectory,
+    gate_evidence: Mapping[str, str] | None = None,
 ) -> dict[str, ManifestEntry]:
-    """Each kind's manifest entry, with the smoke test's cold and warm latency per target."""
+    """Each kind's manifest entry, with the smoke test's cold and warm latency per target and
+    the store key of its gate evidence (`gate_evidence`, kind -> key)."""
     by_kind: dict[str, list[Registration]] = defaultdict(list)
     for registration in registrations:
         by_kind[registration.kind].append(registration)
@@ -50,13 +55,33 @@ def manifest_entries(
     for kind, group in by_kind.items():
         entry = manifest_entry(group, run.metadata(kind).metrics or {}, run.run_id)
         entry.smoke = {r.target_model: latency.get(r.target_model) for r in group}
+        entry.gate_evidence = (gate_evidence or {}).get(kind)
         entries[kind] = entry
     return entries
 
 
+@task(name="keep-gate-evidence", cache_policy=NO_CACHE)
+def keep_gate_evidence(
+    registrations: list[Registration], run: RunDirectory, settings: Settings
+) -> dict[str, str]:
+    """Put each registered kind's gate evidence beside the manifest, for the next retrain's
+    gate; kind -> store key. A run that kept none (from an older release) has no entry."""
+    store = open_store(settings.store, settings)
+    kept = {}
+    for registration in registrations:
+        path = GateEvidence.path_in(run.kind_dir(registration.kind))
+        if registration.kind in kept or not path.is_file():
+            continue
+        key = gate_evidence_key(registration.customer, registration.kind, registration.version)
+        store.write_bytes(key, path.read_bytes())
+        kept[registration.kind] = key
+    return kept
+
+
 @task(name="withdraw-uploads", cache_policy=NO_CACHE)
 def withdraw_uploads(registrations: list[Registration], settings: Settings) -> list[str]:
-    """Delete the tarballs this run uploaded, so a failed run leaves nothing half-published."""
+    """Delete the tarballs (and gate evidence) this run uploaded, so a failed run leaves
+    nothing half-published."""
     store = open_store(settings.store, settings)
     removed = []
     for registration in registrations:
@@ -64,6 +89,11 @@ def withdraw_uploads(registrations: list[Registration], settings: Settings) -> l
             key = model_data_prefix(registration.endpoint) + registration.target_model
             store.delete(key)
             removed.append(key)
+    for customer, kind, version in {(r.customer, r.kind, r.version) for r in registrations}:
+        evidence = gate_evidence_key(customer, kind, version)
+        if store.exists(evidence):
+            store.delete(evidence)
+            removed.append(evidence)
     return removed
 
 

@@ -19,6 +19,7 @@ import torch
 from tokenizers import Tokenizer
 
 from tasks.training.autocomplete.examples import IGNORE, collate, encode_example, prompt_text
+from tasks.training.held_out import row_key
 
 WORD_TOKENS = 8
 NEXT_WORD_BATCH = 16
@@ -32,26 +33,51 @@ def unigram_baseline(
     total, vocabulary = sum(counts.values()), len(counts) + 1
     words = [word for reply in held_replies for word in reply.split()]
     nll = -sum(math.log((counts[word] + 1) / (total + vocabulary)) for word in words)
-    top = counts.most_common(1)[0][0] if counts else ""
-    correct = sum(truth == top for _, _, truth in positions)
+    hits = unigram_hits(train_replies, positions)
     return {
         "perplexity_per_word": math.exp(nll / max(1, len(words))),
-        "next_word_accuracy": correct / max(1, len(positions)),
+        "next_word_accuracy": sum(hits) / max(1, len(positions)),
     }
 
 
-def next_word_positions(
+def unigram_hits(
+    train_replies: Sequence[str], positions: list[tuple[str, str, str]]
+) -> list[float]:
+    """1.0 where the most frequent training word is the true next word, else 0.0."""
+    counts = Counter(word for reply in train_replies for word in reply.split())
+    top = counts.most_common(1)[0][0] if counts else ""
+    return [float(truth == top) for _, _, truth in positions]
+
+
+def next_word_examples(
     contexts: Sequence[str], replies: Sequence[str], count: int, seed: int
-) -> list[tuple[str, str, str]]:
-    """(context, reply start, true next word) at `count` random word positions."""
+) -> list[dict[str, str]]:
+    """`count` random word positions of the replies: context, reply start, true next word and
+    the reply's row key."""
     candidates = [
-        (c, " ".join(r.split()[:i]), r.split()[i])
+        {
+            "context": c,
+            "start": " ".join(r.split()[:i]),
+            "truth": r.split()[i],
+            "row": row_key(c, r),
+        }
         for c, r in zip(contexts, replies, strict=True)
         for i in range(len(r.split()))
     ]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(candidates), size=min(count, len(candidates)), replace=False)
     return [candidates[i] for i in sorted(chosen)]
+
+
+def as_positions(examples: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    return [(e["context"], e["start"], e["truth"]) for e in examples]
+
+
+def next_word_positions(
+    contexts: Sequence[str], replies: Sequence[str], count: int, seed: int
+) -> list[tuple[str, str, str]]:
+    """(context, reply start, true next word) at `count` random word positions."""
+    return as_positions(next_word_examples(contexts, replies, count, seed))
 
 
 @torch.inference_mode()
@@ -149,16 +175,17 @@ def greedy_continuations(
     return continuations
 
 
-def next_word_accuracy(
+def next_word_hits(
     model: Any, tokenizer: Tokenizer, positions: list[tuple[str, str, str]], eos_id: int
-) -> float:
+) -> list[float]:
+    """1.0 where the first word of the greedy continuation is the true next word, else 0.0."""
     prompts = [prompt_text(context, start) for context, start, _ in positions]
     continuations = greedy_continuations(model, tokenizer, prompts, WORD_TOKENS, eos_id)
-    correct = 0
+    hits = []
     for (_, _, truth), continuation in zip(positions, continuations, strict=True):
         predicted = continuation.split()[0] if continuation.split() else ""
-        correct += predicted == truth
-    return correct / max(1, len(positions))
+        hits.append(float(predicted == truth))
+    return hits
 
 
 def completion_latency_ms(

@@ -24,12 +24,14 @@ from mme_factory.records import StepsSummary
 from mme_factory.settings.training import AutocompleteTraining
 from tasks.data.training_data import CustomerDataset, TrainingDataError, split_rows
 from tasks.training.autocomplete.evaluate import (
+    as_positions,
     completion_latency_ms,
     evaluation_seconds,
-    next_word_accuracy,
-    next_word_positions,
+    next_word_examples,
+    next_word_hits,
     perplexity,
     unigram_baseline,
+    unigram_hits,
 )
 from tasks.training.autocomplete.examples import (
     END_OF_TEXT,
@@ -40,6 +42,7 @@ from tasks.training.autocomplete.examples import (
 from tasks.training.base_models import load_causal_lm
 from tasks.training.batching import length_bucketed_batches
 from tasks.training.budgeted_optimizer import BudgetedOptimizer
+from tasks.training.held_out import HeldOutScores
 from tasks.training.step_budget import StepBudget, budgeted_batches
 from tasks.training.trained_model import phase_timings
 
@@ -61,6 +64,12 @@ class AutocompleteModel:
     timings: dict[str, float] = field(default_factory=dict)
     final_loss: float | None = None
     steps: StepsSummary | None = None
+    held_out_scores: HeldOutScores | None = None
+
+
+def score_examples(model: AutocompleteModel, examples: list[dict[str, str]]) -> list[float]:
+    """1.0 for each example whose next word the model predicts first, else 0.0."""
+    return next_word_hits(model.model, model.tokenizer, as_positions(examples), model.eos_id)
 
 
 def planned_steps(examples: int, config: AutocompleteTraining) -> int:
@@ -138,14 +147,16 @@ def evaluate(
     held: pd.DataFrame,
     positions: list,
     config: AutocompleteTraining,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], list[float]]:
+    """Held-out metrics, and whether each position's next word was predicted."""
     contexts, replies = list(held["context"]), list(held["reply"])
     metrics = perplexity(model, tokenizer, contexts, replies, eos_id, config.max_length)
-    metrics["next_word_accuracy"] = next_word_accuracy(model, tokenizer, positions, eos_id)
+    hits = next_word_hits(model, tokenizer, positions, eos_id)
+    metrics["next_word_accuracy"] = sum(hits) / max(1, len(hits))
     metrics["completion_ms"] = completion_latency_ms(
         model, tokenizer, contexts[:LATENCY_PROMPTS], config.completion_tokens, eos_id
     )
-    return metrics
+    return metrics, hits
 
 
 def finetune_autocomplete(
@@ -169,9 +180,10 @@ def finetune_autocomplete(
         encode_example(tokenizer, c, r, eos_id, config.max_length)
         for c, r in zip(train["context"], train["reply"], strict=True)
     ]
-    positions = next_word_positions(
+    examples_held = next_word_examples(
         list(held["context"]), list(held["reply"]), config.eval_next_words, seed
     )
+    positions = as_positions(examples_held)
     metrics = {"unigram": unigram_baseline(list(train["reply"]), positions, list(held["reply"]))}
     reserve_s = EVALUATION_MARGIN * evaluation_seconds(
         model, tokenizer, held, positions, eos_id, config, LATENCY_PROMPTS
@@ -184,7 +196,8 @@ def finetune_autocomplete(
     torch.manual_seed(seed)
     final_loss = train_decoder(model, examples, eos_id, config, rate, seed, budget)
     evaluated_at = time.monotonic()
-    metrics["fine_tuned"] = evaluate(model, tokenizer, eos_id, held, positions, config)
+    metrics["fine_tuned"], hits = evaluate(model, tokenizer, eos_id, held, positions, config)
+    scores = {"unigram": unigram_hits(list(train["reply"]), positions), "fine_tuned": hits}
     return AutocompleteModel(
         model,
         tokenizer,
@@ -196,4 +209,5 @@ def finetune_autocomplete(
         phase_timings(started, trained_at, evaluated_at),
         final_loss,
         budget.summary(),
+        HeldOutScores("next_word_accuracy", examples_held, scores),
     )
