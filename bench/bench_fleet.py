@@ -55,8 +55,8 @@ REPLIES = 300
 INTENTS_LEFT_OUT = 4
 BENCH_SETTINGS = {
     "MME_FACTORY_FLEET__POLL_INTERVAL_S": "2",
-    # The tiny encoder starts from random weights: at the tests' 2 epochs its classifier does
-    # not always beat the base model's accuracy on these customers, and the gate refuses it.
+    # The tiny encoder starts from random weights: at the tests' 2 epochs its classifier can
+    # lose to the base model on these customers, and the gate then serves the base instead.
     "MME_FACTORY_TRAINING__CLASSIFIER__EPOCHS": "6",
     "MME_FACTORY_TRAINING__CLASSIFIER__LEARNING_RATE": "0.001",
 }

@@ -65,8 +65,19 @@ def _row(kind: str, outcome: KindOutcome) -> str:
     after = metrics.get("fine_tuned", {}).get(metric)
     return (
         f"{kind:<13} {metric:<19} {_figure(before, 8)} {_figure(after, 10)}  "
-        f"{outcome.status:<13} {timings['total_s']:>7.1f} s {timings['peak_rss_mb']:>8.0f} MB"
+        f"{outcome.status:<13} {_served(outcome):<10} {timings['total_s']:>7.1f} s "
+        f"{timings['peak_rss_mb']:>8.0f} MB"
     )
+
+
+def _served(outcome: KindOutcome) -> str:
+    """What serves the kind after this run: a model of the run, or the live version kept."""
+    gate = outcome.gate
+    if outcome.served is not None:
+        return outcome.served
+    if gate is not None and gate.decision == GateDecision.CHAMPION:
+        return f"v{gate.champion_version} (live)"
+    return "-"
 
 
 def _figure(value: object, width: int) -> str:
@@ -140,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"run {result.run.run_id} for {result.run.customer}: {result.run.path}")
         print(
             f"{'kind':<13} {'metric':<19} {'baseline':>8} {'fine-tuned':>10}  {'status':<13} "
+            f"{'served':<10} "
             f"{'time':>9} {'peak RSS':>11}"
         )
         for kind, outcome in result.outcomes.items():

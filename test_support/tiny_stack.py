@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from test_support.mme_local_harness import ServiceProcess
@@ -37,16 +38,28 @@ def tiny_stack(
     return environ, service
 
 
-def small_customer(directory: Path, replies: int = 0) -> Path:
-    """The sample customer with 24 texts per intent and its first `replies` replies."""
+def small_customer(
+    directory: Path, replies: int = 0, per_intent: int = EXAMPLES_PER_INTENT
+) -> Path:
+    """The sample customer with `per_intent` texts per intent and its first `replies` replies."""
     directory.mkdir(parents=True, exist_ok=True)
     intents = pd.read_csv(EXAMPLES / "intents.csv", dtype=str)
-    intents.groupby("intent").head(EXAMPLES_PER_INTENT).to_csv(
-        directory / "intents.csv", index=False
-    )
+    intents.groupby("intent").head(per_intent).to_csv(directory / "intents.csv", index=False)
     for name in ("articles.jsonl", "pairs.csv"):
         (directory / name).write_bytes((EXAMPLES / name).read_bytes())
     if replies:
         lines = (EXAMPLES / "replies.jsonl").read_text(encoding="utf-8").splitlines(True)
         (directory / "replies.jsonl").write_text("".join(lines[:replies]), encoding="utf-8")
     return directory
+
+
+def shuffled_intents(data: Path, target: Path, seed: int = 7) -> Path:
+    """A copy of a customer's data with its intents shuffled across its texts: a training set
+    broken the way a bad export or a mislabelling job breaks one."""
+    target.mkdir(parents=True)
+    for path in data.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    intents = pd.read_csv(data / "intents.csv", dtype=str)
+    intents["intent"] = np.random.default_rng(seed).permutation(intents["intent"].to_numpy())
+    intents.to_csv(target / "intents.csv", index=False)
+    return target

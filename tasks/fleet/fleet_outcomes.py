@@ -1,4 +1,4 @@
-"""Every customer's outcome of a fleet run: promoted (which version), skipped or failed, and why.
+"""Every customer's outcome of a fleet run: promoted (which version), kept, skipped or failed.
 
 A promoted version is read from the manifest the customer's run wrote; a failure's reason is
 the final state message of its run (the exception that stopped it).
@@ -26,6 +26,7 @@ ARTIFACT_KEY = "fleet-outcomes"
 
 class FleetOutcome(StrEnum):
     PROMOTED = "promoted"
+    KEPT = "kept"  # the run completed and the quality gate kept every live version
     SKIPPED = "skipped"
     FAILED = "failed"
 
@@ -75,6 +76,9 @@ def outcome_of(
     except MmeFactoryError as error:
         reason = f"its run completed but its manifest cannot tell the version: {error}"
         return CustomerOutcome(customer, FleetOutcome.FAILED, reason, flow_run_id=result.run_id)
+    if version == check.live_version:
+        reason = f"{check.reason}; the quality gate kept the live versions (v{version})"
+        return CustomerOutcome(customer, FleetOutcome.KEPT, reason, version, result.run_id)
     return CustomerOutcome(customer, FleetOutcome.PROMOTED, check.reason, version, result.run_id)
 
 

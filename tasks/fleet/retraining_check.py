@@ -44,6 +44,7 @@ class RetrainingCheck:
     verdict: RetrainingDecision
     reason: str
     kinds: tuple[str, ...] = ()  # the kinds onboarding would train
+    live_version: int | None = None  # the highest version of those kinds live at the check
 
 
 def changes(current: dict[str, TrainingFingerprint], manifest: CustomerManifest) -> list[str]:
@@ -65,6 +66,24 @@ def changes(current: dict[str, TrainingFingerprint], manifest: CustomerManifest)
     return found
 
 
+def highest_version(manifest: CustomerManifest, kinds: tuple[str, ...]) -> int | None:
+    versions = [
+        entry.version
+        for kind in kinds
+        if (entry := manifest.models.get(kind)) is not None and entry.version is not None
+    ]
+    return max(versions, default=None)
+
+
+def live_version(settings: Settings, customer: str, kinds: tuple[str, ...]) -> int | None:
+    """The highest version of `kinds` the customer serves now; None when none or unreadable."""
+    try:
+        manifest = read_manifest(open_store(settings.store, settings), customer)
+    except MmeFactoryError:
+        return None
+    return highest_version(manifest, kinds)
+
+
 def check_customer(
     customer: FleetCustomer,
     settings: Settings,
@@ -79,7 +98,8 @@ def check_customer(
         current = training_fingerprints(customer.data_uri, settings, kinds)
         trained = tuple(current)
         if force:
-            return RetrainingCheck(customer, RetrainingDecision.RETRAIN, "forced", trained)
+            live = live_version(settings, customer.customer_id, trained)
+            return RetrainingCheck(customer, RetrainingDecision.RETRAIN, "forced", trained, live)
         if not current:
             # Onboarding reports which files are missing; the check only says there are none.
             return RetrainingCheck(
@@ -104,7 +124,10 @@ def check_customer(
         )
     found = changes(current, manifest)
     if found:
-        return RetrainingCheck(customer, RetrainingDecision.RETRAIN, "; ".join(found), trained)
+        live = highest_version(manifest, trained)
+        return RetrainingCheck(
+            customer, RetrainingDecision.RETRAIN, "; ".join(found), trained, live
+        )
     return RetrainingCheck(customer, RetrainingDecision.SKIP, UNCHANGED, trained)
 
 

@@ -8,7 +8,6 @@ compares with the kind's baseline on the run's own held-out examples.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from mme_factory.errors import MmeFactoryError
 from mme_factory.manifest import read_manifest
@@ -66,18 +65,12 @@ def usable(evidence: GateEvidence, held: HeldOutScores) -> bool:
     return bool(evidence.examples) and evidence.metric == held.metric
 
 
-@dataclass(frozen=True)
-class EvidenceContest:
-    contest: Contest
-    champion_examples: list[dict[str, str]]  # empty when the baseline is the champion
-
-
 def contest_for(
     kind: ModelKind,
     held: HeldOutScores,
     champion: Champion | None,
     score_examples: Callable[[list[dict[str, str]]], list[float]],
-) -> EvidenceContest:
+) -> Contest:
     """The champion's scores against the challenger's, example by example.
 
     Against a live version with evidence the challenger is scored on that evidence's examples
@@ -86,26 +79,24 @@ def contest_for(
     evidence = champion.evidence if champion is not None else None
     if champion is not None and evidence is not None and usable(evidence, held):
         challenger = score_examples(evidence.examples)
-        contest = Contest(champion.name, evidence.scores, challenger, "evidence")
-        return EvidenceContest(contest, evidence.examples)
+        return Contest(champion.name, evidence.scores, challenger, "evidence")
     baseline = describe(kind).baseline
-    contest = Contest(baseline, held.scores[baseline], held.scores["fine_tuned"], "held-out")
-    return EvidenceContest(contest, [])
+    return Contest(baseline, held.scores[baseline], held.scores["fine_tuned"], "held-out")
 
 
 def served_evidence(
     kind: ModelKind,
     held: HeldOutScores,
-    fought: EvidenceContest,
     decision: GateDecision,
     data_sha256: str,
 ) -> GateEvidence:
-    """How the model this run serves scored: its held-out examples, then the champion's."""
+    """How the model this run serves scored on its own held-out examples.
+
+    Only those: the next challenger trains without them, and evidence that carried earlier
+    champions' examples forward would take more of the data out of every later training.
+    """
     model = "fine_tuned" if decision == GateDecision.CHALLENGER else describe(kind).baseline
     examples, scores = list(held.examples), list(held.scores[model])
-    if decision == GateDecision.CHALLENGER:
-        examples += fought.champion_examples
-        scores += list(fought.contest.challenger_scores)
     return GateEvidence(
         kind=kind.value,
         metric=held.metric,

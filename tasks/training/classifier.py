@@ -1,6 +1,7 @@
 """Fine-tune an intent classifier: the base encoder plus a linear head, trained end to end.
 
-The base it must beat is the same encoder frozen, with only a linear head trained on it.
+Its baseline is the same encoder frozen, with only a linear head trained on it: a complete
+classifier the gate compares with on a first onboarding and serves when the fine-tuned one loses.
 """
 
 from __future__ import annotations

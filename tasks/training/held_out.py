@@ -15,7 +15,7 @@ import pandas as pd
 
 from tasks.data.training_data import CustomerDataset
 
-# The most examples a served model's evidence keeps: its own held-out ones first.
+# The most examples a served model's evidence keeps.
 MAX_EVIDENCE_EXAMPLES = 5_000
 
 

@@ -108,11 +108,11 @@ def train_model(
         held = trained.held_out_scores
         if held is None:
             raise ValueError(f"{kind} training kept no held-out scores for the gate")
-        fought = contest_for(
+        contest = contest_for(
             kind, held, champion, lambda examples: steps.score_examples(trained, examples)
         )
         newer = trained_on_newer(champion, fingerprint)
-        gate = judge(kind, trained.metrics, fought.contest, settings.training, champion, newer)
+        gate = judge(kind, trained.metrics, contest, settings.training, champion, newer)
         log.info("%s", summary(kind, gate))
         metadata.gate = gate
         metadata.smoke_inputs = smoke_texts(steps.smoke_texts(trained, data))
@@ -135,7 +135,7 @@ def train_model(
         finally:
             record.timings["export_s"] = time.monotonic() - exported_at
         log.info("%s: exported in %.1f s", kind, record.timings["export_s"])
-        served_evidence(kind, held, fought, gate.decision, data.sha256).write(record.directory)
+        served_evidence(kind, held, gate.decision, data.sha256).write(record.directory)
         record.save(TrainingStatus.EXPORTED)
     except Exception as error:
         raise record.fail(stage, error) from error

@@ -80,7 +80,9 @@ def onboarded(settings: Settings) -> ArtifactStore:
     store = store_of(settings)
     for version in (1, 2):
         store.write_bytes(f"mme/off-mme-classifier/acme/classifier/v{version}.tar.gz", b"model")
-        promote(store, "acme", {"classifier": entry(version)})
+        evidence = f"gate-evidence/acme/classifier/v{version}.json"
+        store.write_bytes(evidence, b"{}")
+        promote(store, "acme", {"classifier": entry(version) | {"gate_evidence": evidence}})
     store.write_bytes("mme/old-mme-classifier/acme/classifier/v3.tar.gz", b"withdrawn")
     store.write_bytes("registry/acme.version", b'{"highest": 4}\n')
     for name in ("intents.csv", "articles.jsonl"):
@@ -115,6 +117,8 @@ def test_offboarding_deletes_every_version_runs_reports_and_managed_data(setting
     assert rows["TargetModels", "off-mme-classifier"].count == 2
     assert rows["run directories", str(settings.runs_dir / "acme")].count == 2
     assert rows["data (managed store)", store.uri("customers/acme")].action == "deleted"
+    evidence = rows["gate evidence", store.uri("gate-evidence/acme/")]
+    assert (evidence.count, evidence.action) == (2, "deleted")
     assert (
         "tombstone (highest version v4)" in rows["manifest", store.uri("registry/acme.json")].action
     )

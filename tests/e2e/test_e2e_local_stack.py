@@ -26,7 +26,7 @@ from mme_factory.settings import load_settings
 from mme_factory.store import open_store
 from test_support.paths import ACME
 from test_support.servers import free_port
-from test_support.tiny_stack import small_customer, tiny_stack
+from test_support.tiny_stack import shuffled_intents, small_customer, tiny_stack
 
 # The first test also waits for `mme-factory up` and the onboarding run on the worker.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -124,8 +124,10 @@ def test_served_prediction_from_the_command_line(stack, onboarded, capsys):
     assert served["outputs"]["label"][0][0] in intents
 
 
-def test_second_onboarding_is_v2_and_rollback_returns_to_v1(stack, onboarded, small_acme):
-    second = onboard_customer(customer_id="acme", data_uri=str(small_acme), kinds=["classifier"])
+def test_second_onboarding_is_v2_and_rollback_returns_to_v1(stack, onboarded, tmp_path):
+    # The customer a week later: two more texts per intent, so a tie with v1 goes to v2.
+    newer = small_customer(tmp_path / "acme", per_intent=26)
+    second = onboard_customer(customer_id="acme", data_uri=str(newer), kinds=["classifier"])
     assert second["version"] == 2
     store = open_store(stack.store, stack)
     assert (
@@ -135,6 +137,31 @@ def test_second_onboarding_is_v2_and_rollback_returns_to_v1(stack, onboarded, sm
     assert (
         json.loads(store.read_bytes("registry/acme.json"))["models"]["classifier"]["version"] == 1
     )
+
+
+def test_a_retrain_worse_than_the_live_version_is_rejected_and_v1_keeps_serving(
+    stack, onboarded, small_acme, tmp_path, capsys
+):
+    store = open_store(stack.store, stack)
+    live = json.loads(store.read_bytes("registry/acme.json"))["models"]["classifier"]
+    assert live["version"] == 1 and live["gate_evidence"] == "gate-evidence/acme/classifier/v1.json"
+    broken = shuffled_intents(small_acme, tmp_path / "broken")
+    summary = onboard_customer(customer_id="acme", data_uri=str(broken), kinds=["classifier"])
+    assert summary["version"] is None and summary["champions_kept"] == ["classifier"]
+    assert json.loads(store.read_bytes("registry/acme.json"))["models"]["classifier"] == live
+    (run,) = [
+        path
+        for path in (Path(stack.state_dir) / "runs" / "acme").iterdir()
+        if json.loads((path / "run.json").read_text())["run_id"] == summary["run_id"]
+    ]
+    gate = json.loads((run / "classifier" / "metadata.json").read_text())["gate"]
+    assert gate["decision"] == "champion" and gate["comparison"]["champion"] == "v1"
+    assert gate["comparison"]["outcome"] == "worse"
+    assert (
+        main(["invoke", "--customer", "acme", "--kind", "classifier", "--text", "hi", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["target_model"] == "acme/classifier/v1.tar.gz"
 
 
 def test_warmup_fails_when_a_model_fails_but_warms_the_others(stack, onboarded):

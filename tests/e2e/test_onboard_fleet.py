@@ -124,11 +124,15 @@ def test_a_rerun_over_the_prefix_skips_every_customer_without_starting_runs(flee
     assert onboarding_runs() == started
 
 
-def test_force_retrains_an_unchanged_customer(fleet_stack, customers, first_run):
+def test_force_retrains_an_unchanged_customer_and_the_gate_keeps_v1(
+    fleet_stack, customers, first_run
+):
+    # Retrained from the same data, settings and code, a new model that only ties with v1 is
+    # not served: the quality gate keeps the live version.
     state, rows = fleet_run(customers=customers[:1], force=True)
     assert state.is_completed()
     assert (rows["alpha"]["outcome"], rows["alpha"]["version"], rows["alpha"]["why"]) == (
-        "promoted",
-        "v2",
-        "forced",
+        "kept",
+        "v1",
+        "forced; the quality gate kept the live versions (v1)",
     )

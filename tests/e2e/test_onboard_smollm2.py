@@ -33,9 +33,8 @@ OVERRIDES = {
     "training.autocomplete.base_model": "smollm2",
     "training.autocomplete.max_steps": "2",
     "training.autocomplete.batch_size": "2",
-    # Enough positions that the fine-tuned model gets a word right where the unigram model
-    # gets none (the gate wants it strictly better); short prompts and completions keep the
-    # evaluation, most of the training time, short.
+    # Few next-word positions, short prompts and completions keep the evaluation, most of the
+    # training time, short.
     "training.autocomplete.eval_next_words": "30",
     "training.autocomplete.max_length": "64",
     "training.autocomplete.completion_tokens": "4",

@@ -80,3 +80,17 @@ def test_malformed_file_is_refused(tmp_path, text):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "absent.yaml", environ={})
+
+
+def test_the_store_follows_the_state_directory_unless_named():
+    assert load_settings(environ={}).store == ".mme-factory/store"
+    moved = load_settings(environ={"MME_FACTORY_STATE_DIR": "/srv/mme"})
+    assert moved.store == "/srv/mme/store"
+    named = {"MME_FACTORY_STATE_DIR": "/srv/mme", "MME_FACTORY_STORE": "s3://bucket/prefix"}
+    assert load_settings(environ=named).store == "s3://bucket/prefix"
+
+
+def test_the_gate_significance_is_a_probability_below_one_half():
+    gate = {"MME_FACTORY_TRAINING__GATE_SIGNIFICANCE": "0.5"}
+    with pytest.raises(SettingsError, match=r"training\.gate_significance"):
+        load_settings(environ=gate)
