@@ -2,8 +2,9 @@
 
 The 30-intent customer the training goal is stated for (CLINC150's travel domain: 30 intents,
 3,600 training and 900 test texts) is not on this machine. `customer30` is its proxy with the
-same shape: BANKING77's first 30 intents in sorted order, 120 training texts per intent from
-train.csv and 30 test texts per intent from test.csv, each a seeded sample.
+same shape: the first 30 BANKING77 intents in sorted order among those with at least 120
+training texts (some have as few as 35), 120 training texts per intent from train.csv and 30
+test texts per intent from test.csv, each a seeded sample.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def per_intent_sample(frame: pd.DataFrame, intents: list[str], per_intent: int) 
 def customer30() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test) of the 30-intent proxy: 3,600 and 900 texts."""
     train, test = banking77()
-    intents = sorted(train["intent"].unique())[:PROXY_INTENTS]
+    counts = train["intent"].value_counts()
+    intents = sorted(counts[counts >= PROXY_TRAIN_PER_INTENT].index)[:PROXY_INTENTS]
     return (
         per_intent_sample(train, intents, PROXY_TRAIN_PER_INTENT),
         per_intent_sample(test, intents, PROXY_TEST_PER_INTENT),

@@ -63,7 +63,9 @@ def outcome_of(comparison: PairedComparison, significance: float) -> str:
     return "tie"
 
 
-def compare(contest: Contest, metric: str, test: PairedTest, settings: TrainingSettings):
+def compare(
+    contest: Contest, metric: str, test: PairedTest, settings: TrainingSettings
+) -> ComparisonRecord:
     significance = settings.gate_significance
     comparison = PAIRED_TESTS[test](
         contest.champion_scores,
@@ -94,7 +96,7 @@ def minimum_checks(
     section = getattr(settings, kind.value)
     checks = []
     for metric, setting in describe(kind).gate.minimums:
-        value, minimum = float(metrics[metric]), float(getattr(section, setting))  # type: ignore[arg-type]
+        value, minimum = float(str(metrics[metric])), float(getattr(section, setting))
         checks.append(
             MinimumCheckRecord(
                 model=model, metric=metric, value=value, minimum=minimum, passed=value >= minimum
@@ -139,7 +141,7 @@ def judge(
     versus = _comparison_words(comparison)
     version = champion.version if champion is not None else None
 
-    def record(decision: GateDecision, reason: str, checks: list[MinimumCheckRecord]):
+    def record(decision: GateDecision, reason: str, checks: list[MinimumCheckRecord]) -> GateRecord:
         return GateRecord(
             decision=decision,
             reason=reason,
@@ -157,7 +159,8 @@ def judge(
     elif newer or champion is None:
         return record(
             GateDecision.CHALLENGER,
-            f"a tie: {versus}; the fine-tuned model was trained on newer data, so it is served",
+            f"a tie: {versus}; the fine-tuned model learnt from newer data, settings or code "
+            f"than {contest.champion_name}, so it is served",
             minimums,
         )
     else:
