@@ -65,9 +65,26 @@ def _bootstrap_differences(
     return differences[picks].mean(axis=1)
 
 
-def _interval(resampled: np.ndarray, significance: float) -> tuple[float, float]:
+def _compared(
+    test: PairedTest,
+    before: np.ndarray,
+    after: np.ndarray,
+    resampled: np.ndarray,
+    significance: float,
+    p_values: tuple[float, float],
+) -> PairedComparison:
     low, high = np.quantile(resampled, [significance / 2, 1 - significance / 2])
-    return float(low), float(high)
+    p_worse, p_better = p_values
+    return PairedComparison(
+        test,
+        len(before),
+        float(before.mean()),
+        float(after.mean()),
+        float(low),
+        float(high),
+        p_worse,
+        p_better,
+    )
 
 
 def mcnemar(
@@ -82,17 +99,9 @@ def mcnemar(
     only_champion = int(((before > 0.5) & (after <= 0.5)).sum())
     only_challenger = int(((before <= 0.5) & (after > 0.5)).sum())
     discordant = only_champion + only_challenger
-    low, high = _interval(_bootstrap_differences(before, after, samples, seed), significance)
-    return PairedComparison(
-        PairedTest.MCNEMAR,
-        len(before),
-        float(before.mean()),
-        float(after.mean()),
-        low,
-        high,
-        p_worse=binomial_tail(only_champion, discordant),
-        p_better=binomial_tail(only_challenger, discordant),
-    )
+    p_values = binomial_tail(only_champion, discordant), binomial_tail(only_challenger, discordant)
+    resampled = _bootstrap_differences(before, after, samples, seed)
+    return _compared(PairedTest.MCNEMAR, before, after, resampled, significance, p_values)
 
 
 def paired_bootstrap(
@@ -105,17 +114,11 @@ def paired_bootstrap(
     """The paired bootstrap: p is the share of resampled differences on the other side of 0."""
     before, after = _checked(champion, challenger)
     resampled = _bootstrap_differences(before, after, samples, seed)
-    low, high = _interval(resampled, significance)
-    return PairedComparison(
-        PairedTest.BOOTSTRAP,
-        len(before),
-        float(before.mean()),
-        float(after.mean()),
-        low,
-        high,
-        p_worse=float((np.count_nonzero(resampled >= 0) + 1) / (samples + 1)),
-        p_better=float((np.count_nonzero(resampled <= 0) + 1) / (samples + 1)),
+    p_values = (
+        float((np.count_nonzero(resampled >= 0) + 1) / (samples + 1)),
+        float((np.count_nonzero(resampled <= 0) + 1) / (samples + 1)),
     )
+    return _compared(PairedTest.BOOTSTRAP, before, after, resampled, significance, p_values)
 
 
 PAIRED_TESTS = {PairedTest.MCNEMAR: mcnemar, PairedTest.BOOTSTRAP: paired_bootstrap}
