@@ -25,8 +25,9 @@ class EmbeddingTraining(SettingsSection):
     same_intent_pairs_per_text: int = Field(2, ge=1)
     min_recall_at_1: float = Field(0.3, ge=0, le=1)
     train_token_embeddings: bool = False
-    # The lowest transformer layers (and the embedding layer) kept frozen: faster steps, since
-    # back-propagation stops at the first trained layer. 0: every layer but the token table trains.
+    # The embedding layer and this many of the lowest transformer layers stay frozen; their
+    # output for each training text is computed once per run, and each step runs (forward and
+    # backward) only the layers above. 0: every layer but the token table trains.
     frozen_layers: int = Field(0, ge=0)
     export_dtype: ExportDtype = "auto"
     # Minutes for the whole training call (base, baseline, steps, final evaluation); training
@@ -44,9 +45,8 @@ class ClassifierTraining(SettingsSection):
     min_accuracy: float = Field(0.5, ge=0, le=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     train_token_embeddings: bool = False
-    # The lowest transformer layers (and the embedding layer) kept frozen: faster steps, since
-    # back-propagation stops at the first trained layer. 0: every layer but the token table trains.
-    frozen_layers: int = Field(0, ge=0)
+    # As in EmbeddingTraining.
+    frozen_layers: int = Field(2, ge=0)
     # Stop after the first epoch in which every training text was classified right (in
     # training mode, dropout on): later epochs only sharpen a fit that is already complete.
     stop_when_fit: bool = True

@@ -54,8 +54,15 @@ class Probabilities(nn.Module):
         return torch.softmax(self.classifier(input_ids, attention_mask), dim=-1)
 
 
+def frozen_layer_count(transformer: nn.Module, requested: int) -> int:
+    """The lowest layers to freeze: as many as requested, but never the top one."""
+    return max(0, min(requested, len(transformer.encoder.layer) - 1))
+
+
 def lower_modules(transformer: nn.Module, layers: int) -> list[nn.Module]:
-    """The embedding layer and the first `layers` transformer layers; none when `layers` is 0."""
+    """The embedding layer and the first `layers` transformer layers (never the top one); none
+    when `layers` is 0."""
+    layers = frozen_layer_count(transformer, layers)
     if layers == 0:
         return []
     return [transformer.embeddings, *transformer.encoder.layer[:layers]]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
-from tasks.training.encoders import SentenceEncoder, mean_pool
+from tasks.training.encoders import SentenceEncoder, frozen_layer_count, mean_pool
 from tasks.training.token_batches import TokenizedTexts
 
 CACHE_BATCH = 64
@@ -73,8 +73,9 @@ class EncoderInputs:
     def of(
         cls, encoder: SentenceEncoder, tokens: TokenizedTexts, frozen_layers: int
     ) -> EncoderInputs:
-        lower = lower_outputs(encoder.transformer, tokens, frozen_layers) if frozen_layers else []
-        return cls(tokens, frozen_layers, lower)
+        frozen = frozen_layer_count(encoder.transformer, frozen_layers)
+        lower = lower_outputs(encoder.transformer, tokens, frozen) if frozen else []
+        return cls(tokens, frozen, lower)
 
     def encode(self, encoder: SentenceEncoder, indices: Sequence[int]) -> torch.Tensor:
         """Embeddings of the texts at `indices`, as `encoder` computes them."""
