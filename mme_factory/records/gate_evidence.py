@@ -24,16 +24,7 @@ class GateEvidence(JsonFile):
     model: str  # which candidate scored: "fine_tuned" or the baseline's name
     data_sha256: str  # what the scored model was trained from
     # One entry per example: its content as the kind's scorer reads it (a text and its intent,
-    # a query and the group of its answer, a reply's context, start and next word) and `key`,
-    # a digest of the content that training data is matched against.
+    # a query and the group of its answer, a reply's context, start and next word) and `row`,
+    # the digest of the training row it came from, which the next challenger trains without.
     examples: list[dict[str, str]] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
-
-    def scores_by_key(self) -> dict[str, float]:
-        return {
-            example["key"]: score for example, score in zip(self.examples, self.scores, strict=True)
-        }
-
-    @property
-    def keys(self) -> set[str]:
-        return {example["key"] for example in self.examples}

@@ -16,7 +16,6 @@ from mme_factory.records import (
     GateDecision,
     GateEvidence,
     TrainingFingerprint,
-    UnreadableRecord,
 )
 from mme_factory.settings import Settings
 from mme_factory.store import open_store
@@ -38,7 +37,7 @@ def live_champion(settings: Settings, customer: str, kind: ModelKind) -> Champio
     if entry.gate_evidence is not None:
         try:
             evidence = GateEvidence.from_json(store.read_bytes(entry.gate_evidence))
-        except (UnreadableRecord, MmeFactoryError) as error:
+        except MmeFactoryError as error:  # unreadable JSON or record, or a store error
             raise ChampionUnreadable(
                 f"the gate evidence of {customer}'s live {kind} v{entry.version} "
                 f"({store.uri(entry.gate_evidence)}) cannot be read: {error}"
@@ -79,9 +78,9 @@ def contest_for(
     evidence = champion.evidence if champion is not None else None
     if champion is not None and evidence is not None and usable(evidence, held):
         challenger = score_examples(evidence.examples)
-        return Contest(champion.name, evidence.scores, challenger, "evidence")
+        return Contest(champion.name, evidence.scores, challenger)
     baseline = describe(kind).baseline
-    return Contest(baseline, held.scores[baseline], held.scores["fine_tuned"], "held-out")
+    return Contest(baseline, held.scores[baseline], held.scores["fine_tuned"])
 
 
 def served_evidence(

@@ -52,7 +52,6 @@ class Contest:
     champion_name: str
     champion_scores: Sequence[float]
     challenger_scores: Sequence[float]
-    where: str  # "held-out" or "v3's evidence"
 
 
 def outcome_of(comparison: PairedComparison, significance: float) -> str:

@@ -20,7 +20,7 @@ def live(version: int = 3) -> Champion:
 
 
 def test_a_tie_with_the_base_on_a_first_onboarding_serves_the_fine_tuned_model():
-    contest = Contest("base", RIGHT_720, RIGHT_720, "held-out")
+    contest = Contest("base", RIGHT_720, RIGHT_720)
     gate = judge(
         ModelKind.CLASSIFIER, classifier_metrics(0.9875, 0.9875), contest, SETTINGS, None, True
     )
@@ -37,7 +37,7 @@ def test_a_significant_loss_to_the_base_serves_the_base_model():
     gate = judge(
         ModelKind.CLASSIFIER,
         classifier_metrics(1.0, 0.8),
-        Contest("base", base, tuned, "held-out"),
+        Contest("base", base, tuned),
         SETTINGS,
         None,
         True,
@@ -55,7 +55,7 @@ def test_nothing_is_served_when_no_candidate_reaches_the_minimum():
     gate = judge(
         ModelKind.CLASSIFIER,
         classifier_metrics(0.9, 0.9),
-        Contest("base", scores, scores, "held-out"),
+        Contest("base", scores, scores),
         settings,
         None,
         True,
@@ -71,7 +71,7 @@ def test_a_retrain_worse_than_the_live_version_by_more_than_chance_keeps_the_liv
     gate = judge(
         ModelKind.CLASSIFIER,
         classifier_metrics(0.97, 0.95),
-        Contest("v3", champion, challenger, "evidence"),
+        Contest("v3", champion, challenger),
         SETTINGS,
         live(3),
         True,
@@ -85,7 +85,7 @@ def test_a_retrain_worse_than_the_live_version_by_more_than_chance_keeps_the_liv
 def test_a_small_loss_within_chance_is_a_tie_that_newer_data_wins():
     champion = [1.0] * 300
     challenger = [0.0] * 2 + [1.0] * 298
-    contest = Contest("v3", champion, challenger, "evidence")
+    contest = Contest("v3", champion, challenger)
     metrics = classifier_metrics(0.97, 0.97)
     newer = judge(ModelKind.CLASSIFIER, metrics, contest, SETTINGS, live(3), True)
     assert newer.decision == GateDecision.CHALLENGER
@@ -97,7 +97,7 @@ def test_a_small_loss_within_chance_is_a_tie_that_newer_data_wins():
 def test_the_significance_is_a_setting():
     champion = [1.0] * 300
     challenger = [0.0] * 5 + [1.0] * 295  # McNemar p = 1/32 for the loss
-    contest = Contest("v3", champion, challenger, "evidence")
+    contest = Contest("v3", champion, challenger)
     metrics = classifier_metrics(0.97, 0.97)
     at_5 = judge(ModelKind.CLASSIFIER, metrics, contest, SETTINGS, live(3), True)
     strict = TrainingSettings(gate_significance=0.01)
@@ -111,7 +111,7 @@ def test_a_better_challenger_is_served_even_on_the_same_data():
     gate = judge(
         ModelKind.CLASSIFIER,
         classifier_metrics(0.87, 1.0),
-        Contest("v3", champion, challenger, "evidence"),
+        Contest("v3", champion, challenger),
         SETTINGS,
         live(3),
         False,
@@ -127,7 +127,7 @@ def test_autocomplete_worse_than_unigram_is_still_served_when_it_reaches_its_min
         "unigram": {"next_word_accuracy": 0.4},
         "fine_tuned": {"next_word_accuracy": 80 / 300},
     }
-    contest = Contest("unigram", unigram, tuned, "held-out")
+    contest = Contest("unigram", unigram, tuned)
     gate = judge(ModelKind.AUTOCOMPLETE, metrics, contest, SETTINGS, None, True)
     assert gate.decision == GateDecision.CHALLENGER
     assert gate.comparison is not None and gate.comparison.test == "paired_bootstrap"
