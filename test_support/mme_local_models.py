@@ -1,7 +1,8 @@
 """Tiny Python-backend Triton models the mme_local tests build, tar and store.
 
-`doubler` answers OUTPUT0 = 2 * INPUT0. Options make it misbehave on purpose: raise at load,
-sleep in `execute` (to hold a request in flight), or hold extra memory (to exercise eviction).
+`doubler` answers OUTPUT0 = 2 * INPUT0. Options make it misbehave on purpose: raise or sleep at
+load (to hold a load in flight), sleep in `execute` (to hold a request in flight), or hold extra
+memory (to exercise eviction).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TritonPythonModel:
     def initialize(self, args):
         if {raise_at_load!r}:
             raise RuntimeError("this model refuses to load")
+        time.sleep({load_s!r})
         self.ballast = np.ones({ballast_bytes} // 8, dtype=np.float64)
 
     def execute(self, requests):
@@ -46,6 +48,7 @@ def model_files(
     name: str = "doubler",
     *,
     raise_at_load: bool = False,
+    load_s: float = 0.0,
     sleep_s: float = 0.0,
     ballast_mb: int = 0,
     factor: float = 2.0,
@@ -54,6 +57,7 @@ def model_files(
     """The files of a one-model Triton repository, keyed by their path in the tarball."""
     code = MODEL_PY.format(
         raise_at_load=raise_at_load,
+        load_s=load_s,
         ballast_bytes=ballast_mb * 1024 * 1024,
         sleep_s=sleep_s,
         factor=factor,

@@ -4,11 +4,16 @@ CreateEndpoint starts one in the background (the endpoint is Creating until its 
 DeleteEndpoint forgets it at once and stops its Triton once a start in progress has finished.
 Starts and stops of one endpoint run in the order they were asked for, one at a time, so a stop
 always finds what the start before it left, and a start never races one.
+
+An endpoint's models are unpacked under `endpoints/<name>/models/`; a stop deletes them, and
+the service sweeps at start-up what a crash (or a stop cut short) left of endpoints not running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ from mme_local.runtime import (
 
 ServerFactory = Callable[[str], ModelServer]
 StatusReport = Callable[[str, EndpointStatus, str | None], None]
+logger = logging.getLogger("mme_local")
 
 
 class RunningEndpoints:
@@ -122,6 +128,17 @@ class RunningEndpoints:
         stopping = self._in_order(name, runtime.stop())
         if not starting:
             await asyncio.shield(stopping)
+
+    def sweep_unpacked_models(self) -> list[Path]:
+        """Delete the unpacked models of every endpoint not running now; the folders deleted."""
+        swept = []
+        for models_dir in sorted((self.root / "endpoints").glob("*/models")):
+            if models_dir.parent.name not in self.runtimes:
+                shutil.rmtree(models_dir, ignore_errors=True)
+                swept.append(models_dir)
+        if swept:
+            logger.info("deleted unpacked models no running endpoint owns: %s", swept)
+        return swept
 
     async def shutdown(self) -> None:
         for name in list(self.runtimes):

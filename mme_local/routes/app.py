@@ -6,7 +6,9 @@
 - `GET /mme-local/endpoints/{name}` and `POST /mme-local/endpoints/{name}/unload`: the
   service's own routes (`local_routes.py`).
 
-Saved endpoints come back when the application starts; every endpoint stops when it ends.
+Saved endpoints come back when the application starts, after the models unpacked by an earlier
+run are deleted (none is loaded in a Triton that has just started); every endpoint stops when it
+ends.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mme_local.runtime import Metrics
 def service_app(control: ControlPlane, endpoints: RunningEndpoints, metrics: Metrics) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        endpoints.sweep_unpacked_models()
         await control.restore()
         try:
             yield

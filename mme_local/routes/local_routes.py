@@ -7,7 +7,8 @@ load timings and, per TargetModel loaded since it started, footprint and custome
 tarball was deleted stays cached on the instances until it is evicted. Offboarding a customer
 uses this route of the local endpoint so that nothing of the customer stays loaded here. The
 body is `{"prefix": "<customer>/"}`; the answer `{"endpoint", "prefix", "unloaded": [TargetModel
-keys]}`, once their unloads are done.
+keys]}`, once their unloads are done. Loads under the prefix in flight are withdrawn and listed
+too: once the answer is sent, nothing under the prefix is loaded, in Triton or unpacked on disk.
 """
 
 from __future__ import annotations

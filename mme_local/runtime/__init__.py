@@ -3,6 +3,7 @@
 endpoint_runtime.py  an endpoint's invoke path: single-flight loads, restarts, stop
 cold_load.py         one cold load: slot, download, unpack, memory reservation, Triton load
 endpoint_memory.py   the memory budget: readings, reservations, evictions
+prefix_unload.py     unloading a key prefix, loads in flight included
 memory_ledger.py     the bytes used, reserved and being freed
 model_cache.py       the loaded models in LRU order, changed in one critical section
 model_usage.py       per TargetModel footprint and customer traffic

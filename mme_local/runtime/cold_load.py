@@ -12,7 +12,10 @@ of the same model, fetched, admitted, loaded, done), so the wait of a cold reque
 apart: a slot, an unload, memory, or Triton itself.
 
 A load is given the parts of the endpoint it works with; of the endpoint itself it asks only
-what `LoadOwner` names: whether the model server it loaded on is still the endpoint's.
+what `LoadOwner` names: whether the model server it loaded on is still the endpoint's, and
+whether an unload of its prefix is in progress (then it stops at its next step, or unloads the
+model from Triton once loaded). A load that is not kept, for any reason (an error, no memory
+in time, an unload of its prefix, a restart), deletes its unpacked files.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class LoadOwner(Protocol):
 
     @property
     def stopped(self) -> bool: ...
+    def withdrawn(self, key: str) -> bool:
+        """Whether a load of `key` must not be kept: an unload of its prefix is in progress."""
+        ...
+
     def server_failure(self, error: TritonError) -> AwsError:
         """What callers get when the model server failed them."""
         ...
@@ -125,16 +132,35 @@ class ColdLoad:
             timeline.done = time.monotonic()
 
     async def _load(self, target: TargetModel, timeline: LoadTimeline) -> LoadedModel:
-        owner, memory = self.owner, self.memory
-        name, generation = target.triton_name, owner.generation
-        entry = LoadedModel(target)
+        name, generation = target.triton_name, self.owner.generation
         # An eviction of this very name still deleting its files finishes first.
-        await memory.unloaded(name)
+        await self.memory.unloaded(name)
         timeline.unload_waited = time.monotonic()
         model_root = self.models_dir / name
         try:
+            entry = await self._load_into_server(target, generation, timeline, model_root)
+        except BaseException:
+            # A load that is not kept, for whatever reason, leaves no unpacked files behind.
+            shutil.rmtree(model_root, ignore_errors=True)
+            raise
+        labels = {"endpoint": self.owner.name, "target_model": target.key}
+        for stage, metric in STAGE_METRICS.items():
+            self.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
+        timeline.footprint_bytes = entry.memory_bytes
+        await self.memory.enforce_budget(exclude={name})
+        return entry
+
+    async def _load_into_server(
+        self, target: TargetModel, generation: int, timeline: LoadTimeline, model_root: Path
+    ) -> LoadedModel:
+        """Fetch, admit and load the model, and add it to the cache; AwsError when it is not."""
+        memory, name = self.memory, target.triton_name
+        entry = LoadedModel(target)
+        try:
+            self._refuse_if_unwanted(target, generation)
             tarball_bytes = await self._fetch(entry, model_root)
             timeline.fetched = time.monotonic()
+            self._refuse_if_unwanted(target, generation)
 
             def estimate() -> int:
                 expected = self.usage.expected_footprint(target.key, tarball_bytes)
@@ -144,6 +170,7 @@ class ColdLoad:
             timeline.admitted = time.monotonic()
             timeline.reserved_bytes = memory.reserved_for(name)
             try:
+                self._refuse_if_unwanted(target, generation)
                 before = memory.reading
                 started = time.monotonic()
                 await self._load_with_retry(name, model_root / "model")
@@ -154,42 +181,48 @@ class ColdLoad:
                     after.pss_bytes - before.pss_bytes, 0
                 )
                 async with self.cache.changing():
-                    current = not owner.stopped and owner.generation == generation
-                    if current:
+                    refusal = self._refusal(target, generation)
+                    if refusal is None:
                         self.cache.add(entry)
                         self.usage.loaded(target.key, entry.memory_bytes, tarball_bytes)
                         memory.revise_reservations()
-                if not current:
-                    # Loaded on a server started after this load began: not in the cache, so
-                    # nothing could ever evict it; unload it.
+                if refusal is not None:
+                    # Not in the cache, so nothing could ever evict it: unload it now.
                     with contextlib.suppress(TritonError):
                         await self.server.unload(name)
-                    raise service_unavailable(
-                        f"endpoint {owner.name}: model server restarted while "
-                        f"TargetModel {target.key!r} loaded; retry"
-                    )
+                    raise refusal
             finally:
                 memory.release(name)
         except StoreError as error:
-            shutil.rmtree(model_root, ignore_errors=True)
             raise model_error(404, f"cannot download model data: {error}", target.key) from None
         except ModelArchiveError as error:
-            shutil.rmtree(model_root, ignore_errors=True)
             raise model_error(400, str(error), target.key) from None
         except OSError as error:
-            shutil.rmtree(model_root, ignore_errors=True)
             raise model_error(500, f"cannot store model data: {error}", target.key) from None
         except TritonError as error:
-            shutil.rmtree(model_root, ignore_errors=True)
             if error.status == 503 and not self.server.alive:
-                raise owner.server_failure(error) from None
+                raise self.owner.server_failure(error) from None
             raise model_error(error.status, error.message, target.key) from None
-        labels = {"endpoint": owner.name, "target_model": target.key}
-        for stage, metric in STAGE_METRICS.items():
-            self.metrics.observe_seconds(metric, entry.timings_s[stage], **labels)
-        timeline.footprint_bytes = entry.memory_bytes
-        await memory.enforce_budget(exclude={name})
         return entry
+
+    def _refusal(self, target: TargetModel, generation: int) -> AwsError | None:
+        """Why the load must not be kept: an unload of its prefix is in progress, or the model
+        server it began on has been restarted (or the endpoint stopped) since; None if kept."""
+        if self.owner.withdrawn(target.key):
+            return service_unavailable(
+                f"TargetModel {target.key!r} was unloaded while it loaded; retry"
+            )
+        if self.owner.stopped or self.owner.generation != generation:
+            return service_unavailable(
+                f"endpoint {self.owner.name}: model server restarted while "
+                f"TargetModel {target.key!r} loaded; retry"
+            )
+        return None
+
+    def _refuse_if_unwanted(self, target: TargetModel, generation: int) -> None:
+        refusal = self._refusal(target, generation)
+        if refusal is not None:
+            raise refusal
 
     async def _fetch(self, entry: LoadedModel, model_root: Path) -> int:
         """Download and unpack the TargetModel into `model_root/model`; the tarball's size."""

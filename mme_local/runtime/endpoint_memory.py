@@ -208,13 +208,16 @@ class EndpointMemory:
         """Unload every loaded TargetModel whose key starts with `prefix`; their keys, sorted.
 
         The models leave the cache inside its change lock, so no caller is handed one afterwards;
-        Triton finishes requests already running on a model before it unloads it.
+        Triton finishes requests already running on a model before it unloads it. Evictions
+        already in progress, which may be of models under `prefix`, are waited for too.
         """
         async with self.cache.changing():
             victims = [
                 entry for entry in self.cache.models() if entry.target.key.startswith(prefix)
             ]
-            unloads = [self._start_eviction(victim) for victim in victims]
+            for victim in victims:
+                self._start_eviction(victim)
+            unloads = list(self._unloads.values())
         for unload in unloads:
             await asyncio.shield(unload)
         return sorted(victim.target.key for victim in victims)
@@ -225,10 +228,15 @@ class EndpointMemory:
         if unload is not None:
             await asyncio.shield(unload)
 
-    def forget(self) -> None:
-        """The server restarted: what it had loaded, and its memory, are gone."""
+    def forget(self, dropped: Collection[str]) -> None:
+        """The server restarted: what it had loaded, and its memory, are gone; the unpacked
+        files of `dropped` (models it had loaded) are deleted, and a load of one waits for that.
+        """
         self.ledger.unloading.clear()
         self.ledger.reading = ServerMemory(time.monotonic(), 0, 0)
+        for name in dropped:
+            if name not in self._unloads:
+                self._unloads[name] = asyncio.create_task(self._delete_files(name))
         self.changed.notify()
 
     def cancel(self) -> None:
@@ -266,9 +274,18 @@ class EndpointMemory:
                 await self.refresh()
         finally:
             self.ledger.unloading.pop(victim.name, None)
-            if self._unloads.get(victim.name) is asyncio.current_task():
-                del self._unloads[victim.name]
-            self.changed.notify()
+            self._unload_done(victim.name)
+
+    async def _delete_files(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(shutil.rmtree, self.models_dir / name, ignore_errors=True)
+        finally:
+            self._unload_done(name)
+
+    def _unload_done(self, name: str) -> None:
+        if self._unloads.get(name) is asyncio.current_task():
+            del self._unloads[name]
+        self.changed.notify()
 
 
 def _retrieve_exception(task: asyncio.Task[ServerMemory]) -> None:

@@ -10,13 +10,16 @@ through the cache's short critical section; no lock is held while a model downlo
 unloads. A model with requests in flight is never evicted. If Triton dies it is restarted and
 callers get a retryable 503 meanwhile; a load that outlived the server it started on is not
 kept. Once the endpoint is stopped (deleted), its callers, including those waiting on a load,
-get the AWS error for an endpoint that does not exist.
+get the AWS error for an endpoint that does not exist. A model's unpacked folder lives as long
+as the model is loaded or loading: an eviction, an unload, a load not kept, a restart of the
+server and a stop of the endpoint each delete the folders of the models they drop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,6 +44,7 @@ from mme_local.runtime.model_cache import LoadedModel, ModelCache
 from mme_local.runtime.model_server import ModelServer
 from mme_local.runtime.model_source import ModelSource
 from mme_local.runtime.model_usage import ModelUsage
+from mme_local.runtime.prefix_unload import PrefixUnloads
 from mme_local.runtime.target_model import TargetModel
 
 WATCH_INTERVAL_S = 0.5
@@ -61,7 +65,8 @@ class EndpointRuntime:
         self.source = ModelSource(store, policy.limits.max_extracted_bytes)
         self.cache = ModelCache()
         self.usage = ModelUsage()
-        self._loads: dict[str, asyncio.Task[LoadedModel]] = {}
+        self._loads: dict[TargetModel, asyncio.Task[LoadedModel]] = {}
+        self.prefix_unloads = PrefixUnloads()
         # Callers waiting for a model's load: once it is done, it is theirs before any eviction.
         self._waiting: Counter[str] = Counter()
         self.memory = EndpointMemory(
@@ -106,7 +111,11 @@ class EndpointRuntime:
 
     def loading(self, name: str) -> bool:
         """Whether a load of the Triton model `name` is in flight."""
-        return name in self._loads
+        return any(target.triton_name == name for target in self._loads)
+
+    def withdrawn(self, key: str) -> bool:
+        """Whether a load of `key` must not be kept: an unload of its prefix is in progress."""
+        return self.prefix_unloads.withdrawn(key)
 
     async def start(self) -> None:
         """Start Triton; the endpoint is InService once this returns."""
@@ -130,15 +139,17 @@ class EndpointRuntime:
         self._watcher = self._restart = None
 
     async def stop(self) -> None:
+        """Take the server down and delete every model unpacked for it."""
         self.close()
         async with self.cache.changing():
             self.cache.clear()
         await self.server.stop()
+        await asyncio.to_thread(shutil.rmtree, self.models_dir, ignore_errors=True)
 
     async def unload_prefix(self, prefix: str) -> list[str]:
-        """Unload the loaded TargetModels whose keys start with `prefix` (an offboarded
-        customer's); their keys."""
-        return await self.memory.evict_prefix(prefix)
+        """Unload the TargetModels whose keys start with `prefix` (an offboarded customer's),
+        loads in flight included (`prefix_unload.py`); their keys."""
+        return await self.prefix_unloads.unload(prefix, self.memory.evict_prefix, self._loads)
 
     async def invoke(
         self, target: TargetModel, body: bytes, content_type: str, customer_traffic: bool = True
@@ -180,11 +191,15 @@ class EndpointRuntime:
         for _ in range(3):
             if entry is not None:
                 return entry
-            task = self._loads.get(name)
+            task = self._loads.get(target)
             if task is None:
+                if self.withdrawn(target.key):
+                    raise service_unavailable(
+                        f"TargetModel {target.key!r} is being unloaded; retry"
+                    )
                 task = asyncio.create_task(self.cold.load(target))
-                self._loads[name] = task
-                task.add_done_callback(lambda done, n=name: self._load_finished(n, done))
+                self._loads[target] = task
+                task.add_done_callback(lambda done, t=target: self._load_finished(t, done))
             remaining = self.policy.load_wait_s - (time.monotonic() - started)
             self._waiting[name] += 1
             try:
@@ -221,11 +236,11 @@ class EndpointRuntime:
         return current == entry.sha256
 
     def _protected(self) -> set[str]:
-        return {*self._loads, *self._waiting}
+        return {*(target.triton_name for target in self._loads), *self._waiting}
 
-    def _load_finished(self, name: str, task: asyncio.Task[LoadedModel]) -> None:
-        if self._loads.get(name) is task:
-            del self._loads[name]
+    def _load_finished(self, target: TargetModel, task: asyncio.Task[LoadedModel]) -> None:
+        if self._loads.get(target) is task:
+            del self._loads[target]
         # Callers that gave up (429) never read a failed load's error; read it here.
         if not task.cancelled():
             task.exception()
@@ -264,13 +279,18 @@ class EndpointRuntime:
             self._restart = asyncio.create_task(self._restart_server())
 
     async def _restart_server(self) -> None:
-        """Triton died: forget what it had loaded and start a fresh one; loads come on demand."""
+        """Triton died: forget what it had loaded, and delete its files, and start a fresh one;
+        loads come on demand."""
         self.metrics.add("TritonRestarts", endpoint=self.name)
         while True:
             self.generation += 1  # loads in flight on the dead server are not kept
             async with self.cache.changing():
+                # A model being reloaded (its key holds new bytes) is the load's to clean up.
+                dropped = [
+                    entry.name for entry in self.cache.models() if entry.target not in self._loads
+                ]
                 self.cache.clear()
-                self.memory.forget()
+                self.memory.forget(dropped)
             with contextlib.suppress(Exception):
                 await self.server.stop()
                 await self.server.start()
