@@ -40,8 +40,10 @@ def run_rollback(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)
     store = open_store(settings.store, settings)
     sagemaker = settings.sagemaker
-    with customer_lock(store, args.customer, sagemaker.lock_wait_s, sagemaker.lock_stale_s):
-        manifest = rollback(store, args.customer, args.kind)
+    with customer_lock(
+        store, args.customer, sagemaker.lock_wait_s, sagemaker.lock_stale_s
+    ) as lease:
+        manifest = rollback(store, args.customer, args.kind, lease.fence)
     entry = manifest.models[args.kind]
     print(
         f"{args.customer} {args.kind} now serves v{entry.version}: "

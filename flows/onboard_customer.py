@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.flow_settings import flow_settings
-from mme_factory.manifest import read_manifest
+from mme_factory.manifest import read_manifest, refuse_if_offboarded
 from mme_factory.model_kinds import ModelKind
 from mme_factory.records import GateDecision
 from mme_factory.settings import Settings
@@ -18,6 +17,7 @@ from mme_factory.store import open_store
 from tasks.deployment import (
     assign_version_task,
     customer_lock,
+    discard_if_offboarded,
     export_dir_for,
     keep_gate_evidence,
     manifest_entries,
@@ -43,42 +43,46 @@ def onboard_customer(
     settings_file: str | None = None,
     overrides: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Onboard one customer: every model kind its data supports, from data to a promoted model."""
+    """Onboard one customer: every model kind its data supports, from data to a promoted model.
+
+    An offboarded customer is refused before any work, and again under the customer lock after
+    training (it may have been offboarded meanwhile): nothing of the run is left then.
+    """
     settings = flow_settings(settings_file, overrides)
-    started_at = datetime.now(UTC)
+    store = open_store(settings.store, settings)
+    refuse_if_offboarded(store, customer_id)
     fingerprints = training_fingerprints_task(data_uri, settings, kinds)
     training = train_customer(
         customer_id, data_uri, settings, kinds, test_data, PREFECT_STEPS, fingerprints
     )
 
     run = training.run
-    if not training.exported:
-        return champions_kept(customer_id, training, settings)
     registrations = []
-    with customer_lock(
-        open_store(settings.store, settings),
-        customer_id,
-        settings.sagemaker.lock_wait_s,
-        settings.sagemaker.lock_stale_s,
-    ):
-        withdraw_unpromoted_task(settings, customer_id)
+    sagemaker = settings.sagemaker
+    with customer_lock(store, customer_id, sagemaker.lock_wait_s, sagemaker.lock_stale_s) as lease:
+        discard_if_offboarded(store, customer_id, Path(run.path))
+        if not training.exported:
+            return champions_kept(customer_id, training, settings)
+        withdraw_unpromoted_task(settings, customer_id, lease.fence)
         version = assign_version_task(settings, customer_id)
         packages = package_triton_task(Path(run.path), settings, version=f"v{version}")
         try:
             for package in packages.packages:
+                lease.ensure_held()
                 registrations.append(register_mme_task(package, version, settings))
             smoke = [
                 smoke_inference_task(r, export_dir_for(run, r), smoke_inputs_for(run, r), settings)
                 for r in registrations
             ]
             report_smoke_results(smoke)
+            lease.ensure_held()
             evidence = keep_gate_evidence(registrations, run, settings)
             manifest = promote_task(
                 settings,
                 customer_id,
                 manifest_entries(registrations, smoke, run, evidence),
                 fingerprints,
-                started_at,
+                lease.fence,
             )
         except Exception:
             withdraw_uploads(registrations, settings)

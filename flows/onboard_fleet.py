@@ -37,7 +37,7 @@ def onboard_fleet(
     settings unless `force`; fail if any customer failed."""
     settings = flow_settings(settings_file, overrides)
     fleet = fleet_customers_task(customers, data_prefix, settings)
-    checks = check_fleet_task(fleet, settings, kinds, force, discovered=not customers)
+    checks = check_fleet_task(fleet, settings, kinds, force)
     results = onboard_customers_task(
         checks,
         settings,

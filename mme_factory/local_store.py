@@ -100,6 +100,18 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def clock(self) -> float:
+        """The file system's time now: the modification time of a file written for it."""
+        probe = self.root / f".clock.{uuid.uuid4().hex}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            return probe.stat().st_mtime
+        except OSError as error:
+            raise StoreError(f"cannot read the time of {self.uri()}: {error}") from None
+        finally:
+            probe.unlink(missing_ok=True)
+
     def read_versioned(self, key: str) -> VersionedObject | None:
         try:
             with self._path(key).open("rb") as handle:

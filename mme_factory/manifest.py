@@ -2,8 +2,8 @@
 
 The pipeline's promote step writes them; warm-up, the planner and `invoke` read them here.
 Offboarding replaces a manifest with a tombstone (`mme_factory.records.Tombstone`): the serving
-path refuses the customer, warm-up skips it, and a later onboarding replaces it and numbers its
-versions after `highest_version`.
+path refuses the customer, warm-up skips it, onboarding refuses it; only `reinstate` replaces
+it, and versions are then numbered after `highest_version`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class CustomerOffboarded(MmeFactoryError):
     def __init__(self, customer: str, offboarded_at: str) -> None:
         super().__init__(
             f"customer {customer} was offboarded at {offboarded_at}: its models are no longer "
-            "served; onboard the customer again to serve it"
+            f"served and it cannot be onboarded; `mme-factory reinstate --customer {customer}` "
+            "lets it be onboarded again"
         )
         self.customer, self.offboarded_at = customer, offboarded_at
 
@@ -161,6 +162,38 @@ def read_tombstone(store: ArtifactStore, customer: str) -> Tombstone | None:
     except ManifestError as error:
         raise ManifestError(f"{store.uri(key)} is an unreadable manifest: {error}") from None
     return document if isinstance(document, Tombstone) else None
+
+
+def refuse_if_offboarded(store: ArtifactStore, customer: str) -> None:
+    """Raise CustomerOffboarded when the customer's manifest key holds a tombstone."""
+    found = read_tombstone(store, customer)
+    if found is not None:
+        raise CustomerOffboarded(customer, found.offboarded_at or "an unknown time")
+
+
+def read_document_versioned(
+    store: ArtifactStore, customer: str
+) -> tuple[CustomerManifest | Tombstone | None, str | None]:
+    """The manifest or tombstone at the customer's key and its version tag; (None, None) when
+    there is neither."""
+    key = manifest_key(customer)
+    found = store.read_versioned(key)
+    if found is None:
+        return None, None
+    try:
+        return parse_document(found.data, customer), found.tag
+    except ManifestError as error:
+        raise ManifestError(f"{store.uri(key)} is an unreadable manifest: {error}") from None
+
+
+def written_fence(store: ArtifactStore, customer: str) -> int:
+    """The lock generation the customer's manifest or tombstone was last written under; 0 when
+    there is neither, or it is unreadable (its next write is refused anyway)."""
+    try:
+        document, _ = read_document_versioned(store, customer)
+    except ManifestError:
+        return 0
+    return (document.fence or 0) if document is not None else 0
 
 
 def _empty_manifest(customer: str) -> CustomerManifest:

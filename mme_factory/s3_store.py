@@ -4,13 +4,20 @@ Conditional changes are S3's conditional requests: PutObject with If-None-Match 
 If-Match (replace), DeleteObject with If-Match. S3 answers 412 PreconditionFailed when another
 writer changed the object first, and 409 ConditionalRequestConflict when a concurrent write of
 the key was in flight: the request is repeated, as S3 asks.
+
+botocore repeats a request whose answer was lost; when the first one landed, the repeat of a
+conditional put is answered 412 although the object is the one just written. So every
+conditional put carries a write id in the object's metadata, and a 412 is read as success when
+the object holds that id.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ from mme_factory.store_protocol import KeyMissing, StoreUnavailable, VersionedOb
 TRANSIENT_BOTOCORE = (BotoConnectionError, HTTPClientError, IncompleteReadError)
 TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503"}
 CONFLICT_RETRIES = 5
+WRITE_ID = "write-id"  # user metadata: which conditional put wrote the object
 
 
 class _PreconditionFailed(StoreError):
@@ -152,6 +160,14 @@ class S3Store:
         data = self._read_body(key, response)
         return VersionedObject(data, response["ETag"], response["LastModified"].timestamp())
 
+    def clock(self) -> float:
+        """S3's time now, from the Date of its answer to a HEAD of the bucket."""
+        answer = self._call("inspect", "", self.client.head_bucket)
+        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if not date:
+            raise StoreError(f"{self.uri()} answered without a Date header")
+        return parsedate_to_datetime(date).timestamp()
+
     def _conditional(self, what: str, key: str, operation: Any, **kwargs: Any) -> Any | None:
         """The call's answer, or None when its condition failed (or the key is gone)."""
         for attempt in range(CONFLICT_RETRIES):
@@ -165,15 +181,30 @@ class S3Store:
                 time.sleep(0.05 * 2**attempt)
         return None
 
-    def create_exclusive(self, key: str, data: bytes) -> str | None:
+    def _conditional_put(self, what: str, key: str, data: bytes, **condition: str) -> str | None:
+        """The new ETag, or None when the condition failed on another writer's object."""
+        write_id = uuid.uuid4().hex
         answer = self._conditional(
-            "create", key, self.client.put_object, Body=data, IfNoneMatch="*"
+            what, key, self.client.put_object, Body=data, Metadata={WRITE_ID: write_id}, **condition
         )
-        return None if answer is None else answer["ETag"]
+        if answer is not None:
+            return str(answer["ETag"])
+        return self._etag_if_written_by(key, write_id)
+
+    def _etag_if_written_by(self, key: str, write_id: str) -> str | None:
+        try:
+            head = self._call("inspect", key, self.client.head_object, Key=self._key(key))
+        except KeyMissing:
+            return None
+        if head.get("Metadata", {}).get(WRITE_ID) == write_id:
+            return str(head["ETag"])
+        return None
+
+    def create_exclusive(self, key: str, data: bytes) -> str | None:
+        return self._conditional_put("create", key, data, IfNoneMatch="*")
 
     def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
-        answer = self._conditional("replace", key, self.client.put_object, Body=data, IfMatch=tag)
-        return None if answer is None else answer["ETag"]
+        return self._conditional_put("replace", key, data, IfMatch=tag)
 
     def delete_if(self, key: str, tag: str) -> bool:
         answer = self._conditional("delete", key, self.client.delete_object, IfMatch=tag)

@@ -56,6 +56,7 @@ class CustomerManifest(JsonRecord):
     history: dict[str, list[ManifestEntry]] = Field(default_factory=dict)
     retired: dict[str, list[ManifestEntry]] = Field(default_factory=dict)
     updated_at: str | None = None
+    fence: int | None = None  # the lock generation of the run that wrote it
 
     def named_entries(self) -> list[ManifestEntry]:
         """Every entry it names: current, in a kind's history, or retired by a rollback."""

@@ -1,7 +1,8 @@
 """What replaces an offboarded customer's manifest at `registry/<customer>.json`.
 
-The serving path refuses the customer, warm-up skips it, and a later onboarding replaces it
-and numbers its versions after `highest_version`.
+The serving path refuses the customer, warm-up skips it and onboarding refuses it, until a
+person reinstates the customer (`mme-factory reinstate`); its versions are then numbered after
+`highest_version`.
 """
 
 from __future__ import annotations
@@ -20,3 +21,4 @@ class Tombstone(JsonRecord):
     offboarded: Literal[True] = True
     offboarded_at: str | None = None
     highest_version: int = Field(strict=True)  # the highest version the customer ever had
+    fence: int | None = None  # the lock generation of the run that wrote it

@@ -3,7 +3,11 @@ promote), `warmup` (keep what fits warm) and `offboard` (remove a customer); the
 version numbers are shared by all three."""
 
 from tasks.deployment.customer_lock import customer_lock
-from tasks.deployment.offboard import offboard_customer, offboard_customer_task
+from tasks.deployment.offboard import (
+    discard_if_offboarded,
+    offboard_customer,
+    offboard_customer_task,
+)
 from tasks.deployment.publish import (
     Registration,
     SmokeResult,
@@ -36,6 +40,7 @@ __all__ = [
     "WarmupStatus",
     "assign_version_task",
     "customer_lock",
+    "discard_if_offboarded",
     "export_dir_for",
     "keep_gate_evidence",
     "manifest_entries",

@@ -1,11 +1,17 @@
 """The customer lock (`registry/{customer}.lock`): one run at a time changes a customer.
 
-The lock is a lease with an owner token. Its holder renews it from a heartbeat thread for as
-long as it works and deletes it only while it still holds the version it last wrote. A lock
-that has not been written for the stale limit (its run died, or crashed before writing it)
-is taken over with a conditional replace: of several waiters that saw the same stale version,
-exactly one gets the lock. Every change is conditional on the version last seen, so no run
-removes or overwrites another's lock.
+The lock is a lease with an owner token and a generation, one above any earlier holder's. Its
+holder renews it from a heartbeat thread for as long as it works and deletes it only while it
+still holds the version it last wrote. A lock that has not been written for the stale limit
+(its run died, or stalled) is taken over with a conditional replace: of several waiters that
+saw the same stale version, exactly one gets the lock. Staleness is judged by the store's own
+clock (the lock's modification time against the store's time now), never the waiter's, so a
+skewed host cannot take a live lock. Every change is conditional on the version last seen, so
+no run removes or overwrites another's lock.
+
+A run that took a lock over raises the manifest's fence to its generation before anything
+else (`fenced_manifest`), so the run it replaced, should it wake, can write nothing more; the
+heartbeat records the loss and `ensure_held` stops the holder's remaining work.
 """
 
 from __future__ import annotations
@@ -17,16 +23,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from mme_factory.errors import StoreError
-from mme_factory.manifest import ManifestError
+from mme_factory.lease_fence import Fence, LeaseLost, lock_generation, parse_lock
+from mme_factory.manifest import ManifestError, written_fence
 from mme_factory.naming import lock_key
 from mme_factory.settings.sagemaker import SageMakerSettings
 from mme_factory.store import ArtifactStore, StoreUnavailable, VersionedObject
+from tasks.deployment.fenced_manifest import raise_fence
 
 RENEWALS_PER_STALE_LIMIT = 4
 RELEASE_ATTEMPTS = 3
@@ -37,10 +45,16 @@ logger = logging.getLogger("mme_factory.lock")
 class Lease:
     """One run's hold on one lock key."""
 
-    def __init__(self, store: ArtifactStore, key: str, stale_s: float) -> None:
+    def __init__(
+        self, store: ArtifactStore, key: str, stale_s: float, floor: Callable[[], int]
+    ) -> None:
+        """`floor`: the highest generation any earlier holder is known to have had."""
         self.store, self.key, self.stale_s = store, key, stale_s
         self.token = uuid.uuid4().hex
         self.since = datetime.now(UTC).isoformat(timespec="seconds")
+        self.floor = floor
+        self.generation = 0
+        self.took_over = False  # from a holder that may still be running
         self.tag: str | None = None
         self.lost = ""  # why the lease was lost while held
         self.holder: dict[str, Any] | None = None  # the other run's record, while waiting
@@ -52,12 +66,18 @@ class Lease:
     def _record(self) -> bytes:
         renewed = datetime.now(UTC).isoformat(timespec="seconds")
         return json.dumps(
-            {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid()}
+            {"owner": self.token, "generation": self.generation}
+            | {"host": socket.gethostname(), "pid": os.getpid()}
             | {"since": self.since, "renewed_at": renewed}
         ).encode()
 
+    @property
+    def fence(self) -> Fence:
+        return Fence(self.key, self.token, self.generation)
+
     def try_take(self) -> bool:
         """Create the lock, or take it over when it is stale; False while another run holds it."""
+        self.generation = self.floor() + 1
         self.tag = self.store.create_exclusive(self.key, self._record())
         if self.tag is not None:
             return True
@@ -66,17 +86,25 @@ class Lease:
             return False  # released meanwhile: the next attempt creates it
         if self._is_ours(current):
             return True
-        self.holder = _parse(current.data)
-        if time.time() - current.modified > self.stale_s:
+        self.holder = parse_lock(current.data)
+        if self.store.clock() - current.modified > self.stale_s:
+            self.generation = max(self.floor(), lock_generation(self.holder)) + 1
             self.tag = self.store.replace_if(self.key, self._record(), current.tag)
+            self.took_over = self.tag is not None
         return self.tag is not None
 
     def _is_ours(self, current: VersionedObject) -> bool:
         """An earlier write of ours that went through although its answer was lost."""
-        if _parse(current.data).get("owner") == self.token:
-            self.tag = current.tag
+        record = parse_lock(current.data)
+        if record.get("owner") == self.token:
+            self.tag, self.generation = current.tag, lock_generation(record)
             return True
         return False
+
+    def ensure_held(self) -> None:
+        """Raise LeaseLost once the heartbeat found the lock taken over: stop the run's work."""
+        if self.lost:
+            raise LeaseLost(f"{self.store.uri(self.key)}: {self.lost}; nothing more was done")
 
     def start_renewing(self) -> None:
         self._renewed = time.monotonic()
@@ -132,23 +160,19 @@ class Lease:
             logger.warning("%s stays until it is stale", self.store.uri(self.key))
 
 
-def _parse(data: bytes) -> dict[str, Any]:
-    try:
-        record = json.loads(data)
-    except (ValueError, RecursionError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 @contextmanager
 def customer_lock(
     store: ArtifactStore,
     customer: str,
     wait_s: float,
     stale_s: float = SageMakerSettings.model_fields["lock_stale_s"].default,
-) -> Iterator[None]:
-    """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it."""
-    lease = Lease(store, lock_key(customer), stale_s)
+) -> Iterator[Lease]:
+    """Hold `registry/{customer}.lock`; wait up to `wait_s` for another run to release it.
+
+    Yields the lease: its `fence` goes with every manifest write, and `ensure_held` between
+    steps stops a run that lost the lock.
+    """
+    lease = Lease(store, lock_key(customer), stale_s, lambda: written_fence(store, customer))
     deadline = time.monotonic() + wait_s
     unavailable: StoreUnavailable | None = None
     while True:
@@ -172,7 +196,9 @@ def customer_lock(
     lease.start_renewing()
     failed = True
     try:
-        yield
+        if lease.took_over:
+            raise_fence(store, customer, lease.fence)
+        yield lease
         failed = False
     finally:
         lease.release()

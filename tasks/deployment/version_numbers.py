@@ -78,5 +78,25 @@ def assign_version(store: ArtifactStore, settings: Settings, customer: str) -> i
     )
 
 
+def keep_highest(store: ArtifactStore, customer: str, highest: int) -> None:
+    """Record that versions up to `highest` were used, unless the record already says more."""
+    key = version_record_key(customer)
+    for _ in range(ASSIGN_ATTEMPTS):
+        found = store.read_versioned(key)
+        if recorded_highest(store, key, found) >= highest:
+            return
+        record = {"customer": customer, "highest": highest, "assigned_at": _now()}
+        data = json.dumps(record).encode() + b"\n"
+        if found is None:
+            written = store.create_exclusive(key, data)
+        else:
+            written = store.replace_if(key, data, found.tag)
+        if written is not None:
+            return
+    raise ManifestError(
+        f"{store.uri(key)} was changed by other runs {ASSIGN_ATTEMPTS} times in a row; run again"
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()

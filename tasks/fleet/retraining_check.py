@@ -1,5 +1,7 @@
 """Whether a customer needs training again: compare its data and settings with the manifest.
 
+An offboarded customer is skipped, whatever else (`force` included), until it is reinstated.
+
 A customer is skipped when every kind it would train has a promoted version whose training
 fingerprint equals the one its data, settings and inference code give now. The check hashes
 the data files and reads the manifest: no model is loaded, so a whole fleet takes seconds.
@@ -15,7 +17,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.errors import MmeFactoryError
-from mme_factory.manifest import CustomerOffboarded, promoted_fingerprint, read_manifest
+from mme_factory.manifest import (
+    CustomerOffboarded,
+    promoted_fingerprint,
+    read_manifest,
+    refuse_if_offboarded,
+)
 from mme_factory.model_kinds import ModelKind
 from mme_factory.naming import check_customer_id
 from mme_factory.records import CustomerManifest, TrainingFingerprint
@@ -89,12 +96,13 @@ def check_customer(
     settings: Settings,
     kinds: list[ModelKind] | None,
     force: bool,
-    discovered: bool,
 ) -> RetrainingCheck:
     """Retrain, skip, or fail with the reason; never raises for one customer's problem."""
     trained: tuple[str, ...] = ()
     try:
         check_customer_id(customer.customer_id)
+        store = open_store(settings.store, settings)
+        refuse_if_offboarded(store, customer.customer_id)
         current = training_fingerprints(customer.data_uri, settings, kinds)
         trained = tuple(current)
         if force:
@@ -105,18 +113,13 @@ def check_customer(
             return RetrainingCheck(
                 customer, RetrainingDecision.RETRAIN, "no data files of any kind", trained
             )
-        store = open_store(settings.store, settings)
         manifest = read_manifest(store, customer.customer_id)
     except CustomerOffboarded as gone:
-        if discovered:
-            return RetrainingCheck(
-                customer,
-                RetrainingDecision.SKIP,
-                f"offboarded at {gone.offboarded_at}; name it in a customers list to onboard "
-                "it again",
-            )
         return RetrainingCheck(
-            customer, RetrainingDecision.RETRAIN, f"offboarded at {gone.offboarded_at}", trained
+            customer,
+            RetrainingDecision.SKIP,
+            f"offboarded at {gone.offboarded_at}; `mme-factory reinstate --customer "
+            f"{customer.customer_id}` lets it be onboarded again",
         )
     except (MmeFactoryError, ValueError) as error:
         return RetrainingCheck(
@@ -136,13 +139,10 @@ def check_fleet(
     settings: Settings,
     kinds: list[ModelKind] | None = None,
     force: bool = False,
-    discovered: bool = False,
 ) -> list[RetrainingCheck]:
     """Check every customer, several at once: each check waits on the store, not the CPU."""
     with ThreadPoolExecutor(settings.fleet.check_concurrency) as pool:
-        return list(
-            pool.map(lambda c: check_customer(c, settings, kinds, force, discovered), customers)
-        )
+        return list(pool.map(lambda c: check_customer(c, settings, kinds, force), customers))
 
 
 @task(name="check-retraining", cache_policy=NO_CACHE)
@@ -151,10 +151,9 @@ def check_fleet_task(
     settings: Settings,
     kinds: list[ModelKind] | None = None,
     force: bool = False,
-    discovered: bool = False,
 ) -> list[RetrainingCheck]:
     """Decide, per customer, whether onboarding it again would change anything."""
-    checks = check_fleet(customers, settings, kinds, force, discovered)
+    checks = check_fleet(customers, settings, kinds, force)
     for check in checks:
         print(f"{check.customer.customer_id}: {check.verdict}: {check.reason}")
     return checks

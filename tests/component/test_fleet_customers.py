@@ -161,17 +161,18 @@ def test_changed_settings_and_new_kinds_are_retrained(fleet, settings, tmp_path)
     }
 
 
-def test_an_offboarded_customer_is_skipped_when_found_under_the_prefix(fleet, settings):
+def test_an_offboarded_customer_is_skipped_even_when_forced(fleet, settings):
+    """A tombstone is read before anything else: `force` never brings a customer back."""
     _, customers = fleet
     store = open_store(settings.store, settings)
     offboarded = Tombstone(
         customer="acme", offboarded_at="2026-01-05T03:00:00+00:00", highest_version=3
     )
     store.write_bytes(manifest_key("acme"), offboarded.to_json().encode())
-    found = check_fleet(customers[:1], settings, CLASSIFIER, discovered=True)
-    assert verdicts(found)["acme"].startswith("skip: offboarded at 2026-01-05T03:00:00+00:00")
-    named = check_fleet(customers[:1], settings, CLASSIFIER, discovered=False)
-    assert verdicts(named)["acme"] == "retrain: offboarded at 2026-01-05T03:00:00+00:00"
+    for force in (False, True):
+        found = verdicts(check_fleet(customers[:1], settings, CLASSIFIER, force=force))
+        assert found["acme"].startswith("skip: offboarded at 2026-01-05T03:00:00+00:00"), found
+        assert "mme-factory reinstate --customer acme" in found["acme"]
 
 
 def test_an_invalid_customer_fails_its_check_only(fleet, settings):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
 from tasks.deployment.customer_lock import customer_lock
 from tasks.deployment.offboard.offboard_customer import UnknownCustomer, offboard_customer
+from tasks.deployment.offboard.reinstate import NotOffboarded, reinstate_customer
 from tasks.deployment.publish.promote import promote
 from tasks.deployment.version_numbers import assign_version
 from test_support.moto_aws import SAGEMAKER, ensure_bucket, moto_settings
@@ -89,7 +89,8 @@ def onboarded(settings: Settings) -> ArtifactStore:
         store.write_bytes(f"customers/acme/{name}", b"data")
     store.write_bytes("mme/off-mme-classifier/globex/classifier/v1.tar.gz", b"theirs")
     store.write_bytes("customers/globex/intents.csv", b"theirs")
-    promote(store, "globex", {"classifier": entry(1) | {"targets": {"classifier": "globex/x"}}})
+    globex = {"classifier": "globex/classifier/v1.tar.gz"}
+    promote(store, "globex", {"classifier": entry(1) | {"targets": globex}})
     write_run(settings, "acme", "run-1", store.uri("customers/acme"))
     write_run(settings, "acme", "run-2", store.uri("customers/acme"))
     write_run(settings, "globex", "run-1", store.uri("customers/globex"))
@@ -109,6 +110,7 @@ def test_offboarding_deletes_every_version_runs_reports_and_managed_data(setting
         "offboarded": True,
         "offboarded_at": report.offboarded_at,
         "highest_version": 4,
+        "fence": 1,  # the offboarding's lock generation: no earlier run may write after it
     }
     assert not (settings.runs_dir / "acme").exists()
     assert not list((settings.reports_dir / "validation").glob("run-2*"))
@@ -127,33 +129,36 @@ def test_offboarding_deletes_every_version_runs_reports_and_managed_data(setting
     assert (settings.runs_dir / "globex" / "run-1" / "run.json").is_file()
 
 
-def test_an_offboarded_customer_is_refused_skipped_and_numbered_after_its_highest(
+def test_an_offboarded_customer_is_refused_until_reinstated_then_numbered_after_its_highest(
     settings, onboarded
 ):
     offboard_customer(settings, "acme")
     with pytest.raises(CustomerOffboarded, match="customer acme was offboarded at"):
         read_manifest(onboarded, "acme")
-    with pytest.raises(CustomerOffboarded, match="onboard the customer again"):
+    with pytest.raises(CustomerOffboarded, match="reinstate --customer acme"):
         TargetResolver(onboarded).resolve("acme", "classifier")
     registry = read_registry(onboarded)
     assert [t.customer for t in registry.targets] == ["globex"] and not registry.unreadable
+
+    reinstated = reinstate_customer(settings, "acme")
+    assert reinstated.next_version == 5
+    assert read_manifest(onboarded, "acme").models == {}
     assert assign_version(onboarded, settings, "acme") == 5
+    onboarded.write_bytes("mme/off-mme-classifier/acme/classifier/v5.tar.gz", b"model")
     promote(onboarded, "acme", {"classifier": entry(5)})
     assert read_manifest(onboarded, "acme").models["classifier"].version == 5
+    with pytest.raises(NotOffboarded, match="customer acme is not offboarded"):
+        reinstate_customer(settings, "acme")
 
 
-def test_an_onboarding_running_when_its_customer_was_offboarded_promotes_nothing(
-    settings, onboarded
-):
-    started = datetime.now(UTC) - timedelta(seconds=5)
+def test_a_run_started_after_the_offboarding_promotes_nothing(settings, onboarded):
+    """A queued run starts after the offboarding: its start time no longer lets it through."""
     offboard_customer(settings, "acme")
-    with pytest.raises(CustomerOffboarded, match=r"while this onboarding .* was running"):
-        promote(onboarded, "acme", {"classifier": entry(5)}, started_at=started)
-    with pytest.raises(CustomerOffboarded):
-        read_manifest(onboarded, "acme")
-    later = datetime.now(UTC) + timedelta(seconds=1)
-    promote(onboarded, "acme", {"classifier": entry(5)}, started_at=later)
-    assert read_manifest(onboarded, "acme").models["classifier"].version == 5
+    tombstone = onboarded.read_bytes("registry/acme.json")
+    onboarded.write_bytes("mme/off-mme-classifier/acme/classifier/v5.tar.gz", b"model")
+    with pytest.raises(CustomerOffboarded, match="reinstate --customer acme"):
+        promote(onboarded, "acme", {"classifier": entry(5)})
+    assert onboarded.read_bytes("registry/acme.json") == tombstone
 
 
 def test_dry_run_lists_the_same_and_deletes_nothing(settings, onboarded):

@@ -10,6 +10,7 @@ from tasks.deployment.offboard.offboard_customer import (
     offboard_customer,
     offboard_customer_task,
 )
+from tasks.deployment.offboard.offboarded_run import discard_if_offboarded
 from tasks.deployment.offboard.offboarding_report import OffboardingReport
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ManifestState",
     "OffboardingReport",
     "UnknownCustomer",
+    "discard_if_offboarded",
     "find_holdings",
     "offboard_customer",
     "offboard_customer_task",

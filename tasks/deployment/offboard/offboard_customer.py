@@ -1,17 +1,21 @@
 """Offboarding: delete everything of a customer and leave a tombstone; idempotent, with a dry run.
 
-Under the customer lock (an onboarding that holds it is waited for, up to
+The customer's onboarding flow runs that are queued or running are cancelled first, and waited
+for. Then, under the customer lock (an onboarding that holds it is waited for, up to
 `sagemaker.lock_wait_s`), in this order, so that a run that dies part-way is finished by the
-next: the manifest becomes a tombstone first (the serving path refuses the customer from then
-on, and the tombstone keeps the highest version ever used), then the managed data, the
-validation reports and run directories, every TargetModel under every endpoint prefix, the
-local endpoints' loaded copies (unloaded after their tarballs are gone, so nothing reloads
-them) and last the version record, whose number the tombstone now keeps.
+next: the manifest becomes a tombstone first (the serving path and onboarding refuse the
+customer from then on, and the tombstone keeps the highest version ever used), then the
+managed data, the validation reports and run directories, every TargetModel under every
+endpoint prefix, the local endpoints' loaded copies (unloaded after their tarballs are gone,
+so nothing reloads them) and last the version record, whose number the tombstone now keeps.
+Last, whatever a run wrote meanwhile is looked for again and deleted too. The tombstone stays
+until a person reinstates the customer.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,19 +24,27 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.errors import MmeFactoryError
-from mme_factory.manifest import ManifestError
+from mme_factory.lease_fence import Fence
+from mme_factory.manifest import ManifestError, parse_document
 from mme_factory.naming import check_customer_id, manifest_key, version_record_key
 from mme_factory.records import Tombstone
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, LocalStore, open_store
 from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.offboard.customer_flow_runs import stop_onboarding_runs, stopped_runs_rows
 from tasks.deployment.offboard.customer_holdings import (
     CustomerHoldings,
     ManifestState,
     find_holdings,
 )
-from tasks.deployment.offboard.offboarding_report import OffboardingReport, report_rows
+from tasks.deployment.offboard.offboarding_report import (
+    OffboardingReport,
+    ReportRow,
+    report_rows,
+)
 from tasks.deployment.warmup.local_unload import loaded_models, unload_customer
+
+LATE_PASSES = 3
 
 
 class UnknownCustomer(MmeFactoryError):
@@ -53,15 +65,20 @@ def holdings_of(store: ArtifactStore, settings: Settings, customer: str) -> Cust
     return holdings
 
 
-def write_tombstone(store: ArtifactStore, holdings: CustomerHoldings) -> None:
-    """Replace the manifest, only if it is still the version this run read."""
+def write_tombstone(store: ArtifactStore, holdings: CustomerHoldings, fence: Fence) -> None:
+    """Replace the manifest (readable or not), only if it is still the version this run read
+    and this run still holds the customer's lock."""
     key = manifest_key(holdings.customer)
     current = store.read_versioned(key)
+    if current is not None:
+        fence.refuse_older_than(fence_of(current.data, holdings.customer), store, holdings.customer)
+    fence.confirm(store, holdings.customer)
     offboarded_at = datetime.now(UTC).isoformat(timespec="seconds")
     document = Tombstone(
         customer=holdings.customer,
         offboarded_at=offboarded_at,
         highest_version=holdings.highest_version,
+        fence=fence.generation,
     )
     data = document.to_json().encode()
     if current is None:
@@ -74,6 +91,14 @@ def write_tombstone(store: ArtifactStore, holdings: CustomerHoldings) -> None:
             "customer; run the offboarding again"
         )
     holdings.offboarded_at = offboarded_at
+
+
+def fence_of(data: bytes, customer: str) -> int:
+    """The lock generation a manifest or tombstone was written under; 0 when unreadable."""
+    try:
+        return parse_document(data, customer).fence or 0
+    except ManifestError:
+        return 0
 
 
 def delete_keys(store: ArtifactStore, keys: list[str]) -> None:
@@ -94,10 +119,12 @@ def _prune_empty_folders(root: Path, keys: list[str]) -> None:
             folder = folder.parent
 
 
-def delete_everything(store: ArtifactStore, settings: Settings, holdings: CustomerHoldings) -> None:
+def delete_everything(
+    store: ArtifactStore, settings: Settings, holdings: CustomerHoldings, fence: Fence
+) -> None:
     """Carry out the offboarding `holdings` describes; call under the customer lock."""
     if holdings.manifest != ManifestState.TOMBSTONE:
-        write_tombstone(store, holdings)
+        write_tombstone(store, holdings, fence)
     for keys in holdings.data.values():
         delete_keys(store, keys)
     for report in holdings.reports:
@@ -128,13 +155,33 @@ def offboard_customer(
     if dry_run:
         return _report(store, settings, holdings_of(store, settings, customer), dry_run)
     sagemaker = settings.sagemaker
-    with customer_lock(store, customer, sagemaker.lock_wait_s, sagemaker.lock_stale_s):
+    stopped = stop_onboarding_runs(customer, sagemaker.lock_wait_s)
+    with customer_lock(store, customer, sagemaker.lock_wait_s, sagemaker.lock_stale_s) as lease:
         holdings = holdings_of(store, settings, customer)
         report = _report(store, settings, holdings, dry_run)
         if not report.already_offboarded:
-            delete_everything(store, settings, holdings)
+            delete_everything(store, settings, holdings, lease.fence)
             report.offboarded_at = holdings.offboarded_at
+        report.rows += delete_what_appeared(store, settings, customer, lease.fence)
+    report.rows += stopped_runs_rows(stopped)
     return report
+
+
+def delete_what_appeared(
+    store: ArtifactStore, settings: Settings, customer: str, fence: Fence
+) -> list[ReportRow]:
+    """Delete what a run of the customer wrote while the offboarding deleted (its run
+    directory, version record or uploads); the rows of what was found."""
+    rows: list[ReportRow] = []
+    for _ in range(LATE_PASSES):
+        late = find_holdings(store, settings, customer)
+        late.loaded = loaded_models(settings, customer)
+        if not late.left_to_delete:
+            return rows
+        found = report_rows(late, store, settings, dry_run=False)
+        rows += [replace(row, what=f"{row.what} (written during the offboarding)") for row in found]
+        delete_everything(store, settings, late, fence)
+    return rows
 
 
 def _report(

@@ -2,83 +2,30 @@
 
 Writing the manifest is the promote step. Each kind keeps its previous entries, so rollback
 points the manifest back at the last one; their tarballs stay under the endpoint prefixes.
-Changes happen under the customer's lock, so two runs never interleave their writes.
+Changes happen under the customer's lock and are fenced by it (`fenced_manifest`), so two runs
+never interleave their writes and a run that lost the lock writes nothing. A customer's
+tombstone is never replaced here: an offboarded customer stays offboarded until `reinstate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mme_factory.manifest import (
-    CustomerOffboarded,
-    ManifestError,
-    read_manifest_versioned,
-    read_tombstone,
-)
-from mme_factory.naming import manifest_key
+from mme_factory.lease_fence import Fence
+from mme_factory.manifest import ManifestError
+from mme_factory.naming import manifest_key, model_data_prefix
 from mme_factory.records import CustomerManifest, ManifestEntry, Metrics, TrainingFingerprint
 from mme_factory.settings import Settings
-from mme_factory.store import ArtifactStore, StoreUnavailable, open_store
+from mme_factory.store import ArtifactStore, open_store
+from tasks.deployment.fenced_manifest import encode_document, now, update_manifest
 from tasks.deployment.publish.register_mme import Registration
-
-WRITE_ATTEMPTS = 3
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def encode_manifest(manifest: CustomerManifest) -> bytes:
-    manifest.updated_at = _now()
-    return manifest.to_json().encode()
 
 
 def write_manifest(store: ArtifactStore, manifest: CustomerManifest) -> None:
-    store.write_bytes(manifest_key(manifest.customer), encode_manifest(manifest))
-
-
-def update_manifest(
-    store: ArtifactStore,
-    customer: str,
-    change: Callable[[CustomerManifest], None],
-    replace_tombstone: bool = False,
-) -> CustomerManifest:
-    """Apply `change` and write the manifest only if no one else wrote it since it was read.
-
-    The customer lock keeps other runs out; the conditional write is what keeps a run that lost
-    its lock from overwriting the next run's manifest. An offboarded customer's tombstone is
-    replaced only with `replace_tombstone` (a promote); otherwise it raises CustomerOffboarded.
-    """
-    key = manifest_key(customer)
-    manifest, tag = read_manifest_versioned(store, customer, tombstone_as_empty=replace_tombstone)
-    change(manifest)
-    data = encode_manifest(manifest)
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            if tag is None:
-                written = store.create_exclusive(key, data)
-            else:
-                written = store.replace_if(key, data, tag)
-        except StoreUnavailable:
-            if attempt == WRITE_ATTEMPTS - 1:
-                raise
-            current = store.read_versioned(key)
-            if current is not None and current.data == data:
-                return manifest  # the write went through; only its answer was lost
-            if (current.tag if current is not None else None) == tag:
-                continue
-            written = None
-        if written is None:
-            raise ManifestError(
-                f"{store.uri(key)} was changed by another run while this run updated it; "
-                "nothing was written: check the manifest and run again"
-            )
-        return manifest
-    raise AssertionError("unreachable")
+    store.write_bytes(manifest_key(manifest.customer), encode_document(manifest))
 
 
 def manifest_entry(
@@ -94,7 +41,7 @@ def manifest_entry(
         sha256={(r.role or r.kind): r.sha256 for r in registrations},
         metrics=metrics,
         run_id=run_id,
-        promoted_at=_now(),
+        promoted_at=now(),
     )
 
 
@@ -114,15 +61,14 @@ def promote(
     customer: str,
     entries: Mapping[str, ManifestEntry],
     fingerprints: Mapping[str, TrainingFingerprint] | None = None,
-    started_at: datetime | None = None,
+    fence: Fence | None = None,
 ) -> CustomerManifest:
     """Point the manifest at new entries; the replaced ones go to the kind's history.
 
-    A tombstone is replaced (the customer onboarded again) only if it is older than the run
-    (`started_at`): a customer offboarded while its run trained stays offboarded. Entries and
-    fingerprints handed over as JSON objects are read as their records.
+    Refused (CustomerOffboarded) when the manifest is a tombstone, and (ManifestError) when a
+    tarball an entry names is missing. Entries and fingerprints handed over as JSON objects are
+    read as their records.
     """
-    refuse_if_offboarded_since(store, customer, started_at)
     found = fingerprints or {}
     promoted = {
         kind: with_fingerprint(
@@ -131,6 +77,7 @@ def promote(
         )
         for kind, entry in entries.items()
     }
+    refuse_missing_tarballs(store, customer, promoted)
 
     def point_at_new_entries(manifest: CustomerManifest) -> None:
         history = dict(manifest.history)
@@ -141,32 +88,30 @@ def promote(
         manifest.history = history
         manifest.models = {**manifest.models, **promoted}
 
-    return update_manifest(store, customer, point_at_new_entries, replace_tombstone=True)
+    return update_manifest(store, customer, point_at_new_entries, fence)
 
 
-def refuse_if_offboarded_since(
-    store: ArtifactStore, customer: str, started_at: datetime | None
+def refuse_missing_tarballs(
+    store: ArtifactStore, customer: str, entries: Mapping[str, ManifestEntry]
 ) -> None:
-    """Raise CustomerOffboarded if the customer was offboarded at or after `started_at`."""
-    if started_at is None:
-        return
-    found = read_tombstone(store, customer)
-    if found is None:
-        return
-    offboarded_at = found.offboarded_at or ""
-    try:
-        when = datetime.fromisoformat(offboarded_at)
-    except ValueError:
-        when = None
-    if when is None or when >= started_at.replace(microsecond=0):
-        raise CustomerOffboarded(
-            customer,
-            f"{offboarded_at or 'an unknown time'}, while this onboarding (started "
-            f"{started_at.isoformat(timespec='seconds')}) was running; nothing was promoted",
+    """A manifest never points at a TargetModel whose tarball is not in the store."""
+    missing = [
+        store.uri(key)
+        for entry in entries.values()
+        for target in (entry.targets or {}).values()
+        if entry.endpoint is not None
+        and not store.exists(key := model_data_prefix(entry.endpoint) + target)
+    ]
+    if missing:
+        raise ManifestError(
+            f"customer {customer}: not promoted, the tarballs {missing} are gone (withdrawn by "
+            "another run?); run the onboarding again"
         )
 
 
-def rollback(store: ArtifactStore, customer: str, kind: str) -> CustomerManifest:
+def rollback(
+    store: ArtifactStore, customer: str, kind: str, fence: Fence | None = None
+) -> CustomerManifest:
     """Point `kind` back at its previous entry; the rolled-back entry is kept as `retired`."""
 
     def point_back(manifest: CustomerManifest) -> None:
@@ -177,12 +122,12 @@ def rollback(store: ArtifactStore, customer: str, kind: str) -> CustomerManifest
             raise ManifestError(
                 f"customer {customer} has no previous {kind} version to roll back to"
             )
-        retired = manifest.models[kind].model_copy(update={"retired_at": _now()})
+        retired = manifest.models[kind].model_copy(update={"retired_at": now()})
         manifest.models = {**manifest.models, kind: history.pop()}
         manifest.history = {**manifest.history, kind: history}
         manifest.retired = {**manifest.retired, kind: [*manifest.retired.get(kind, []), retired]}
 
-    return update_manifest(store, customer, point_back)
+    return update_manifest(store, customer, point_back, fence)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
@@ -191,8 +136,8 @@ def promote_task(
     customer: str,
     entries: Mapping[str, ManifestEntry],
     fingerprints: Mapping[str, TrainingFingerprint] | None = None,
-    started_at: datetime | None = None,
+    fence: Fence | None = None,
 ) -> CustomerManifest:
     """Write the customer manifest: the new versions now serve."""
     store = open_store(settings.store, settings)
-    return promote(store, customer, entries, fingerprints, started_at)
+    return promote(store, customer, entries, fingerprints, fence)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +11,8 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from mme_factory.errors import MmeFactoryError
+from mme_factory.manifest import read_manifest
 from mme_factory.naming import gate_evidence_key, model_data_prefix
 from mme_factory.records import GateEvidence, ManifestEntry, SmokeLatency
 from mme_factory.settings import Settings
@@ -17,8 +20,11 @@ from mme_factory.store import open_store
 from tasks.deployment.publish.promote import manifest_entry
 from tasks.deployment.publish.register_mme import Registration
 from tasks.deployment.publish.smoke_inference import SmokeResult
+from tasks.deployment.publish.withdraw_unpromoted import promoted_targets
 from tasks.deployment.version_numbers import assign_version
 from tasks.training.run_directory import RunDirectory
+
+logger = logging.getLogger("mme_factory.withdraw")
 
 
 @task(name="assign-version", cache_policy=NO_CACHE)
@@ -81,8 +87,23 @@ def keep_gate_evidence(
 @task(name="withdraw-uploads", cache_policy=NO_CACHE)
 def withdraw_uploads(registrations: list[Registration], settings: Settings) -> list[str]:
     """Delete the tarballs (and gate evidence) this run uploaded, so a failed run leaves
-    nothing half-published."""
+    nothing half-published.
+
+    The manifest is read first: a promote whose answer was lost may have landed, and what the
+    manifest names stays. When it cannot be read, nothing is deleted; the customer's next run
+    withdraws what no manifest names.
+    """
     store = open_store(settings.store, settings)
+    try:
+        named = {
+            target
+            for customer in {r.customer for r in registrations}
+            for target in promoted_targets(read_manifest(store, customer, tombstone_as_empty=True))
+        }
+    except MmeFactoryError as error:
+        logger.warning("uploads left for the next run to withdraw: %s", error)
+        return []
+    registrations = [r for r in registrations if r.target_model not in named]
     removed = []
     for registration in registrations:
         if registration.uploaded:
