@@ -1,6 +1,7 @@
 """The customer lock against a local directory and a real S3 API (moto's server mode).
 
-Each test records when every holder entered and left, and asserts that no two stays overlap.
+Each test records when every holder entered and left, and asserts that no two stays overlap;
+the fencing tests show that a holder that lost the lock can write nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from mme_factory.aws_clients import s3_client
-from mme_factory.manifest import ManifestError
-from mme_factory.store import LocalStore, S3Store
+from mme_factory.lease_fence import Fence, LeaseLost
+from mme_factory.manifest import ManifestError, read_manifest
+from mme_factory.settings import load_settings
+from mme_factory.store import LocalStore, S3Store, StoreUnavailable
 from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.publish.promote import promote
+from tasks.deployment.publish.withdraw_unpromoted import withdraw_unpromoted
 from test_support.moto_aws import moto_settings, remove_bucket
 
 pytestmark = pytest.mark.integration
@@ -234,4 +239,105 @@ def test_of_many_conditional_replaces_of_one_version_exactly_one_wins(store):
     assert store.delete_if(KEY, won[0])
     assert store.read_versioned(KEY) is None
     assert store.replace_if(KEY, b"late", won[0]) is None
+    assert not store.exists(KEY)
+
+
+class Partition:
+    """A store that a run reaches only while the network is up: cut, every call fails."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.cut = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.cut:
+                raise StoreUnavailable("the network is down")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+CLASSIFIER_PREFIX = "mme/dev-mme-classifier/acme/classifier/"
+
+
+def classifier_entry(version: int) -> dict[str, Any]:
+    target = f"acme/classifier/v{version}.tar.gz"
+    return {"endpoint": "dev-mme-classifier", "version": version, "targets": {"classifier": target}}
+
+
+def test_a_run_that_lost_its_lock_writes_nothing_and_the_manifest_points_at_existing_tarballs(
+    store, tmp_path
+):
+    """Run A loses the lock in a partition; run B takes it over, withdraws A's upload and
+    promotes its own. When A's network comes back, none of A's writes goes through."""
+    settings = load_settings(environ={"MME_FACTORY_STATE_DIR": str(tmp_path / "state")})
+    partitioned = Partition(store)
+    with (
+        pytest.raises(ManifestError, match="the lock could not be renewed"),
+        customer_lock(partitioned, "acme", wait_s=5, stale_s=STALE_S) as first,
+    ):
+        store.write_bytes(f"{CLASSIFIER_PREFIX}v1.tar.gz", b"first run's model")
+        partitioned.cut = True
+        with customer_lock(store, "acme", wait_s=8 * STALE_S, stale_s=STALE_S) as second:
+            assert second.generation > first.generation
+            assert withdraw_unpromoted(store, settings, "acme", second.fence) == [
+                f"{CLASSIFIER_PREFIX}v1.tar.gz"
+            ]
+            store.write_bytes(f"{CLASSIFIER_PREFIX}v2.tar.gz", b"second run's model")
+            promote(store, "acme", {"classifier": classifier_entry(2)}, fence=second.fence)
+        partitioned.cut = False
+        store.write_bytes(f"{CLASSIFIER_PREFIX}v1.tar.gz", b"first run's model, again")
+        with pytest.raises(LeaseLost):
+            promote(partitioned, "acme", {"classifier": classifier_entry(1)}, fence=first.fence)
+        with pytest.raises(LeaseLost):
+            withdraw_unpromoted(partitioned, settings, "acme", first.fence)
+        with pytest.raises(LeaseLost):
+            first.ensure_held()
+    served = read_manifest(store, "acme").models["classifier"]
+    assert served.version == 2
+    assert store.exists(f"{CLASSIFIER_PREFIX}v2.tar.gz")
+
+
+def test_a_manifest_written_under_a_later_generation_refuses_an_earlier_holder(store):
+    """The fence alone stops a stalled holder, even before its lock is looked at."""
+    with customer_lock(store, "acme", wait_s=5, stale_s=STALE_S) as holder:
+        stalled = Fence(holder.fence.lock_key, holder.fence.owner, holder.generation)
+        store.write_bytes(f"{CLASSIFIER_PREFIX}v1.tar.gz", b"model")
+        promote(store, "acme", {"classifier": classifier_entry(1)}, fence=holder.fence)
+    with customer_lock(store, "acme", wait_s=5, stale_s=STALE_S) as later:
+        assert later.generation == holder.generation + 1
+        promote(store, "acme", {"classifier": classifier_entry(1)}, fence=later.fence)
+        with pytest.raises(LeaseLost, match="written under lock generation"):
+            promote(store, "acme", {"classifier": classifier_entry(1)}, fence=stalled)
+
+
+def test_a_waiter_whose_clock_runs_ahead_never_takes_a_live_lock(store, monkeypatch):
+    """Staleness is judged by the store's clock: an hour of skew on the waiter changes nothing."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with customer_lock(store, "acme", wait_s=5, stale_s=STALE_S):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        wall_clock = time.time
+        monkeypatch.setattr(time, "time", lambda: wall_clock() + 3600)
+        with (
+            pytest.raises(ManifestError, match="locked by another run"),
+            customer_lock(store, "acme", wait_s=2 * STALE_S, stale_s=STALE_S),
+        ):
+            pass
+    finally:
+        monkeypatch.undo()
+        release.set()
+        thread.join(timeout=30)
     assert not store.exists(KEY)

@@ -224,3 +224,29 @@ def test_a_run_holding_the_lock_makes_offboarding_wait_then_fail_naming_it(setti
         release.set()
         holder.join(30)
     assert offboard_customer(settings, "acme").highest_version == 4
+
+
+def test_the_customers_queued_onboarding_runs_are_cancelled_and_listed(
+    settings, onboarded, prefect_api_url
+):
+    """A run queued behind a busy worker would start after the offboarding: it is cancelled.
+    Another customer's queued run is left alone."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("onboard-customer")
+        deployment = client.create_deployment(flow_id, f"offboarding-{time.monotonic_ns()}")
+        queued = {
+            customer: client.create_flow_run_from_deployment(
+                deployment, parameters={"customer_id": customer, "data_uri": "s3://x"}
+            ).id
+            for customer in ("acme", "globex")
+        }
+
+        report = offboard_customer(settings, "acme")
+
+        states = {c: client.read_flow_run(run_id).state for c, run_id in queued.items()}
+    assert states["acme"] is not None and states["acme"].type.value == "CANCELLED"
+    assert states["globex"] is not None and states["globex"].type.value == "SCHEDULED"
+    runs = [row for row in report.rows if row.what == "onboarding runs"]
+    assert len(runs) == 1 and runs[0].count == 1 and str(queued["acme"]) in runs[0].items[0]

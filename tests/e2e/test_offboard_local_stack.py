@@ -3,8 +3,9 @@
 A customer onboarded from data in the managed store is offboarded: its TargetModels, run
 directories, reports and data are gone, its manifest is a tombstone, `invoke` and the client
 refuse it, the local endpoint has unloaded its models, and onboarding it again continues after
-the highest version. An onboarding that holds the customer lock makes offboarding wait, then
-fail naming the run that holds it.
+the highest version once reinstated. An onboarding that holds the customer lock makes
+offboarding wait, then fail naming the run that holds it; one that was training when its
+customer was offboarded leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def test_offboarded_customer_is_deleted_unloaded_and_refused(stack, onboarded, c
     capsys.readouterr()
     assert main(["invoke", "--customer", "acme", "--kind", "classifier", "--text", "hi"]) == 1
     assert "customer acme was offboarded at" in capsys.readouterr().err
-    with pytest.raises(CustomerOffboarded, match="onboard the customer again"):
+    with pytest.raises(CustomerOffboarded, match="reinstate --customer acme"):
         InferenceClient.from_settings(stack.settings).classify("acme", ["where is my order?"])
 
 
@@ -136,6 +137,24 @@ def test_a_second_offboarding_says_already_offboarded(stack, onboarded, capsys):
 def test_an_unknown_customer_is_an_error_that_says_so(stack, capsys):
     assert main(["offboard", "--customer", "nobody"]) == 1
     assert "no customer nobody: no manifest or tombstone" in capsys.readouterr().err
+
+
+def test_an_offboarded_customer_is_refused_before_training_until_reinstated(
+    stack, onboarded, tmp_path, capsys
+):
+    offboard_customer(customer_id="acme")
+    tombstone = stack.store.read_bytes("registry/acme.json")
+    with pytest.raises(CustomerOffboarded, match="reinstate --customer acme"):
+        onboard_customer(
+            customer_id="acme",
+            data_uri=str(small_customer(tmp_path / "acme")),
+            kinds=["classifier"],
+        )
+    assert stack.store.read_bytes("registry/acme.json") == tombstone
+    assert not (stack.settings.runs_dir / "acme").exists()
+    capsys.readouterr()
+    assert main(["reinstate", "--customer", "acme"]) == 0
+    assert "its next onboarding publishes v2" in capsys.readouterr().out
 
 
 def test_onboarding_again_holds_off_offboarding_and_continues_after_the_highest_version(
@@ -178,3 +197,39 @@ def test_onboarding_again_holds_off_offboarding_and_continues_after_the_highest_
     capsys.readouterr()
     assert main(["invoke", "--customer", "acme", "--kind", "classifier", "--text", "hi"]) == 0
     assert "acme/classifier/v2.tar.gz" in capsys.readouterr().out
+
+
+def test_an_offboarding_while_the_customer_trains_leaves_nothing_of_that_run(stack, tmp_path):
+    """Training runs outside the customer lock: the run finds the tombstone under the lock,
+    publishes nothing, numbers no version, and deletes its own run directory."""
+    data = small_customer(tmp_path / "initech")
+    command = [sys.executable, "-m", "test_support.onboarding_process", "initech", str(data)]
+    log_path = tmp_path / "initech.log"
+    with log_path.open("ab") as log:
+        onboarding = subprocess.Popen(
+            [*command, "classifier"],
+            env={**os.environ, **stack.environ},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    runs = stack.settings.runs_dir / "initech"
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not (runs.is_dir() and any(runs.iterdir())):
+            assert onboarding.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the onboarding never started training"
+            time.sleep(0.05)
+        report = offboard_plainly(stack.settings, "initech")
+        assert not report.already_offboarded
+        assert onboarding.wait(timeout=RUN_TIMEOUT_S) == 1, log_path.read_text()
+    finally:
+        if onboarding.poll() is None:
+            os.killpg(onboarding.pid, signal.SIGKILL)
+            onboarding.wait(timeout=30)
+    assert "CustomerOffboarded" in log_path.read_text()
+    assert not runs.exists()
+    assert stack.customer_keys("initech") == []
+    assert stack.loaded("initech") == []
+    assert not stack.store.exists("registry/initech.version")
+    assert json.loads(stack.store.read_bytes("registry/initech.json"))["offboarded"] is True

@@ -1,9 +1,11 @@
 """The customer's onboarding flow runs on the Prefect server: cancelled and waited for.
 
-An offboarding cancels every `onboard-customer` run of the customer that is scheduled, pending,
-running or paused (a queued run would otherwise start after the offboarding), then waits until
-each is final, so that no run writes while the offboarding deletes. Without a Prefect server
-(`PREFECT_API_URL` unset) there are no such runs to find.
+An offboarding cancels every `onboard-customer` deployment run of the customer that is
+scheduled, pending, running or paused (a queued run would otherwise start after the
+offboarding), then waits until each is final, so that no run writes while the offboarding
+deletes. A flow called directly (no deployment) has no worker to stop it; like any run, it
+finds the tombstone under the customer lock and removes what it made. Without a Prefect server
+(`PREFECT_API_URL` unset) there are no runs to find.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def stop_onboarding_runs(customer: str, wait_s: float) -> list[StoppedRun]:
         found = [
             run
             for run in runs
-            if (run.parameters or {}).get("customer_id") == customer and str(run.id) != own
+            if (run.parameters or {}).get("customer_id") == customer
+            and run.deployment_id is not None
+            and str(run.id) != own
         ]
         for run in found:
             running = run.state_type in (StateType.RUNNING, StateType.CANCELLING)
