@@ -20,7 +20,7 @@ PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --al
 PY310_CHECK := $(BIN)/vermin --target=3.10- --no-tips --violations --eval-annotations triton_models/
 
 .PHONY: help setup lock demo down test test-fast test-random lint sample-data clean bench bench-triton \
-  check-libtorch gpu-check
+  check-libtorch gpu-check race
 
 help:
 	@echo "make demo   set up the environments and run the main job on the embedded default"
@@ -31,6 +31,7 @@ help:
 	@echo "            (what Python-backend models run in: the serving image's packages) from locks/"
 	@echo "make lock   regenerate locks/ from pyproject.toml and the package lists (UPGRADE=1: newest)"
 	@echo "make bench  run every benchmark and print one table against the published figures"
+	@echo "make race   the publish race, long: two onboardings and an offboarding, 50 rounds"
 	@echo "make gpu-check  the newest run's exports on this machine's GPU (or CPU): parity, memory, speed"
 	@echo "make check-libtorch  load the newest run's TorchScript (or RUN=dir) under the serving"
 	@echo "            image's libtorch version (installs that torch once, several GB)"
@@ -131,6 +132,11 @@ test-random: setup
 # Every benchmark, then one table beside the published case's figures; JSON in bench/results/.
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# Two onboardings and an offboarding of one customer raced with stalls and clock skew, 50 rounds
+# (ROUNDS=n, SEED=n); `make test` runs a short version.
+race: setup
+	$(BIN)/python bench/bench_publish_race.py --rounds $(or $(ROUNDS),50) $(if $(SEED),--seed $(SEED))
 
 # The MiniLM embedding ensemble on the local Triton vs in-process (writes bench/results/*.json).
 bench-triton: setup

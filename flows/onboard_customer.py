@@ -16,6 +16,7 @@ from mme_factory.settings import Settings
 from mme_factory.store import open_store
 from tasks.deployment import (
     assign_version_task,
+    clean_up_if_offboarded,
     customer_lock,
     discard_if_offboarded,
     export_dir_for,
@@ -63,10 +64,10 @@ def onboard_customer(
         discard_if_offboarded(store, customer_id, Path(run.path))
         if not training.exported:
             return champions_kept(customer_id, training, settings)
-        withdraw_unpromoted_task(settings, customer_id, lease.fence)
-        version = assign_version_task(settings, customer_id)
-        packages = package_triton_task(Path(run.path), settings, version=f"v{version}")
         try:
+            withdraw_unpromoted_task(settings, customer_id, lease.fence)
+            version = assign_version_task(settings, customer_id, lease.fence)
+            packages = package_triton_task(Path(run.path), settings, version=f"v{version}")
             for package in packages.packages:
                 lease.ensure_held()
                 registrations.append(register_mme_task(package, version, settings))
@@ -86,6 +87,7 @@ def onboard_customer(
             )
         except Exception:
             withdraw_uploads(registrations, settings)
+            clean_up_if_offboarded(store, customer_id, Path(run.path))
             raise
     summary = {
         "customer": customer_id,

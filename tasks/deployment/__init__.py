@@ -4,6 +4,7 @@ version numbers are shared by all three."""
 
 from tasks.deployment.customer_lock import customer_lock
 from tasks.deployment.offboard import (
+    clean_up_if_offboarded,
     discard_if_offboarded,
     offboard_customer,
     offboard_customer_task,
@@ -39,6 +40,7 @@ __all__ = [
     "WarmupResult",
     "WarmupStatus",
     "assign_version_task",
+    "clean_up_if_offboarded",
     "customer_lock",
     "discard_if_offboarded",
     "export_dir_for",

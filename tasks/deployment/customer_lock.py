@@ -150,7 +150,9 @@ class Lease:
                     if self.store.delete_if(self.key, self.tag):
                         return
                     current = self.store.read_versioned(self.key)
-                    if current is not None and self._is_ours(current):
+                    if current is None:
+                        return  # our delete landed though its answer was lost, or it was taken
+                    if self._is_ours(current):
                         continue
                     self.lost = self.lost or "another run took the lock over while this run held it"
                     return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from mme_factory.lease_fence import Fence
 from mme_factory.manifest import (
     ManifestError,
     read_manifest,
@@ -54,16 +55,21 @@ def published_highest(store: ArtifactStore, settings: Settings, customer: str) -
     return highest
 
 
-def assign_version(store: ArtifactStore, settings: Settings, customer: str) -> int:
+def assign_version(
+    store: ArtifactStore, settings: Settings, customer: str, fence: Fence | None = None
+) -> int:
     """One past any version the customer ever had; recorded before it is used.
 
     The record is changed only if no one changed it since it was read, so even two runs that
-    are not kept apart by the customer lock never get the same number.
+    are not kept apart by the customer lock never get the same number; with a fence, only
+    while this run holds the lock.
     """
     key = version_record_key(customer)
     published = published_highest(store, settings, customer)
     for _ in range(ASSIGN_ATTEMPTS):
         found = store.read_versioned(key)
+        if fence is not None:
+            fence.confirm(store, customer)
         version = max(recorded_highest(store, key, found), published) + 1
         record = {"customer": customer, "highest": version, "assigned_at": _now()}
         data = json.dumps(record).encode() + b"\n"

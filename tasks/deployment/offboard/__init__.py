@@ -10,7 +10,10 @@ from tasks.deployment.offboard.offboard_customer import (
     offboard_customer,
     offboard_customer_task,
 )
-from tasks.deployment.offboard.offboarded_run import discard_if_offboarded
+from tasks.deployment.offboard.offboarded_run import (
+    clean_up_if_offboarded,
+    discard_if_offboarded,
+)
 from tasks.deployment.offboard.offboarding_report import OffboardingReport
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "ManifestState",
     "OffboardingReport",
     "UnknownCustomer",
+    "clean_up_if_offboarded",
     "discard_if_offboarded",
     "find_holdings",
     "offboard_customer",

@@ -12,6 +12,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.lease_fence import Fence
 from mme_factory.manifest import read_manifest
 from mme_factory.naming import gate_evidence_key, model_data_prefix
 from mme_factory.records import GateEvidence, ManifestEntry, SmokeLatency
@@ -28,9 +29,9 @@ logger = logging.getLogger("mme_factory.withdraw")
 
 
 @task(name="assign-version", cache_policy=NO_CACHE)
-def assign_version_task(settings: Settings, customer: str) -> int:
+def assign_version_task(settings: Settings, customer: str, fence: Fence | None = None) -> int:
     """The next version number for the customer's TargetModels (call under the customer lock)."""
-    return assign_version(open_store(settings.store, settings), settings, customer)
+    return assign_version(open_store(settings.store, settings), settings, customer, fence)
 
 
 def export_dir_for(run: RunDirectory, registration: Registration) -> Path:
