@@ -9,7 +9,8 @@ clock (the lock's modification time against the store's time now), never the wai
 skewed host cannot take a live lock. Every change is conditional on the version last seen, so
 no run removes or overwrites another's lock.
 
-A run that took a lock over raises the manifest's fence to its generation before anything
+A run whose generation is more than one above the manifest's fence (it took the lock over
+from a holder that may still be running) raises the fence to its generation before anything
 else (`fenced_manifest`), so the run it replaced, should it wake, can write nothing more; the
 heartbeat records the loss and `ensure_held` stops the holder's remaining work.
 """
@@ -54,7 +55,6 @@ class Lease:
         self.since = datetime.now(UTC).isoformat(timespec="seconds")
         self.floor = floor
         self.generation = 0
-        self.took_over = False  # from a holder that may still be running
         self.tag: str | None = None
         self.lost = ""  # why the lease was lost while held
         self.holder: dict[str, Any] | None = None  # the other run's record, while waiting
@@ -90,7 +90,6 @@ class Lease:
         if self.store.clock() - current.modified > self.stale_s:
             self.generation = max(self.floor(), lock_generation(self.holder)) + 1
             self.tag = self.store.replace_if(self.key, self._record(), current.tag)
-            self.took_over = self.tag is not None
         return self.tag is not None
 
     def _is_ours(self, current: VersionedObject) -> bool:
@@ -198,7 +197,8 @@ def customer_lock(
     lease.start_renewing()
     failed = True
     try:
-        if lease.took_over:
+        if lease.generation > written_fence(store, customer) + 1:
+            # A holder since the manifest was last written may still be running: fence it out.
             raise_fence(store, customer, lease.fence)
         yield lease
         failed = False
