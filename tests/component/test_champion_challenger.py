@@ -21,6 +21,7 @@ from tasks.training.champion import live_champion
 from tasks.training.train_customer import PLAIN_STEPS, train_customer
 from test_support.tiny_base_models import tiny_training_environ
 from test_support.tiny_stack import shuffled_intents
+from test_support.uploaded_tarballs import uploaded
 
 CLASSIFIER = ModelKind.CLASSIFIER
 
@@ -51,7 +52,7 @@ def promote_run(settings: Settings, kind_dir: Path, version: int, data: Path) ->
         targets={"classifier": f"acme/classifier/v{version}.tar.gz"},
         gate_evidence=key,
     )
-    promote(store, "acme", {"classifier": entry}, {"classifier": fingerprint})
+    promote(store, "acme", uploaded(store, {"classifier": entry}), {"classifier": fingerprint})
     return key
 
 
@@ -97,7 +98,7 @@ def test_a_degraded_retrain_loses_to_the_live_version_which_stays_and_rollback_r
         gate_evidence=v2_key,
         targets={"classifier": "acme/classifier/v2.tar.gz"},
     )
-    promote(store, "acme", {"classifier": entry})
+    promote(store, "acme", uploaded(store, {"classifier": entry}))
     assert live_champion(settings, "acme", CLASSIFIER).evidence.scores == [0.0] * len(
         evidence.scores
     )  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from mme_factory.manifest import ManifestError
 from mme_factory.store import ArtifactStore, LocalStore, open_store
 from tasks.deployment.publish.promote import promote, rollback
 from test_support.moto_aws import ensure_bucket, moto_settings
+from test_support.uploaded_tarballs import uploaded
 
 BUCKET = "inference-client-targets"
 
@@ -52,7 +53,9 @@ def entry(kind: str, version: int, roles: tuple[str, ...] = ()) -> dict[str, Any
 
 
 def test_roles_resolve_to_their_target_models(store: ArtifactStore) -> None:
-    promote(store, "acme", {"embedding": entry("embedding", 3, ("query", "article"))})
+    promote(
+        store, "acme", uploaded(store, {"embedding": entry("embedding", 3, ("query", "article"))})
+    )
     resolver = TargetResolver(store)
     article = resolver.resolve("acme", "embedding", "article")
     assert (article.endpoint, article.target_model) == (
@@ -70,7 +73,7 @@ def test_a_customer_without_a_manifest_is_named_with_the_kind(store: ArtifactSto
 
 
 def test_a_customer_without_the_kind_is_named_with_the_kinds_it_has(store: ArtifactStore) -> None:
-    promote(store, "acme", {"classifier": entry("classifier", 1)})
+    promote(store, "acme", uploaded(store, {"classifier": entry("classifier", 1)}))
     with pytest.raises(
         TargetNotRegistered, match=r"customer acme has no autocomplete model .*serves: classifier"
     ):
@@ -78,8 +81,8 @@ def test_a_customer_without_the_kind_is_named_with_the_kinds_it_has(store: Artif
 
 
 def test_a_rollback_is_seen_once_the_refresh_interval_has_passed(store: ArtifactStore) -> None:
-    promote(store, "acme", {"classifier": entry("classifier", 1)})
-    promote(store, "acme", {"classifier": entry("classifier", 2)})
+    promote(store, "acme", uploaded(store, {"classifier": entry("classifier", 1)}))
+    promote(store, "acme", uploaded(store, {"classifier": entry("classifier", 2)}))
     clock = Clock()
     resolver = TargetResolver(store, refresh_s=2.0, clock=clock)
     assert resolver.resolve("acme", "classifier").version == 2
@@ -98,7 +101,7 @@ def test_a_manifest_promoted_after_a_miss_is_found_after_the_interval(
     resolver = TargetResolver(store, refresh_s=2.0, clock=clock)
     with pytest.raises(TargetNotRegistered):
         resolver.resolve("acme", "classifier")
-    promote(store, "acme", {"classifier": entry("classifier", 1)})
+    promote(store, "acme", uploaded(store, {"classifier": entry("classifier", 1)}))
     clock.now += 2.0
     assert resolver.resolve("acme", "classifier").version == 1
 

@@ -24,6 +24,7 @@ from tasks.training.quality_gate import QualityGateRejected
 from test_support.failing_export import failing_export_environ, keep_first_replies
 from test_support.moto_aws import ensure_bucket, fake_credentials
 from test_support.tiny_base_models import write_tiny_encoder
+from test_support.uploaded_tarballs import uploaded
 
 pytestmark = pytest.mark.integration
 
@@ -121,14 +122,14 @@ def test_smoke_failure_withdraws_uploads_and_keeps_the_manifest(flow_environment
         "version": 1,
         "targets": {"classifier": "smokeco/classifier/v1.tar.gz"},
     }
-    promote(store, "smokeco", {"classifier": previous})
+    promote(store, "smokeco", uploaded(store, {"classifier": previous}))
     before = store.read_bytes("registry/smokeco.json")
     with pytest.raises(SmokeTestFailed):
         onboard_customer(customer_id="smokeco", data_uri=str(acme_copy), kinds=["classifier"])
     assert store.read_bytes("registry/smokeco.json") == before
     assert read_manifest(store, "smokeco").models["classifier"].version == 1
-    assert not [
+    assert [
         key
         for key in store.list_keys("mme/")
         if key.startswith("mme/flowtest-mme-classifier/smokeco/")
-    ]
+    ] == ["mme/flowtest-mme-classifier/smokeco/classifier/v1.tar.gz"]
