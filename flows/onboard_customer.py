@@ -9,7 +9,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.flow_settings import flow_settings
-from mme_factory.manifest import read_manifest, refuse_if_offboarded
+from mme_factory.manifest import CustomerOffboarded, read_manifest, refuse_if_offboarded
 from mme_factory.model_kinds import ModelKind
 from mme_factory.records import GateDecision
 from mme_factory.settings import Settings
@@ -85,9 +85,11 @@ def onboard_customer(
                 fingerprints,
                 lease.fence,
             )
-        except Exception:
+        except Exception as error:
             withdraw_uploads(registrations, settings)
-            clean_up_if_offboarded(store, customer_id, Path(run.path))
+            offboarded = clean_up_if_offboarded(store, customer_id, Path(run.path))
+            if offboarded is not None:
+                raise CustomerOffboarded(customer_id, offboarded) from error
             raise
     summary = {
         "customer": customer_id,

@@ -32,6 +32,7 @@ from typing import Any
 from unittest import mock
 
 from mme_factory.errors import MmeFactoryError
+from mme_factory.manifest import CustomerOffboarded
 from mme_factory.naming import manifest_key, model_data_prefix, version_record_key
 from mme_factory.settings import Settings, load_settings
 from mme_factory.store import ArtifactStore, LocalStore, StoreUnavailable
@@ -227,9 +228,11 @@ class Race:
                         "targets": {"classifier": registrations[0].target_model},
                     }
                     promote(store, CUSTOMER, {"classifier": entry}, fence=lease.fence)
-                except Exception:
+                except Exception as error:
                     withdraw_uploads.fn(registrations, settings)
-                    clean_up_if_offboarded(self.observations.store, CUSTOMER, run)
+                    offboarded = clean_up_if_offboarded(self.observations.store, CUSTOMER, run)
+                    if offboarded is not None:
+                        raise CustomerOffboarded(CUSTOMER, offboarded) from error
                     raise
         except Exception as error:  # the flow run fails; its clean-up ran above
             return f"{type(error).__name__}: {error}"

@@ -33,18 +33,20 @@ def discard_if_offboarded(store: ArtifactStore, customer: str, run_path: Path) -
     )
 
 
-def clean_up_if_offboarded(store: ArtifactStore, customer: str, run_path: Path) -> bool:
+def clean_up_if_offboarded(store: ArtifactStore, customer: str, run_path: Path) -> str | None:
     """After a failed run: if the customer is offboarded, delete the run directory and any
-    version record written after the offboarding deleted it (the tombstone keeps the number)."""
+    version record written after the offboarding deleted it (the tombstone keeps the number);
+    when the customer was offboarded, in words."""
     try:
-        if read_tombstone(store, customer) is None:
-            return False
+        found = read_tombstone(store, customer)
     except MmeFactoryError as error:
         logger.warning("customer %s: could not look for a tombstone: %s", customer, error)
-        return False
+        return None
+    if found is None:
+        return None
     _delete_run_directory(run_path)
     store.delete(version_record_key(customer))
-    return True
+    return f"{found.offboarded_at or 'an unknown time'}, while this run published"
 
 
 def _delete_run_directory(run_path: Path) -> None:
