@@ -1,13 +1,14 @@
 """Benchmark: the publish race, long: two onboardings and an offboarding, many rounds.
 
-    .venv/bin/python bench/bench_publish_race.py [--rounds 50] [--seed N]
+    .venv/bin/python bench/bench_publish_race.py [--rounds 50] [--seed N] [--unfenced]
 
 Each round (test_support/publish_race.py) starts two onboardings and an offboarding of one
 customer with random delays, stalls longer than the lock's stale limit with the stalled run's
 heartbeat partitioned off, and wall clocks skewed by up to ten minutes; then checks that at most
 one run wrote the manifest at a time, that every manifest written pointed at existing tarballs,
 and that the offboarded customer holds nothing. Prints how the rounds ended; writes JSON under
-bench/results/; exits 1 when any round broke an invariant.
+bench/results/; exits 1 when any round broke an invariant. `--unfenced` turns the fence's
+checks off, to show that the invariants catch what fencing prevents.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from bench_report import print_table, write_results
 
+from mme_factory.lease_fence import Fence
 from test_support.publish_race import RaceOptions, RoundResult, run_round
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +39,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--seed", type=int, default=None, help="first round's seed (random)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--unfenced", action="store_true", help="turn the fence's checks off")
     args = parser.parse_args()
+    if args.unfenced:
+        Fence.confirm = lambda *_: None  # type: ignore[method-assign]
+        Fence.refuse_older_than = lambda *_: None  # type: ignore[method-assign]
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     options = RaceOptions()
     results: list[RoundResult] = []
@@ -65,9 +71,10 @@ def main() -> int:
         ]
     )
     path = write_results(
-        "publish_race",
+        "publish_race-unfenced" if args.unfenced else "publish_race",
         {
             "first_seed": first,
+            "unfenced": args.unfenced,
             "options": asdict(options),
             "rounds": [asdict(r) for r in results],
             "broken": len(broken),

@@ -46,7 +46,7 @@ def stop_process(process: subprocess.Popen | None, timeout_s: float) -> None:
 
 
 class MotoServer:
-    """moto's standalone server (a real S3 API over HTTP)."""
+    """moto's standalone server (a real S3 API over HTTP), its conditional writes atomic."""
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
@@ -55,10 +55,10 @@ class MotoServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
-        moto = Path(sys.executable).with_name("moto_server")
+        server = [sys.executable, "-m", "test_support.moto_atomic_server"]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+                [*server, "127.0.0.1", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
