@@ -7,10 +7,12 @@ directories naming their data and validation report, and data in the managed sto
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,8 @@ from test_support.moto_aws import SAGEMAKER, ensure_bucket, moto_settings
 
 pytestmark = pytest.mark.integration
 BUCKET = "offboarding"
+# The module, not the function the package exports under the same name.
+OFFBOARDING = importlib.import_module("tasks.deployment.offboard.offboard_customer")
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -250,3 +254,36 @@ def test_the_customers_queued_onboarding_runs_are_cancelled_and_listed(
     assert states["globex"] is not None and states["globex"].type.value == "SCHEDULED"
     runs = [row for row in report.rows if row.what == "onboarding runs"]
     assert len(runs) == 1 and runs[0].count == 1 and str(queued["acme"]) in runs[0].items[0]
+
+
+class WritesDuringTheOffboarding:
+    """A store on which a run of the customer writes its run directory and version record
+    the moment the tombstone lands, as a run that lost its lock to the offboarding would."""
+
+    def __init__(self, store: ArtifactStore, settings: Settings) -> None:
+        self._store, self._settings = store, settings
+
+    def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
+        written = self._store.replace_if(key, data, tag)
+        if key == "registry/acme.json" and b'"offboarded"' in data:
+            write_run(self._settings, "acme", "run-late", self._store.uri("customers/acme"))
+            self._store.write_bytes("registry/acme.version", b'{"highest": 5}\n')
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_what_a_run_writes_while_the_offboarding_deletes_is_deleted_and_listed(
+    settings, onboarded, monkeypatch
+):
+    late_writer = WritesDuringTheOffboarding(onboarded, settings)
+    monkeypatch.setattr(OFFBOARDING, "open_store", lambda *_: late_writer)
+    report = offboard_customer(settings, "acme")
+    assert not (settings.runs_dir / "acme").exists()
+    assert not onboarded.exists("registry/acme.version")
+    late = {row.what: row.items for row in report.rows if "during the offboarding" in row.what}
+    assert late == {
+        "run directories (written during the offboarding)": ["run-late"],
+        "validation reports (written during the offboarding)": ["run-late.md"],
+    }

@@ -179,7 +179,11 @@ def delete_what_appeared(
         if not late.left_to_delete:
             return rows
         found = report_rows(late, store, settings, dry_run=False)
-        rows += [replace(row, what=f"{row.what} (written during the offboarding)") for row in found]
+        rows += [
+            replace(row, what=f"{row.what} (written during the offboarding)")
+            for row in found
+            if row.count and not row.action.startswith("kept")  # data outside: listed already
+        ]
         delete_everything(store, settings, late, fence)
     return rows
 
