@@ -54,6 +54,7 @@ class Lease:
         self.token = uuid.uuid4().hex
         self.since = datetime.now(UTC).isoformat(timespec="seconds")
         self.floor = floor
+        self.floor_seen = 0  # the floor when the lock was last tried
         self.generation = 0
         self.tag: str | None = None
         self.lost = ""  # why the lease was lost while held
@@ -77,7 +78,8 @@ class Lease:
 
     def try_take(self) -> bool:
         """Create the lock, or take it over when it is stale; False while another run holds it."""
-        self.generation = self.floor() + 1
+        self.floor_seen = self.floor()
+        self.generation = self.floor_seen + 1
         self.tag = self.store.create_exclusive(self.key, self._record())
         if self.tag is not None:
             return True
@@ -88,7 +90,7 @@ class Lease:
             return True
         self.holder = parse_lock(current.data)
         if self.store.clock() - current.modified > self.stale_s:
-            self.generation = max(self.floor(), lock_generation(self.holder)) + 1
+            self.generation = max(self.floor_seen, lock_generation(self.holder)) + 1
             self.tag = self.store.replace_if(self.key, self._record(), current.tag)
         return self.tag is not None
 
@@ -197,7 +199,7 @@ def customer_lock(
     lease.start_renewing()
     failed = True
     try:
-        if lease.generation > written_fence(store, customer) + 1:
+        if lease.generation > lease.floor_seen + 1:
             # A holder since the manifest was last written may still be running: fence it out.
             raise_fence(store, customer, lease.fence)
         yield lease

@@ -16,6 +16,7 @@ from mme_factory.lease_fence import Fence
 from mme_factory.manifest import (
     CustomerOffboarded,
     ManifestError,
+    parse_document,
     read_document_versioned,
 )
 from mme_factory.naming import manifest_key
@@ -49,11 +50,13 @@ def write_document(
     customer: str,
     build: Callable[[Document | None], Document],
     fence: Fence | None,
+    replace_unreadable: bool = False,
 ) -> Document:
     """Write what `build` makes of the current document, only if no one wrote it since it was
-    read and, with a fence, only while this run holds the customer's lock."""
+    read and, with a fence, only while this run holds the customer's lock. With
+    `replace_unreadable`, an unreadable document is replaced as if there were none."""
     key = manifest_key(customer)
-    current, tag = read_document_versioned(store, customer)
+    current, tag = read_current(store, customer, replace_unreadable)
     if fence is not None:
         fence.refuse_older_than((current.fence or 0) if current else 0, store, customer)
         fence.confirm(store, customer)
@@ -83,6 +86,20 @@ def write_document(
             )
         return document
     raise AssertionError("unreachable")
+
+
+def read_current(
+    store: ArtifactStore, customer: str, replace_unreadable: bool
+) -> tuple[Document | None, str | None]:
+    if not replace_unreadable:
+        return read_document_versioned(store, customer)
+    found = store.read_versioned(manifest_key(customer))
+    if found is None:
+        return None, None
+    try:
+        return parse_document(found.data, customer), found.tag
+    except ManifestError:
+        return None, found.tag
 
 
 def update_manifest(

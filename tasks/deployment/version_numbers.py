@@ -11,6 +11,7 @@ it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mme_factory.lease_fence import Fence
@@ -64,33 +65,33 @@ def assign_version(
     are not kept apart by the customer lock never get the same number; with a fence, only
     while this run holds the lock.
     """
-    key = version_record_key(customer)
     published = published_highest(store, settings, customer)
-    for _ in range(ASSIGN_ATTEMPTS):
-        found = store.read_versioned(key)
-        if fence is not None:
-            fence.confirm(store, customer)
-        version = max(recorded_highest(store, key, found), published) + 1
-        record = {"customer": customer, "highest": version, "assigned_at": _now()}
-        data = json.dumps(record).encode() + b"\n"
-        if found is None:
-            written = store.create_exclusive(key, data)
-        else:
-            written = store.replace_if(key, data, found.tag)
-        if written is not None:
-            return version
-    raise ManifestError(
-        f"{store.uri(key)} was changed by other runs {ASSIGN_ATTEMPTS} times in a row; run again"
-    )
+    assigned = raise_record(store, customer, lambda recorded: max(recorded, published) + 1, fence)
+    assert assigned is not None
+    return assigned
 
 
 def keep_highest(store: ArtifactStore, customer: str, highest: int) -> None:
     """Record that versions up to `highest` were used, unless the record already says more."""
+    raise_record(store, customer, lambda recorded: None if recorded >= highest else highest)
+
+
+def raise_record(
+    store: ArtifactStore,
+    customer: str,
+    new_highest: Callable[[int], int | None],
+    fence: Fence | None = None,
+) -> int | None:
+    """Write the highest number `new_highest` makes of the recorded one (None: leave it), only
+    if no one changed the record since it was read; the number written."""
     key = version_record_key(customer)
     for _ in range(ASSIGN_ATTEMPTS):
         found = store.read_versioned(key)
-        if recorded_highest(store, key, found) >= highest:
-            return
+        if fence is not None:
+            fence.confirm(store, customer)
+        highest = new_highest(recorded_highest(store, key, found))
+        if highest is None:
+            return None
         record = {"customer": customer, "highest": highest, "assigned_at": _now()}
         data = json.dumps(record).encode() + b"\n"
         if found is None:
@@ -98,7 +99,7 @@ def keep_highest(store: ArtifactStore, customer: str, highest: int) -> None:
         else:
             written = store.replace_if(key, data, found.tag)
         if written is not None:
-            return
+            return highest
     raise ManifestError(
         f"{store.uri(key)} was changed by other runs {ASSIGN_ATTEMPTS} times in a row; run again"
     )

@@ -27,6 +27,7 @@ from mme_factory.store import LocalStore, S3Store, StoreUnavailable
 from tasks.deployment.customer_lock import customer_lock
 from tasks.deployment.publish.promote import promote
 from tasks.deployment.publish.withdraw_unpromoted import withdraw_unpromoted
+from test_support.held_lock import lock_held_by_another_run
 from test_support.moto_aws import moto_settings, remove_bucket
 
 pytestmark = pytest.mark.integration
@@ -318,17 +319,7 @@ def test_a_manifest_written_under_a_later_generation_refuses_an_earlier_holder(s
 
 def test_a_waiter_whose_clock_runs_ahead_never_takes_a_live_lock(store, monkeypatch):
     """Staleness is judged by the store's clock: an hour of skew on the waiter changes nothing."""
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with customer_lock(store, "acme", wait_s=5, stale_s=STALE_S):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert held.wait(10)
+    with lock_held_by_another_run(store, "acme", STALE_S):
         wall_clock = time.time
         monkeypatch.setattr(time, "time", lambda: wall_clock() + 3600)
         with (
@@ -336,8 +327,5 @@ def test_a_waiter_whose_clock_runs_ahead_never_takes_a_live_lock(store, monkeypa
             customer_lock(store, "acme", wait_s=2 * STALE_S, stale_s=STALE_S),
         ):
             pass
-    finally:
         monkeypatch.undo()
-        release.set()
-        thread.join(timeout=30)
     assert not store.exists(KEY)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,11 @@ from mme_factory.inference_client import TargetResolver
 from mme_factory.manifest import CustomerOffboarded, ManifestError, read_manifest, read_registry
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, open_store
-from tasks.deployment.customer_lock import customer_lock
 from tasks.deployment.offboard.offboard_customer import UnknownCustomer, offboard_customer
 from tasks.deployment.offboard.reinstate import NotOffboarded, reinstate_customer
 from tasks.deployment.publish.promote import promote
 from tasks.deployment.version_numbers import assign_version
+from test_support.held_lock import lock_held_by_another_run
 from test_support.moto_aws import SAGEMAKER, ensure_bucket, moto_settings
 
 pytestmark = pytest.mark.integration
@@ -208,25 +207,12 @@ def test_an_unknown_customer_is_an_error_that_says_so(settings, onboarded):
 
 
 def test_a_run_holding_the_lock_makes_offboarding_wait_then_fail_naming_it(settings, onboarded):
-    held, release = threading.Event(), threading.Event()
-
-    def onboarding_run() -> None:
-        with customer_lock(onboarded, "acme", 5):
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=onboarding_run)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with lock_held_by_another_run(onboarded, "acme"):
         started = time.monotonic()
         with pytest.raises(ManifestError, match=r"customer acme is locked by another run.*'pid'"):
             offboard_customer(settings, "acme")
         assert time.monotonic() - started >= 1.0  # it waited lock_wait_s
         assert onboarded.exists("mme/off-mme-classifier/acme/classifier/v2.tar.gz")
-    finally:
-        release.set()
-        holder.join(30)
     assert offboard_customer(settings, "acme").highest_version == 4
 
 

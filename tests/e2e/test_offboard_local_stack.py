@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,38 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Ite
     finally:
         patch.undo()
         service.stop()
+
+
+@contextmanager
+def onboarding_process(
+    stack: Stack, customer: str, data: Path, log_path: Path
+) -> Iterator[subprocess.Popen]:
+    """A classifier onboarding in a process of its own; its group killed if still running."""
+    command = [sys.executable, "-m", "test_support.onboarding_process", customer, str(data)]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*command, "classifier"],
+            env={**os.environ, **stack.environ},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def wait_until(
+    condition: Callable[[], bool], process: subprocess.Popen, log_path: Path, what: str
+) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not condition():
+        assert process.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, f"the onboarding never {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -162,37 +195,18 @@ def test_onboarding_again_holds_off_offboarding_and_continues_after_the_highest_
 ):
     """The onboarding runs in its own process; while it holds the customer lock, an offboarding
     with a short lock wait waits, then fails naming it."""
-    data = small_customer(tmp_path / "acme")
-    command = [sys.executable, "-m", "test_support.onboarding_process", "acme", str(data)]
-    with (tmp_path / "onboarding.log").open("ab") as log:
-        onboarding = subprocess.Popen(
-            [*command, "classifier"],
-            env={**os.environ, **stack.environ},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while not stack.store.exists("registry/acme.lock"):
-            assert onboarding.poll() is None, (tmp_path / "onboarding.log").read_text()
-            assert time.monotonic() < deadline, "the onboarding never took the lock"
-            time.sleep(0.05)
+    log_path = tmp_path / "onboarding.log"
+    with onboarding_process(stack, "acme", small_customer(tmp_path / "acme"), log_path) as run:
+        wait_until(lambda: stack.store.exists("registry/acme.lock"), run, log_path, "took the lock")
         short_wait = stack.settings.model_copy(
             update={"sagemaker": stack.settings.sagemaker.model_copy(update={"lock_wait_s": 1.0})}
         )
         started = time.monotonic()
-        holder = rf"customer acme is locked by another run.*'pid': {onboarding.pid}"
+        holder = rf"customer acme is locked by another run.*'pid': {run.pid}"
         with pytest.raises(ManifestError, match=holder):
             offboard_plainly(short_wait, "acme")
         assert time.monotonic() - started >= 1.0
-        assert onboarding.wait(timeout=RUN_TIMEOUT_S) == 0, (
-            tmp_path / "onboarding.log"
-        ).read_text()
-    finally:
-        if onboarding.poll() is None:
-            os.killpg(onboarding.pid, signal.SIGKILL)
-            onboarding.wait(timeout=30)
+        assert run.wait(timeout=RUN_TIMEOUT_S) == 0, log_path.read_text()
     assert "promoted v2" in (tmp_path / "onboarding.log").read_text()
     capsys.readouterr()
     assert main(["invoke", "--customer", "acme", "--kind", "classifier", "--text", "hi"]) == 0
@@ -202,31 +216,15 @@ def test_onboarding_again_holds_off_offboarding_and_continues_after_the_highest_
 def test_an_offboarding_while_the_customer_trains_leaves_nothing_of_that_run(stack, tmp_path):
     """Training runs outside the customer lock: the run finds the tombstone under the lock,
     publishes nothing, numbers no version, and deletes its own run directory."""
-    data = small_customer(tmp_path / "initech")
-    command = [sys.executable, "-m", "test_support.onboarding_process", "initech", str(data)]
     log_path = tmp_path / "initech.log"
-    with log_path.open("ab") as log:
-        onboarding = subprocess.Popen(
-            [*command, "classifier"],
-            env={**os.environ, **stack.environ},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     runs = stack.settings.runs_dir / "initech"
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while not (runs.is_dir() and any(runs.iterdir())):
-            assert onboarding.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the onboarding never started training"
-            time.sleep(0.05)
+    with onboarding_process(
+        stack, "initech", small_customer(tmp_path / "initech"), log_path
+    ) as run:
+        wait_until(lambda: runs.is_dir() and any(runs.iterdir()), run, log_path, "started training")
         report = offboard_plainly(stack.settings, "initech")
         assert not report.already_offboarded
-        assert onboarding.wait(timeout=RUN_TIMEOUT_S) == 1, log_path.read_text()
-    finally:
-        if onboarding.poll() is None:
-            os.killpg(onboarding.pid, signal.SIGKILL)
-            onboarding.wait(timeout=30)
+        assert run.wait(timeout=RUN_TIMEOUT_S) == 1, log_path.read_text()
     assert "CustomerOffboarded" in log_path.read_text()
     assert not runs.exists()
     assert stack.customer_keys("initech") == []

@@ -25,12 +25,12 @@ from prefect.cache_policies import NO_CACHE
 
 from mme_factory.errors import MmeFactoryError
 from mme_factory.lease_fence import Fence
-from mme_factory.manifest import ManifestError, parse_document
 from mme_factory.naming import check_customer_id, manifest_key, version_record_key
 from mme_factory.records import Tombstone
 from mme_factory.settings import Settings
 from mme_factory.store import ArtifactStore, LocalStore, open_store
 from tasks.deployment.customer_lock import customer_lock
+from tasks.deployment.fenced_manifest import write_document
 from tasks.deployment.offboard.customer_flow_runs import stop_onboarding_runs, stopped_runs_rows
 from tasks.deployment.offboard.customer_holdings import (
     CustomerHoldings,
@@ -68,37 +68,14 @@ def holdings_of(store: ArtifactStore, settings: Settings, customer: str) -> Cust
 def write_tombstone(store: ArtifactStore, holdings: CustomerHoldings, fence: Fence) -> None:
     """Replace the manifest (readable or not), only if it is still the version this run read
     and this run still holds the customer's lock."""
-    key = manifest_key(holdings.customer)
-    current = store.read_versioned(key)
-    if current is not None:
-        fence.refuse_older_than(fence_of(current.data, holdings.customer), store, holdings.customer)
-    fence.confirm(store, holdings.customer)
     offboarded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    document = Tombstone(
+    tombstone = Tombstone(
         customer=holdings.customer,
         offboarded_at=offboarded_at,
         highest_version=holdings.highest_version,
-        fence=fence.generation,
     )
-    data = document.to_json().encode()
-    if current is None:
-        written = store.create_exclusive(key, data)
-    else:
-        written = store.replace_if(key, data, current.tag)
-    if written is None:
-        raise ManifestError(
-            f"{store.uri(key)} was changed by another run while this run offboarded the "
-            "customer; run the offboarding again"
-        )
+    write_document(store, holdings.customer, lambda _: tombstone, fence, replace_unreadable=True)
     holdings.offboarded_at = offboarded_at
-
-
-def fence_of(data: bytes, customer: str) -> int:
-    """The lock generation a manifest or tombstone was written under; 0 when unreadable."""
-    try:
-        return parse_document(data, customer).fence or 0
-    except ManifestError:
-        return 0
 
 
 def delete_keys(store: ArtifactStore, keys: list[str]) -> None:
